@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# ENT stage driver: every recipe's run.sh calls this script.
+#
+# Stages (run with --stage N --stop_stage M; each stage skips finished work):
+#   1  Data preparation: local/data.sh writes Kaldi-style data/<set>/ dirs.
+#   2  Speed perturbation of the training set (only with --speed_perturb_factors).
+#   3  Validation of every data dir and global CMVN statistics of the training set.
+#   4  Token list: sentencepiece model and tokens.txt trained on the training text.
+# Later stages (training, decoding, scoring, diarization, packing) are added by
+# the corresponding features of the toolkit.
+
+set -euo pipefail
+
+log() {
+  local fname=${BASH_SOURCE[1]##*/}
+  echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
+}
+min() { local a b; a=$1; for b in "$@"; do [ "${b}" -lt "${a}" ] && a="${b}"; done; echo "${a}"; }
+SECONDS=0
+
+# General options
+stage=1              # First stage to run.
+stop_stage=10000     # Last stage to run.
+nj=2                 # Parallel jobs for CPU work (synthesis, statistics).
+ngpu=0               # GPUs for training and decoding (0: CPU).
+python=python3       # Python interpreter.
+datadir=data         # Where data dirs are written.
+expdir=exp           # Where statistics, models and decodes are written.
+
+# Data options
+local_data_opts=""        # Options passed to local/data.sh.
+train_set=train           # Training set name.
+valid_set=dev             # Validation set (model selection; never a test set).
+test_sets="test"          # Evaluation sets, space separated.
+speed_perturb_factors=""  # e.g. "0.9 1.0 1.1"; empty: no speed perturbation.
+emotions="neutral happy angry sad"  # Emotion classes, neutral first.
+
+# Feature options
+n_mels=80                 # Log-mel fbank dimension (computed on the fly).
+cmvn_max_utts=0           # Utterances used for CMVN statistics (0: all).
+
+# Tokenizer options
+token_type=bpe            # char, bpe or unigram.
+nbpe=200                  # Vocabulary size for bpe and unigram.
+text_case=lower           # Case normalization of transcripts: lower, upper or keep.
+
+help_message=$(cat << EOF2
+Usage: $0 [options]
+
+  --stage N                 first stage to run (default: ${stage})
+  --stop_stage N            last stage to run (default: ${stop_stage})
+  --nj N                    parallel CPU jobs (default: ${nj})
+  --ngpu N                  GPUs for training/decoding (default: ${ngpu})
+  --python PY               python interpreter (default: ${python})
+  --datadir DIR             data dirs (default: ${datadir})
+  --expdir DIR              experiment dir (default: ${expdir})
+  --local_data_opts "..."   options for local/data.sh (default: "${local_data_opts}")
+  --train_set NAME          training set (default: ${train_set})
+  --valid_set NAME          validation set (default: ${valid_set})
+  --test_sets "A B"         evaluation sets (default: "${test_sets}")
+  --speed_perturb_factors   e.g. "0.9 1.0 1.1" (default: none)
+  --emotions "..."          emotion classes, neutral first (default: "${emotions}")
+  --n_mels N                fbank dimension (default: ${n_mels})
+  --cmvn_max_utts N         utterances for CMVN statistics, 0 = all (default: ${cmvn_max_utts})
+  --token_type TYPE         char, bpe or unigram (default: ${token_type})
+  --nbpe N                  vocabulary size for bpe/unigram (default: ${nbpe})
+  --text_case CASE          lower, upper or keep (default: ${text_case})
+
+Stages:
+  1  data preparation (local/data.sh)
+  2  speed perturbation (with --speed_perturb_factors)
+  3  validation of data dirs and CMVN statistics
+  4  token list
+EOF2
+)
+
+log "$0 $*"
+run_args=$(printf '%q ' "$0" "$@")
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "${here}/utils/parse_options.sh"
+if [ $# -ne 0 ]; then
+  log "Error: unexpected arguments: $*"; echo "${help_message}" >&2; exit 2
+fi
+[ -f ./path.sh ] && . ./path.sh
+
+emotions_csv=${emotions// /,}
+if [ -n "${speed_perturb_factors}" ]; then
+  train_sp_set="${train_set}_sp"
+else
+  train_sp_set="${train_set}"
+fi
+if [ "${token_type}" = char ]; then
+  token_dir="${datadir}/token_list/char"
+else
+  token_dir="${datadir}/token_list/${token_type}${nbpe}"
+fi
+stats_dir="${expdir}/stats_fbank${n_mels}"
+
+mkdir -p "${expdir}"
+echo "${run_args}" >> "${expdir}/run.sh.log"
+
+if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
+  log "Stage 1: data preparation: local/data.sh --nj ${nj} ${local_data_opts}"
+  if [ ! -x local/data.sh ]; then
+    log "Error: local/data.sh not found or not executable in $(pwd)"; exit 1
+  fi
+  # Every local/data.sh accepts --nj; recipe-specific options follow.
+  # shellcheck disable=SC2086
+  local/data.sh --nj "${nj}" ${local_data_opts}
+fi
+
+if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
+  if [ -n "${speed_perturb_factors}" ]; then
+    log "Stage 2: speed perturbation of ${datadir}/${train_set}: factors ${speed_perturb_factors}"
+    ${python} -m ent.bin.speed_perturb_data_dir \
+      --data-dir "${datadir}/${train_set}" --out-dir "${datadir}/${train_sp_set}" \
+      --factors ${speed_perturb_factors} --nj "${nj}"
+  else
+    log "Stage 2: speed perturbation skipped (no --speed_perturb_factors)"
+  fi
+fi
+
+if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
+  for dset in ${train_sp_set} ${valid_set} ${test_sets}; do
+    dir="${datadir}/${dset}"
+    stamp="${dir}/.validated"
+    if [ -f "${stamp}" ] && [ -z "$(find "${dir}" -maxdepth 1 -type f -newer "${stamp}" ! -name '.*')" ]; then
+      log "Stage 3: ${dir} already validated"
+      continue
+    fi
+    log "Stage 3: validating ${dir}"
+    ${python} -m ent.bin.validate_data_dir "${dir}" --emotions "${emotions_csv}"
+    touch "${stamp}"
+  done
+  log "Stage 3: CMVN statistics of ${datadir}/${train_sp_set} -> ${stats_dir}/feats_stats.npz"
+  cmvn_opts=()
+  [ "${cmvn_max_utts}" -gt 0 ] && cmvn_opts+=(--max-utts "${cmvn_max_utts}")
+  ${python} -m ent.bin.compute_cmvn_stats --data-dir "${datadir}/${train_sp_set}" \
+    --out "${stats_dir}/feats_stats.npz" --n-mels "${n_mels}" --nj "${nj}" "${cmvn_opts[@]}"
+fi
+
+if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
+  log "Stage 4: ${token_type} token list from ${datadir}/${train_set}/text -> ${token_dir}"
+  ${python} -m ent.bin.train_tokenizer --text "${datadir}/${train_set}/text" \
+    --token-type "${token_type}" --nbpe "${nbpe}" --case "${text_case}" --out-dir "${token_dir}"
+fi
+
+log "Successfully finished. [elapsed=${SECONDS}s]"

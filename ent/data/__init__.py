@@ -1,0 +1,1 @@
+"""Data layer: Kaldi-style data directories, audio loading, datasets and batching."""
