@@ -1,0 +1,112 @@
+"""Joint network of the transducer and the alignment-lattice mask.
+
+The same class serves the ASR joint (``output_size = V`` tokens) and ENT's
+emotion joint (``output_size = C`` emotion classes, giving the emotion
+lattice (B, T, U+1, C)).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict
+
+import torch
+
+_ACTIVATIONS: Dict[str, Callable[[], torch.nn.Module]] = {
+    "tanh": torch.nn.Tanh,
+    "relu": torch.nn.ReLU,
+    "swish": torch.nn.SiLU,
+}
+
+
+class JointNetwork(torch.nn.Module):
+    """``lin_out(act(lin_enc(enc) + lin_pred(pred)))``.
+
+    Args:
+        enc_dim: Encoder output size D_e.
+        pred_dim: Predictor output size D_p.
+        joint_dim: Size of the joint space.
+        output_size: Number of outputs (vocabulary size V, or emotion classes C).
+        activation: ``tanh``, ``relu`` or ``swish``.
+
+    ``lin_enc`` has a bias, ``lin_pred`` has none (a second bias would be redundant).
+    """
+
+    def __init__(
+        self,
+        enc_dim: int,
+        pred_dim: int,
+        joint_dim: int,
+        output_size: int,
+        activation: str = "tanh",
+    ) -> None:
+        super().__init__()
+        if activation not in _ACTIVATIONS:
+            raise ValueError(
+                f"unknown joint activation {activation!r}; valid: {sorted(_ACTIVATIONS)}"
+            )
+        self.lin_enc = torch.nn.Linear(enc_dim, joint_dim)
+        self.lin_pred = torch.nn.Linear(pred_dim, joint_dim, bias=False)
+        self.activation = _ACTIVATIONS[activation]()
+        self.lin_out = torch.nn.Linear(joint_dim, output_size)
+        self._output_size = output_size
+
+    def output_size(self) -> int:
+        """Number of outputs per lattice node (V or C)."""
+        return self._output_size
+
+    def project_encoder(self, enc_out: torch.Tensor) -> torch.Tensor:
+        """Project encoder outputs into the joint space. (..., D_e) -> (..., joint_dim)"""
+        return self.lin_enc(enc_out)
+
+    def project_predictor(self, pred_out: torch.Tensor) -> torch.Tensor:
+        """Project predictor outputs into the joint space. (..., D_p) -> (..., joint_dim)"""
+        return self.lin_pred(pred_out)
+
+    def joint_from_projected(self, enc_proj: torch.Tensor, pred_proj: torch.Tensor) -> torch.Tensor:
+        """Combine already projected inputs (their leading dims broadcast).
+
+        Args:
+            enc_proj: Projected encoder outputs, e.g. (B, T, 1, joint_dim).
+            pred_proj: Projected predictor outputs, e.g. (B, 1, U+1, joint_dim).
+
+        Returns:
+            Logits, e.g. (B, T, U+1, output_size).
+        """
+        return self.lin_out(self.activation(enc_proj + pred_proj))
+
+    def forward(self, enc_out: torch.Tensor, pred_out: torch.Tensor) -> torch.Tensor:
+        """Joint logits for every pair of encoder and predictor frames given.
+
+        Leading dimensions broadcast, so the full lattice comes from
+        ``enc_out.unsqueeze(2)`` and ``pred_out.unsqueeze(1)``, and one
+        decoding step from ``(B, D_e)`` and ``(B, D_p)``.
+
+        Args:
+            enc_out: Encoder outputs, e.g. (B, T, 1, D_e).
+            pred_out: Predictor outputs, e.g. (B, 1, U+1, D_p).
+
+        Returns:
+            Logits (unnormalised), e.g. (B, T, U+1, output_size).
+        """
+        return self.joint_from_projected(
+            self.project_encoder(enc_out), self.project_predictor(pred_out)
+        )
+
+
+def lattice_mask(enc_lens: torch.Tensor, label_lens: torch.Tensor, T: int, U1: int) -> torch.Tensor:
+    """Valid nodes of a padded batch of alignment lattices.
+
+    Args:
+        enc_lens: Encoder lengths T_b. (B,)
+        label_lens: Label lengths U_b. (B,)
+        T: Padded number of encoder frames.
+        U1: Padded number of predictor positions (max U + 1).
+
+    Returns:
+        True where ``t < T_b`` and ``u <= U_b``. (B, T, U1) bool
+    """
+    t = torch.arange(T, device=enc_lens.device)
+    u = torch.arange(U1, device=enc_lens.device)
+    valid_t = t.unsqueeze(0) < enc_lens.unsqueeze(1)
+    valid_u = u.unsqueeze(0) <= label_lens.to(enc_lens.device).unsqueeze(1)
+    return valid_t.unsqueeze(2) & valid_u.unsqueeze(1)
