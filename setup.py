@@ -21,6 +21,7 @@ install_requires = [
     "PyYAML",
     "matplotlib",
     "tensorboard",
+    "protobuf",
 ]
 
 extras_require = {

@@ -1,0 +1,65 @@
+"""Compute global CMVN statistics of a data directory's fbank features.
+
+Example::
+
+    python -m ent.bin.compute_cmvn_stats --data-dir data/train \\
+        --out exp/stats/feats_stats.npz --nj 2
+
+writes ESPnet's ``feats_stats.npz`` layout (``count``, ``sum``,
+``sum_square``), read by :func:`ent.features.cmvn.build_global_cmvn`. Skipped
+when the output exists, unless ``--force``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from ent.features.cmvn import compute_cmvn_stats
+from ent.features.fbank import Fbank
+from ent.utils.errors import DataError
+
+LOG_FORMAT = "%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s"
+
+logger = logging.getLogger(__name__)
+
+
+def get_parser() -> argparse.ArgumentParser:
+    """The command-line parser."""
+    parser = argparse.ArgumentParser(
+        prog="python -m ent.bin.compute_cmvn_stats",
+        description="Accumulate frame count, sum and sum of squares of the Kaldi fbank features of "
+        "a data directory (for global mean/variance normalization) into an .npz file.",
+    )
+    parser.add_argument("--data-dir", required=True, type=Path, help="Kaldi-style data directory.")
+    parser.add_argument("--out", required=True, type=Path, help="Output .npz (e.g. exp/stats/feats_stats.npz).")
+    parser.add_argument("--n-mels", type=int, default=80, help="Number of mel bins (default: 80).")
+    parser.add_argument("--frame-length-ms", type=float, default=25.0, help="Window length (default: 25).")
+    parser.add_argument("--frame-shift-ms", type=float, default=10.0, help="Frame shift (default: 10).")
+    parser.add_argument("--max-utts", type=int, default=None,
+                        help="Use at most this many utterances, evenly spread (default: all).")
+    parser.add_argument("--nj", type=int, default=1, help="Number of worker processes (default: 1).")
+    parser.add_argument("--force", action="store_true", help="Recompute even when the output exists.")
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Entry point of ``python -m ent.bin.compute_cmvn_stats``."""
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    args = get_parser().parse_args(argv)
+    if args.out.is_file() and not args.force:
+        logger.info("%s exists; skipping (use --force to recompute)", args.out)
+        return
+    fbank = Fbank(n_mels=args.n_mels, frame_length_ms=args.frame_length_ms, frame_shift_ms=args.frame_shift_ms)
+    try:
+        compute_cmvn_stats(args.data_dir, fbank, args.out, max_utts=args.max_utts, nj=args.nj)
+    except DataError as exc:
+        logger.error("%s", exc)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""Kaldi-compatible log-mel filterbank features, computed on the fly.
+
+:class:`Fbank` is ENT's model frontend (an ESPnet ``AbsFrontend``): it turns a
+padded batch of 16 kHz waveforms into padded 80-dim log-mel features with
+``torchaudio.compliance.kaldi.fbank`` (Kaldi's ``compute-fbank-feats``: povey
+window, pre-emphasis 0.97, DC offset removal, power spectrum, mel bins from
+20 Hz to Nyquist, ``snip_edges``).
+
+Waveforms in ENT are floats in [-1, 1]; they are scaled by 32768 before the
+transform so that features (and the dither amount) are on Kaldi's 16-bit
+integer scale, as in Kaldi, WeNet and icefall.
+
+Each utterance is transformed on its own (a loop over the batch), so padding
+never changes an utterance's features; padded frames are zero.
+"""
+
+from __future__ import annotations
+
+from typing import Tuple, Union
+
+import torch
+import torchaudio.compliance.kaldi as kaldi
+from espnet2.asr.frontend.abs_frontend import AbsFrontend
+
+SAMPLE_RATE = 16000
+INT16_SCALE = 32768.0
+
+
+class Fbank(AbsFrontend):
+    """Log-mel filterbank frontend.
+
+    Args:
+        n_mels: Number of mel bins (feature dimension).
+        frame_length_ms: Window length in milliseconds.
+        frame_shift_ms: Frame shift in milliseconds.
+        dither: Dither amount (16-bit scale) added in training mode only;
+            evaluation mode always uses 0, so features are deterministic.
+        energy_floor: Kaldi's ``--energy-floor`` (only used for the frame
+            energy, which plain fbank features do not include).
+        sample_rate: Sample rate of the input waveforms.
+        scale: Factor applied to the waveform before the transform (32768
+            maps [-1, 1] floats to the 16-bit scale Kaldi expects).
+    """
+
+    def __init__(
+        self,
+        n_mels: int = 80,
+        frame_length_ms: float = 25.0,
+        frame_shift_ms: float = 10.0,
+        dither: float = 0.0,
+        energy_floor: float = 0.0,
+        sample_rate: int = SAMPLE_RATE,
+        scale: float = INT16_SCALE,
+    ) -> None:
+        super().__init__()
+        if n_mels <= 0 or frame_length_ms <= 0 or frame_shift_ms <= 0 or dither < 0:
+            raise ValueError("n_mels, frame_length_ms and frame_shift_ms must be positive and dither >= 0")
+        self.n_mels = n_mels
+        self.frame_length_ms = frame_length_ms
+        self.frame_shift_ms = frame_shift_ms
+        self.dither = dither
+        self.energy_floor = energy_floor
+        self.sample_rate = sample_rate
+        self.scale = scale
+        # Same rounding as torchaudio/Kaldi: int(sample_rate * ms * 0.001).
+        self.window_size = int(sample_rate * frame_length_ms * 0.001)
+        self.window_shift = int(sample_rate * frame_shift_ms * 0.001)
+
+    def output_size(self) -> int:
+        """Feature dimension."""
+        return self.n_mels
+
+    def num_frames(self, num_samples: Union[int, torch.Tensor]) -> Union[int, torch.Tensor]:
+        """Kaldi's frame count with ``snip_edges``: ``1 + (N - window) // shift``, 0 when ``N < window``.
+
+        Args:
+            num_samples: An int or an integer tensor of any shape.
+        """
+        if isinstance(num_samples, torch.Tensor):
+            n = num_samples.long()
+            frames = torch.div(n - self.window_size, self.window_shift, rounding_mode="floor") + 1
+            return torch.where(n < self.window_size, torch.zeros_like(frames), frames)
+        n = int(num_samples)
+        if n < self.window_size:
+            return 0
+        return 1 + (n - self.window_size) // self.window_shift
+
+    def extract(self, wave: torch.Tensor) -> torch.Tensor:
+        """Features of one utterance.
+
+        Args:
+            wave: (N,) waveform in [-1, 1].
+
+        Returns:
+            feats: (num_frames(N), n_mels) float32.
+        """
+        n = int(wave.shape[0])
+        if n < self.window_size:
+            return wave.new_zeros((0, self.n_mels), dtype=torch.float32)
+        return kaldi.fbank(
+            wave.to(torch.float32).unsqueeze(0) * self.scale,
+            num_mel_bins=self.n_mels,
+            frame_length=self.frame_length_ms,
+            frame_shift=self.frame_shift_ms,
+            dither=self.dither if self.training else 0.0,
+            energy_floor=self.energy_floor,
+            sample_frequency=float(self.sample_rate),
+            snip_edges=True,
+        )
+
+    def forward(self, input: torch.Tensor, input_lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Compute features for a padded batch.
+
+        Args:
+            input: (B, N) waveforms, padded at the end.
+            input_lengths: (B,) number of valid samples of each waveform.
+
+        Returns:
+            feats: (B, T, n_mels) float32, zero beyond each utterance's frames,
+                with ``T = max(feats_lens)``.
+            feats_lens: (B,) int64 frame counts (``num_frames(input_lengths)``).
+        """
+        if input.dim() != 2 or input_lengths.dim() != 1 or input_lengths.shape[0] != input.shape[0]:
+            raise ValueError(
+                f"expected input (B, N) and input_lengths (B,), got {tuple(input.shape)} and "
+                f"{tuple(input_lengths.shape)}"
+            )
+        lengths = input_lengths.tolist()
+        if any(n > input.shape[1] or n < 0 for n in lengths):
+            raise ValueError(f"input_lengths {lengths} out of range for {input.shape[1]} samples")
+        feats = [self.extract(input[i, : int(n)]) for i, n in enumerate(lengths)]
+        feats_lens = torch.tensor([f.shape[0] for f in feats], dtype=torch.long, device=input.device)
+        t_max = int(feats_lens.max()) if feats else 0
+        out = input.new_zeros((len(feats), t_max, self.n_mels), dtype=torch.float32)
+        for i, f in enumerate(feats):
+            out[i, : f.shape[0]] = f
+        return out, feats_lens
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_mels={self.n_mels}, frame_length_ms={self.frame_length_ms}, "
+            f"frame_shift_ms={self.frame_shift_ms}, dither={self.dither}"
+        )
