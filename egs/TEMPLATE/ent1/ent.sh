@@ -6,8 +6,11 @@
 #   2  Speed perturbation of the training set (only with --speed_perturb_factors).
 #   3  Validation of every data dir and global CMVN statistics of the training set.
 #   4  Token list: sentencepiece model and tokens.txt trained on the training text.
-# Later stages (training, decoding, scoring, diarization, packing) are added by
-# the corresponding features of the toolkit.
+#   5  Training of every model in --train_configs (resumes an interrupted run).
+#   6  Decoding of --test_sets (and the validation set) with each model.
+#   7  Scoring: WER/CER and emotion accuracy into RESULTS.md.
+#   8  Emotion diarization: decoding and EDER scoring of --sed_sets.
+#   9  Packing each model into a self-contained directory for ent-transcribe.
 
 set -euo pipefail
 
@@ -35,6 +38,15 @@ test_sets="test"          # Evaluation sets, space separated.
 speed_perturb_factors=""  # e.g. "0.9 1.0 1.1"; empty: no speed perturbation.
 emotions="neutral happy angry sad"  # Emotion classes, neutral first.
 
+sed_sets=""               # Diarization sets (with emo_segments), space separated.
+
+# Training and decoding options
+train_configs="conf/train_ent.yaml"  # One model per config, space separated.
+decode_config=conf/decode.yaml       # Decoding options.
+inference_model=valid.loss.ave.pth   # Checkpoint to decode with (in the model dir).
+inference_nj=1                       # Decoding jobs (threads are split among them).
+results=RESULTS.md                   # Results table, updated per model and set.
+
 # Feature options
 n_mels=80                 # Log-mel fbank dimension (computed on the fly).
 cmvn_max_utts=0           # Utterances used for CMVN statistics (0: all).
@@ -59,6 +71,11 @@ Usage: $0 [options]
   --valid_set NAME          validation set (default: ${valid_set})
   --test_sets "A B"         evaluation sets (default: "${test_sets}")
   --speed_perturb_factors   e.g. "0.9 1.0 1.1" (default: none)
+  --sed_sets "A B"          diarization sets with emo_segments (default: "${sed_sets}")
+  --train_configs "A B"     one training config per model (default: "${train_configs}")
+  --decode_config FILE      decoding options (default: ${decode_config})
+  --inference_model FILE    checkpoint to decode with (default: ${inference_model})
+  --results FILE            results table (default: ${results})
   --emotions "..."          emotion classes, neutral first (default: "${emotions}")
   --n_mels N                fbank dimension (default: ${n_mels})
   --cmvn_max_utts N         utterances for CMVN statistics, 0 = all (default: ${cmvn_max_utts})
@@ -71,6 +88,11 @@ Stages:
   2  speed perturbation (with --speed_perturb_factors)
   3  validation of data dirs and CMVN statistics
   4  token list
+  5  training
+  6  decoding
+  7  scoring
+  8  emotion diarization decoding and scoring
+  9  model packing
 EOF2
 )
 
@@ -143,6 +165,89 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
   log "Stage 4: ${token_type} token list from ${datadir}/${train_set}/text -> ${token_dir}"
   ${python} -m ent.bin.train_tokenizer --text "${datadir}/${train_set}/text" \
     --token-type "${token_type}" --nbpe "${nbpe}" --case "${text_case}" --out-dir "${token_dir}"
+fi
+
+model_tag() { local b; b=$(basename "$1" .yaml); echo "${b#train_}"; }
+decode_tag=$(basename "${decode_config}" .yaml)
+
+if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
+  for config in ${train_configs}; do
+    tag=$(model_tag "${config}")
+    mdir="${expdir}/${tag}"
+    if [ -f "${mdir}/${inference_model}" ]; then
+      log "Stage 5: ${mdir} already trained"
+      continue
+    fi
+    log "Stage 5: training ${tag} with ${config} -> ${mdir} (log: ${mdir}/train.log)"
+    mkdir -p "${mdir}"
+    ${python} -m ent.bin.train --config "${config}" --ngpu "${ngpu}" \
+      --train_data_dir "${datadir}/${train_sp_set}" --valid_data_dir "${datadir}/${valid_set}" \
+      --token_dir "${token_dir}" --emotions "${emotions_csv}" \
+      --normalize_conf "stats_file=${stats_dir}/feats_stats.npz" \
+      --output_dir "${mdir}" --resume true 2> >(tee -a "${mdir}/train.log" | \
+        grep --line-buffered -E "epoch results|ERROR|Error|Traceback" >&2)
+  done
+fi
+
+if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
+  for config in ${train_configs}; do
+    mdir="${expdir}/$(model_tag "${config}")"
+    for dset in ${valid_set} ${test_sets}; do
+      out="${mdir}/decode_${decode_tag}/${dset}"
+      if [ -f "${out}/.done" ]; then log "Stage 6: ${out} already decoded"; continue; fi
+      log "Stage 6: decoding ${datadir}/${dset} with ${mdir}/${inference_model} -> ${out}"
+      ${python} -m ent.bin.inference --model-dir "${mdir}" --model-file "${inference_model}" \
+        --config "${decode_config}" --data-dir "${datadir}/${dset}" --out-dir "${out}" \
+        --ngpu "${ngpu}"
+      touch "${out}/.done"
+    done
+  done
+fi
+
+if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
+  for config in ${train_configs}; do
+    tag=$(model_tag "${config}")
+    mdir="${expdir}/${tag}"
+    for dset in ${valid_set} ${test_sets}; do
+      log "Stage 7: scoring ${tag} on ${dset}"
+      ${python} -m ent.bin.score --ref-dir "${datadir}/${dset}" \
+        --hyp-dir "${mdir}/decode_${decode_tag}/${dset}" --emotions "${emotions_csv}" \
+        --results "${results}" --exp-name "${tag}" --dataset "${dset}"
+    done
+  done
+fi
+
+if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ] && [ -n "${sed_sets}" ]; then
+  for config in ${train_configs}; do
+    tag=$(model_tag "${config}")
+    mdir="${expdir}/${tag}"
+    for dset in ${sed_sets}; do
+      out="${mdir}/decode_${decode_tag}/${dset}"
+      if [ ! -f "${out}/.done" ]; then
+        log "Stage 8: diarization decoding of ${datadir}/${dset} with ${tag}"
+        ${python} -m ent.bin.inference --model-dir "${mdir}" --model-file "${inference_model}" \
+          --config "${decode_config}" --data-dir "${datadir}/${dset}" --out-dir "${out}" \
+          --ngpu "${ngpu}"
+        touch "${out}/.done"
+      fi
+      log "Stage 8: diarization scoring of ${tag} on ${dset}"
+      ${python} -m ent.bin.score --ref-dir "${datadir}/${dset}" --hyp-dir "${out}" \
+        --emotions "${emotions_csv}" --diarization \
+        --results "${results}" --exp-name "${tag}" --dataset "${dset}"
+    done
+  done
+fi
+
+if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
+  for config in ${train_configs}; do
+    mdir="${expdir}/$(model_tag "${config}")"
+    log "Stage 9: packing ${mdir} -> ${mdir}/packed"
+    ${python} -m ent.bin.pack_model --model-dir "${mdir}" --model-file "${inference_model}" \
+      --out-dir "${mdir}/packed"
+  done
+  if [ -f "${results}" ]; then
+    ${python} -m ent.bin.score --print-summary "${results}"
+  fi
 fi
 
 log "Successfully finished. [elapsed=${SECONDS}s]"

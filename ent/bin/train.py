@@ -1,0 +1,31 @@
+"""Train an ENT or FENT model.
+
+Example::
+
+    python -m ent.bin.train --config conf/train_ent.yaml \\
+        --train_data_dir data/train --valid_data_dir data/dev \\
+        --token_dir data/token_list/bpe200 \\
+        --normalize_conf stats_file=exp/stats_fbank80/feats_stats.npz \\
+        --output_dir exp/ent
+
+Built on ESPnet's AbsTask/Trainer: ``--resume true`` continues from
+``<output_dir>/checkpoint.pth``; ``--print_config`` shows every option.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import List, Optional
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Parse the arguments and train."""
+    # ESPnet's Trainer uses torch.cuda.amp APIs that warn on every epoch.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"espnet2\.")
+    from ent.tasks.ent_task import ENTTask
+
+    ENTTask.main(cmd=argv)
+
+
+if __name__ == "__main__":
+    main()

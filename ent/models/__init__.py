@@ -1,0 +1,1 @@
+"""Complete models: the Emotion Neural Transducer and its factorized variant."""

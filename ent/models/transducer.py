@@ -1,0 +1,342 @@
+"""The Emotion Neural Transducer (ENT) and factorized ENT (FENT).
+
+Reference: S. Shen et al., "Emotion Neural Transducer for Fine-Grained Speech
+Emotion Recognition", ICASSP 2024 (arXiv:2403.19224), Sec. 2.
+
+Data flow (shapes for a batch of B utterances, T encoder frames, U tokens,
+V tokens in the vocabulary including blank = 0, C emotion classes)::
+
+    speech (B, N) -> fbank (B, T0, F) -> CMVN -> SpecAug (training only)
+      -> encoder (B, T, D_e)
+    text (B, U) -> predictor (B, U+1, D_p)
+
+    ENT:  joint(enc, pred)                  -> token lattice   (B, T, U+1, V)
+          emotion_joint(enc, pred)          -> emotion lattice (B, T, U+1, C)
+          head(enc, pred)                   -> utterance emotion (B, C)
+    FENT: blank_joint(enc, blank_pred)      -> (B, T, U+1, 1)   \\ concatenated:
+          vocab_joint(enc, vocab_pred)      -> (B, T, U+1, V-1) /  token lattice
+          emotion_joint(enc, blank_pred)    -> emotion lattice (B, T, U+1, C)
+          head(enc, blank_pred)             -> utterance emotion (B, C)
+          lm_head(vocab_pred)               -> next-token logits (optional LM loss)
+
+Loss::
+
+    rnnt_weight * L_rnnt + head_weight * L_ce + lattice_weight * L_lattice
+      (+ lm_weight * L_lm, FENT only)
+
+``L_lattice`` is lattice max pooling (:mod:`ent.losses.lattice_max_pool`) for
+utterances labelled at utterance level, and the supervised interval loss for
+utterances that carry emotion intervals (``emo_segments``).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from espnet2.torch_utils.device_funcs import force_gatherable
+from espnet2.train.abs_espnet_model import AbsESPnetModel
+from torch.nn import functional as F
+
+from ent.losses.lattice_max_pool import (
+    frame_labels_from_segments,
+    lattice_max_pool_loss,
+    supervised_lattice_loss,
+)
+from ent.losses.rnnt import rnnt_loss
+from ent.nets.joint import JointNetwork
+from ent.nets.utterance_head import UtteranceEmotionHead
+
+VARIANTS: Tuple[str, ...] = ("ent", "fent")
+
+
+class EmotionTransducer(AbsESPnetModel):
+    """ENT or FENT: a transducer with an emotion lattice and an utterance emotion head.
+
+    Args:
+        vocab_size: V, tokens including ``<blank>`` (id 0).
+        emotions: Emotion class names; their order defines the class ids.
+        frontend: Feature extractor ``(speech (B, N), lens) -> (feats (B, T0, F), lens)``.
+        normalize: Feature normalization (global CMVN) or ``None``.
+        specaug: SpecAugment, applied in training only, or ``None``.
+        encoder: ``(feats, lens) -> (enc_out (B, T, D_e), enc_lens)``.
+        predictor: Token predictor (ENT), or the vocabulary predictor (FENT).
+        blank_predictor: FENT's blank predictor (``None`` for ENT).
+        variant: ``"ent"`` or ``"fent"``.
+        joint_dim: Size of the joint spaces.
+        emotion_joint_dim: Size of the emotion joint space (default ``joint_dim``).
+        joint_activation: Activation of the joint networks.
+        neutral: Name of the neutral class (lattice max pooling's "no emotion").
+        lattice_mode: ``one``, ``full_t`` or ``full_u`` (see the loss module).
+        rnnt_weight: Weight of the RNN-T loss.
+        head_weight: Weight of the utterance head's cross entropy.
+        lattice_weight: Weight of the lattice loss.
+        lm_weight: Weight of FENT's LM loss on the vocabulary predictor.
+        head_dropout: Dropout before the utterance head's classifier.
+        label_smoothing: Label smoothing of the utterance head's cross entropy.
+        frame_shift: Encoder frame shift in seconds (for interval labels).
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        emotions: Sequence[str],
+        frontend: torch.nn.Module,
+        normalize: Optional[torch.nn.Module],
+        specaug: Optional[torch.nn.Module],
+        encoder: torch.nn.Module,
+        predictor: torch.nn.Module,
+        blank_predictor: Optional[torch.nn.Module] = None,
+        variant: str = "ent",
+        joint_dim: int = 256,
+        emotion_joint_dim: Optional[int] = None,
+        joint_activation: str = "tanh",
+        neutral: str = "neutral",
+        lattice_mode: str = "one",
+        rnnt_weight: float = 1.0,
+        head_weight: float = 1.0,
+        lattice_weight: float = 1.0,
+        lm_weight: float = 0.0,
+        head_dropout: float = 0.0,
+        label_smoothing: float = 0.0,
+        frame_shift: float = 0.04,
+    ) -> None:
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown model variant {variant!r}; valid: {list(VARIANTS)}")
+        if (variant == "fent") != (blank_predictor is not None):
+            raise ValueError("a blank predictor is required for FENT and not allowed for ENT")
+        if neutral not in emotions:
+            raise ValueError(f"neutral class {neutral!r} is not among the emotions {list(emotions)}")
+        if lm_weight > 0 and variant != "fent":
+            raise ValueError("lm_weight > 0 needs the factorized model (variant: fent)")
+        self.blank_id = 0
+        self.vocab_size = vocab_size
+        self.emotions = list(emotions)
+        self.neutral_id = self.emotions.index(neutral)
+        self.variant = variant
+        self.lattice_mode = lattice_mode
+        self.rnnt_weight = rnnt_weight
+        self.head_weight = head_weight
+        self.lattice_weight = lattice_weight
+        self.lm_weight = lm_weight
+        self.label_smoothing = label_smoothing
+        self.frame_shift = frame_shift
+
+        self.frontend = frontend
+        self.normalize = normalize
+        self.specaug = specaug
+        self.encoder = encoder
+        self.predictor = predictor
+        self.blank_predictor = blank_predictor
+        enc_dim = encoder.output_size()
+        pred_dim = predictor.output_size()
+        num_classes = len(self.emotions)
+        if variant == "ent":
+            self.joint = JointNetwork(enc_dim, pred_dim, joint_dim, vocab_size, joint_activation)
+            emo_pred_dim = pred_dim
+        else:
+            blank_dim = blank_predictor.output_size()
+            self.blank_joint = JointNetwork(enc_dim, blank_dim, joint_dim, 1, joint_activation)
+            self.vocab_joint = JointNetwork(enc_dim, pred_dim, joint_dim, vocab_size - 1, joint_activation)
+            self.lm_head = torch.nn.Linear(pred_dim, vocab_size - 1) if lm_weight > 0 else None
+            emo_pred_dim = blank_dim
+        self.emotion_joint = JointNetwork(
+            enc_dim, emo_pred_dim, emotion_joint_dim or joint_dim, num_classes, joint_activation
+        )
+        self.head = UtteranceEmotionHead(enc_dim, emo_pred_dim, num_classes, dropout=head_dropout)
+
+    # ----------------------------------------------------------------- encoder
+    def encode(
+        self, speech: torch.Tensor, speech_lengths: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Waveforms to encoder outputs.
+
+        Args:
+            speech: (B, N) 16 kHz waveforms, zero padded.
+            speech_lengths: (B,) samples per utterance.
+
+        Returns:
+            enc_out: (B, T, D_e); enc_lens: (B,).
+        """
+        feats, feats_lens = self.frontend(speech, speech_lengths)
+        if self.normalize is not None:
+            feats, feats_lens = self.normalize(feats, feats_lens)
+        if self.specaug is not None and self.training:
+            feats, feats_lens = self.specaug(feats, feats_lens)
+        return self.encoder(feats, feats_lens)
+
+    # -------------------------------------------------------------- predictors
+    def predict(self, text: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Predictor outputs for the token lattice and for the emotion branch.
+
+        Args:
+            text: (B, U) token ids, padded with -1.
+
+        Returns:
+            token_pred: (B, U+1, D_p) the (vocabulary) predictor's outputs.
+            emo_pred: (B, U+1, D_p') the outputs the emotion branch reads
+                (the same tensor for ENT, the blank predictor's for FENT).
+        """
+        token_pred = self.predictor(text)
+        emo_pred = token_pred if self.blank_predictor is None else self.blank_predictor(text)
+        return token_pred, emo_pred
+
+    def token_logits(
+        self, enc_out: torch.Tensor, token_pred: torch.Tensor, emo_pred: torch.Tensor
+    ) -> torch.Tensor:
+        """Token logits for every pair of encoder frame and predictor position.
+
+        Leading dimensions broadcast, e.g. enc_out (B, T, 1, D_e) with
+        predictor outputs (B, 1, U+1, D_p) give the lattice (B, T, U+1, V);
+        enc_out (B, D_e) with (B, D_p) give one step (B, V).
+        """
+        if self.variant == "ent":
+            return self.joint(enc_out, token_pred)
+        blank = self.blank_joint(enc_out, emo_pred)
+        vocab = self.vocab_joint(enc_out, token_pred)
+        return torch.cat([blank, vocab], dim=-1)
+
+    def emotion_logits(self, enc_out: torch.Tensor, emo_pred: torch.Tensor) -> torch.Tensor:
+        """Emotion logits (the emotion lattice when given lattice-shaped inputs)."""
+        return self.emotion_joint(enc_out, emo_pred)
+
+    # ---------------------------------------------------------------- training
+    def forward(
+        self,
+        speech: torch.Tensor,
+        speech_lengths: torch.Tensor,
+        text: torch.Tensor,
+        text_lengths: torch.Tensor,
+        emotion: torch.Tensor,
+        emo_intervals: Optional[torch.Tensor] = None,
+        **kwargs: torch.Tensor,
+    ) -> Tuple[torch.Tensor, Dict[str, Optional[torch.Tensor]], torch.Tensor]:
+        """Compute the training loss.
+
+        Args:
+            speech: (B, N) waveforms; speech_lengths: (B,).
+            text: (B, U) token ids padded with -1; text_lengths: (B,).
+            emotion: (B,) utterance emotion ids (-1: unknown, left out of the
+                emotion losses).
+            emo_intervals: optional (B, K, 3) emotion intervals
+                ``(start_s, end_s, emotion_id)`` padded with rows of -1.
+                Utterances with at least one interval are trained with the
+                supervised lattice loss instead of lattice max pooling.
+
+        Returns:
+            loss, stats (loss terms and the head's accuracy), batch size.
+        """
+        batch = speech.shape[0]
+        text = text[:, : int(text_lengths.max())] if text.shape[1] > 0 else text
+        enc_out, enc_lens = self.encode(speech, speech_lengths)
+        token_pred, emo_pred = self.predict(text)
+        enc4 = enc_out.unsqueeze(2)
+
+        logits = self.token_logits(enc4, token_pred.unsqueeze(1), emo_pred.unsqueeze(1))
+        labels = text.clamp(min=0)
+        loss_rnnt = rnnt_loss(logits, labels, enc_lens, text_lengths, blank_id=self.blank_id)
+
+        emo_lattice = self.emotion_logits(enc4, emo_pred.unsqueeze(1))
+        loss_lattice = self._lattice_loss(emo_lattice, enc_lens, text_lengths, emotion, emo_intervals)
+
+        head_logits = self.head(enc_out, enc_lens, emo_pred, text_lengths)
+        loss_ce = F.cross_entropy(
+            head_logits, emotion, ignore_index=-1, label_smoothing=self.label_smoothing
+        )
+        loss = (
+            self.rnnt_weight * loss_rnnt
+            + self.head_weight * loss_ce
+            + self.lattice_weight * loss_lattice
+        )
+        stats: Dict[str, Optional[torch.Tensor]] = {
+            "loss_rnnt": loss_rnnt.detach(),
+            "loss_ce": loss_ce.detach(),
+            "loss_lattice": loss_lattice.detach(),
+        }
+        if self.variant == "fent" and self.lm_head is not None and self.lm_weight > 0:
+            loss_lm = self._lm_loss(token_pred, text)
+            loss = loss + self.lm_weight * loss_lm
+            stats["loss_lm"] = loss_lm.detach()
+        known = emotion >= 0
+        acc = (head_logits.argmax(-1)[known] == emotion[known]).float().mean() if known.any() else None
+        stats["acc_emo"] = None if acc is None else acc.detach()
+        stats["loss"] = loss.detach()
+        loss, stats, weight = force_gatherable((loss, stats, batch), loss.device)
+        return loss, stats, weight
+
+    def _lattice_loss(
+        self,
+        emo_lattice: torch.Tensor,
+        enc_lens: torch.Tensor,
+        label_lens: torch.Tensor,
+        emotion: torch.Tensor,
+        emo_intervals: Optional[torch.Tensor],
+    ) -> torch.Tensor:
+        """Lattice max pooling, or the supervised loss for utterances with intervals.
+
+        Args:
+            emo_lattice: (B, T, U+1, C); enc_lens, label_lens, emotion: (B,).
+            emo_intervals: (B, K, 3) or None.
+        """
+        has_iv = torch.zeros_like(emotion, dtype=torch.bool)
+        if emo_intervals is not None and emo_intervals.numel() > 0:
+            has_iv = (emo_intervals[..., 2] >= 0).any(dim=1)
+        pooled_labels = torch.where(has_iv, torch.full_like(emotion, -1), emotion)
+        per_utt = lattice_max_pool_loss(
+            emo_lattice, enc_lens, label_lens, pooled_labels,
+            mode=self.lattice_mode, neutral_id=self.neutral_id, reduction="none",
+        )
+        total = per_utt.sum()
+        count = (pooled_labels >= 0).sum()
+        if bool(has_iv.any()):
+            frame_labels = self.interval_frame_labels(emo_intervals, has_iv, emo_lattice.shape[1])
+            per_sup = supervised_lattice_loss(
+                emo_lattice, enc_lens, label_lens, frame_labels.to(emo_lattice.device), reduction="none"
+            )
+            total = total + per_sup.sum()
+            count = count + has_iv.sum()
+        return total / count.clamp(min=1)
+
+    def interval_frame_labels(
+        self, emo_intervals: torch.Tensor, has_iv: torch.Tensor, num_frames: int
+    ) -> torch.Tensor:
+        """Per-frame labels from interval rows (neutral outside intervals, -1 when unlabelled).
+
+        Args:
+            emo_intervals: (B, K, 3) ``(start_s, end_s, emotion_id)`` rows, -1 padded.
+            has_iv: (B,) which utterances carry intervals.
+            num_frames: T.
+
+        Returns:
+            (B, T) long frame labels.
+        """
+        rows: List[torch.Tensor] = []
+        for b in range(emo_intervals.shape[0]):
+            if not bool(has_iv[b]):
+                rows.append(torch.full((num_frames,), -1, dtype=torch.long))
+                continue
+            segs = [
+                (float(s), float(e), int(k))
+                for s, e, k in emo_intervals[b].tolist()
+                if k >= 0
+            ]
+            rows.append(frame_labels_from_segments(segs, num_frames, self.frame_shift, self.neutral_id))
+        return torch.stack(rows)
+
+    def _lm_loss(self, token_pred: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """FENT's LM loss: the vocabulary predictor predicts the next token.
+
+        Args:
+            token_pred: (B, U+1, D_p); text: (B, U) padded with -1.
+        """
+        logits = self.lm_head(token_pred[:, :-1])  # (B, U, V-1)
+        target = torch.where(text > 0, text - 1, torch.full_like(text, -1))
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-1)
+
+    def collect_feats(
+        self, speech: torch.Tensor, speech_lengths: torch.Tensor, **kwargs: torch.Tensor
+    ) -> Dict[str, torch.Tensor]:
+        """Features for ESPnet's statistics collection. feats: (B, T0, F)."""
+        feats, feats_lengths = self.frontend(speech, speech_lengths)
+        return {"feats": feats, "feats_lengths": feats_lengths}

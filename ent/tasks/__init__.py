@@ -1,0 +1,1 @@
+"""Training tasks built on ESPnet's ``AbsTask`` (argument parsing, Trainer, checkpoints)."""

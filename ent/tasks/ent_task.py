@@ -1,0 +1,209 @@
+"""The ENT training task: ESPnet's ``AbsTask`` wired to ENT's data layer and models.
+
+ESPnet's Trainer provides checkpoints and resumption (``--resume true``),
+best-model selection on the validation set and averaging of the n best
+checkpoints, gradient clipping and accumulation, TensorBoard logs and
+multi-GPU training. ENT supplies the model, and its own iterators: utterances
+are read from Kaldi-style data dirs (no ``dump/`` copy), tokenized with the
+recipe's sentencepiece model, and batched by a frame budget.
+
+Every option lives in the YAML config (``--config``) or on the command line;
+``python -m ent.bin.train --print_config`` prints them all with defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from ent.utils.espnet_imports import quiet_espnet_imports
+
+quiet_espnet_imports()
+
+from espnet2.iterators.abs_iter_factory import AbsIterFactory  # noqa: E402
+from espnet2.iterators.sequence_iter_factory import SequenceIterFactory  # noqa: E402
+from espnet2.tasks.abs_task import AbsTask  # noqa: E402
+from espnet2.train.class_choices import ClassChoices  # noqa: E402
+from espnet2.train.distributed_utils import DistributedOption  # noqa: E402
+from espnet2.train.trainer import Trainer  # noqa: E402
+from espnet2.utils.get_default_kwargs import get_default_kwargs  # noqa: E402
+from espnet2.utils.nested_dict_action import NestedDictAction  # noqa: E402
+from espnet2.utils.types import str_or_none  # noqa: E402
+
+from ent.data.datadir import DataDir  # noqa: E402
+from ent.data.dataset import EmotionASRDataset, collate_espnet  # noqa: E402
+from ent.data.emotions import DEFAULT_EMOTIONS, parse_emotion_list  # noqa: E402
+from ent.data.sampler import LengthBucketBatchSampler, utterance_lengths  # noqa: E402
+from ent.features.cmvn import build_global_cmvn  # noqa: E402
+from ent.features.fbank import Fbank  # noqa: E402
+from ent.features.specaug import build_specaug  # noqa: E402
+from ent.models.transducer import EmotionTransducer  # noqa: E402
+from ent.nets.encoder import ConformerEncoder  # noqa: E402
+from ent.nets.predictor import RNNPredictor, StatelessPredictor  # noqa: E402
+from ent.text.tokenizer import Tokenizer  # noqa: E402
+
+encoder_choices = ClassChoices("encoder", classes=dict(conformer=ConformerEncoder), default="conformer")
+predictor_choices = ClassChoices(
+    "predictor", classes=dict(rnn=RNNPredictor, stateless=StatelessPredictor), default="rnn"
+)
+
+
+class ENTTask(AbsTask):
+    """Joint ASR and emotion recognition with ENT / FENT."""
+
+    num_optimizers: int = 1
+    class_choices_list = [encoder_choices, predictor_choices]
+    trainer = Trainer
+
+    # ------------------------------------------------------------- arguments
+    @classmethod
+    def add_task_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Add ENT's options (data, tokens, frontend, model) to ESPnet's parser."""
+        required = parser.get_default("required")
+        required += ["token_dir", "train_data_dir", "valid_data_dir"]
+        group = parser.add_argument_group("ENT data")
+        group.add_argument("--train_data_dir", type=str_or_none, default=None,
+                           help="Kaldi-style training data dir (wav.scp, text, utt2emo, ...)")
+        group.add_argument("--valid_data_dir", type=str_or_none, default=None,
+                           help="validation data dir, used for model selection (never a test set)")
+        group.add_argument("--token_dir", type=str_or_none, default=None,
+                           help="token list dir written by ent.bin.train_tokenizer")
+        group.add_argument("--emotions", type=str, default=",".join(DEFAULT_EMOTIONS),
+                           help="emotion classes, comma separated; their order defines the ids")
+        group.add_argument("--max_frames_per_batch", type=int, default=20000,
+                           help="batch budget in 10 ms feature frames, padding included")
+        group.add_argument("--min_frames", type=int, default=20,
+                           help="utterances shorter than this many feature frames are skipped")
+
+        group = parser.add_argument_group("ENT model")
+        group.add_argument("--frontend_conf", action=NestedDictAction, default=dict(),
+                           help="Fbank options (n_mels, frame_length_ms, frame_shift_ms, dither)")
+        group.add_argument("--normalize_conf", action=NestedDictAction, default=dict(),
+                           help="global CMVN: {stats_file: exp/stats_fbank80/feats_stats.npz}; "
+                                "empty: no normalization")
+        group.add_argument("--specaug_conf", action=NestedDictAction, default=dict(),
+                           help="SpecAugment options (see ent.features.specaug); empty: none")
+        group.add_argument("--blank_predictor_conf", action=NestedDictAction, default=dict(),
+                           help="FENT's blank predictor (same class as --predictor); "
+                                "empty: same options as --predictor_conf")
+        group.add_argument("--model_conf", action=NestedDictAction,
+                           default=get_default_kwargs(EmotionTransducer),
+                           help="EmotionTransducer options (variant, loss weights, lattice_mode, ...)")
+        for class_choices in cls.class_choices_list:
+            class_choices.add_arguments(group)
+
+    # ------------------------------------------------------------------ data
+    @classmethod
+    def build_collate_fn(
+        cls, args: argparse.Namespace, train: bool
+    ) -> Callable[[Sequence[Tuple[str, Dict[str, np.ndarray]]]], Tuple[List[str], Dict[str, torch.Tensor]]]:
+        """ESPnet collate contract: ``(utt_ids, batch dict)``."""
+        return collate_espnet
+
+    @classmethod
+    def build_preprocess_fn(cls, args: argparse.Namespace, train: bool) -> Optional[Callable]:
+        """Tokenization happens in the dataset; nothing to add here."""
+        return None
+
+    @classmethod
+    def required_data_names(cls, train: bool = True, inference: bool = False) -> Tuple[str, ...]:
+        return ("speech",) if inference else ("speech", "text", "emotion")
+
+    @classmethod
+    def optional_data_names(cls, train: bool = True, inference: bool = False) -> Tuple[str, ...]:
+        return ("emo_intervals",)
+
+    @classmethod
+    def build_iter_factory(
+        cls,
+        args: argparse.Namespace,
+        distributed_option: DistributedOption,
+        mode: str,
+        kwargs: Optional[Dict[str, Any]] = None,
+    ) -> AbsIterFactory:
+        """Iterators over a data dir, batched by frame budget and sharded across workers."""
+        train = mode == "train"
+        data_dir = args.train_data_dir if train else args.valid_data_dir
+        tokenizer = Tokenizer.from_dir(args.token_dir)
+        data = DataDir.load(data_dir, allow_empty_text=True)
+        lengths = utterance_lengths(data, unit="frames")
+        keep = [utt for utt in data.utt_ids if lengths[utt] >= args.min_frames]
+        if len(keep) < len(lengths):
+            logging.warning(
+                f"[{mode}] {data_dir}: skipping {len(lengths) - len(keep)} utterances shorter "
+                f"than --min_frames {args.min_frames}"
+            )
+        if not keep:
+            raise RuntimeError(f"{data_dir}: no utterance is long enough to train on")
+        dataset = EmotionASRDataset(data, tokenizer, parse_emotion_list(args.emotions), utt_ids=keep)
+        world, rank = 1, 0
+        if distributed_option.distributed:
+            world = torch.distributed.get_world_size()
+            rank = torch.distributed.get_rank()
+        sampler = LengthBucketBatchSampler(
+            {utt: lengths[utt] for utt in keep},
+            max_frames_per_batch=args.max_frames_per_batch,
+            max_batch_size=args.max_batch_size,  # ESPnet's option; None: no bound
+            shuffle=train,
+            seed=args.seed,
+            num_replicas=world,
+            rank=rank,
+        )
+        batches = [tuple(b) for b in sampler]
+        sizes = [len(b) for b in batches]
+        logging.info(
+            f"[{mode}] {data_dir}: {len(dataset)} utterances in {len(batches)} batches "
+            f"(size mean {np.mean(sizes):.1f}, min {min(sizes)}, max {max(sizes)})"
+        )
+        return SequenceIterFactory(
+            dataset=dataset,
+            batches=batches,
+            seed=args.seed,
+            num_iters_per_epoch=args.num_iters_per_epoch if train else None,
+            shuffle=train,
+            num_workers=args.num_workers,
+            collate_fn=collate_espnet,
+            pin_memory=args.ngpu > 0,
+        )
+
+    # ----------------------------------------------------------------- model
+    @classmethod
+    def build_model(cls, args: argparse.Namespace) -> EmotionTransducer:
+        """Build ENT or FENT from the parsed options."""
+        tokenizer = Tokenizer.from_dir(args.token_dir)
+        vocab_size = tokenizer.vocab_size
+        emotions = parse_emotion_list(args.emotions)
+        frontend = Fbank(**args.frontend_conf)
+        normalize = None
+        if args.normalize_conf:
+            normalize = build_global_cmvn(**args.normalize_conf)
+        specaug = build_specaug(args.specaug_conf) if args.specaug_conf else None
+        encoder = encoder_choices.get_class(args.encoder)(
+            input_size=frontend.output_size(), **args.encoder_conf
+        )
+        predictor_class = predictor_choices.get_class(args.predictor)
+        predictor = predictor_class(vocab_size=vocab_size, **args.predictor_conf)
+        model_conf = dict(args.model_conf)
+        blank_predictor = None
+        if model_conf.get("variant", "ent") == "fent":
+            conf = args.blank_predictor_conf or args.predictor_conf
+            blank_predictor = predictor_class(vocab_size=vocab_size, **conf)
+        model_conf.setdefault(
+            "frame_shift", frontend.frame_shift_ms / 1000.0 * encoder.subsampling_factor
+        )
+        return EmotionTransducer(
+            vocab_size=vocab_size,
+            emotions=emotions,
+            frontend=frontend,
+            normalize=normalize,
+            specaug=specaug,
+            encoder=encoder,
+            predictor=predictor,
+            blank_predictor=blank_predictor,
+            **model_conf,
+        )
+
