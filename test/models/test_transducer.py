@@ -1,0 +1,97 @@
+"""EmotionTransducer (ENT and FENT): losses, gradients and padding invariance."""
+
+from typing import Tuple
+
+import pytest
+import torch
+
+from ent.features.fbank import Fbank
+from ent.models.transducer import EmotionTransducer
+from ent.nets.encoder import ConformerEncoder
+from ent.nets.predictor import RNNPredictor
+
+VOCAB = 12
+EMOTIONS = ("neutral", "happy", "angry", "sad")
+
+
+def tiny_model(variant: str, **conf) -> EmotionTransducer:
+    torch.manual_seed(0)
+    frontend = Fbank(n_mels=20)
+    encoder = ConformerEncoder(
+        20, num_blocks=1, hidden_size=16, linear_size=32, heads=2, conv_mod_kernel_size=3,
+        dropout_rate=0.0, att_dropout_rate=0.0, pos_wise_dropout_rate=0.0,
+    )
+    predictor = RNNPredictor(VOCAB, embed_dim=8, hidden_dim=16)
+    blank = RNNPredictor(VOCAB, embed_dim=8, hidden_dim=12) if variant == "fent" else None
+    return EmotionTransducer(
+        VOCAB, EMOTIONS, frontend, None, None, encoder, predictor, blank,
+        variant=variant, joint_dim=16, **conf,
+    )
+
+
+def batch(lengths=(8000, 5600, 4000), tokens=(5, 3, 2), emotions=(1, 0, 3)) -> Tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(1)
+    speech = torch.zeros(len(lengths), max(lengths))
+    for i, n in enumerate(lengths):
+        speech[i, :n] = 0.1 * torch.randn(n, generator=g)
+    text = torch.full((len(tokens), max(tokens)), -1, dtype=torch.long)
+    for i, u in enumerate(tokens):
+        text[i, :u] = torch.randint(1, VOCAB, (u,), generator=g)
+    return (
+        speech, torch.tensor(lengths), text, torch.tensor(tokens), torch.tensor(emotions),
+    )
+
+
+@pytest.mark.parametrize("variant", ["ent", "fent"])
+def test_forward_backward_reaches_every_branch(variant: str) -> None:
+    conf = {"lm_weight": 0.5} if variant == "fent" else {}
+    model = tiny_model(variant, **conf)
+    loss, stats, weight = model(*batch())
+    assert torch.isfinite(loss) and int(weight) == 3
+    for key in ("loss_rnnt", "loss_ce", "loss_lattice", "acc_emo"):
+        assert key in stats
+    if variant == "fent":
+        assert "loss_lm" in stats
+    loss.backward()
+    no_grad = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert no_grad == []
+    assert model.emotion_joint.lin_out.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("variant", ["ent", "fent"])
+def test_loss_is_padding_invariant(variant: str) -> None:
+    model = tiny_model(variant).eval()
+    speech, lens, text, tlens, emo = batch()
+    with torch.no_grad():
+        full, _, _ = model(speech, lens, text, tlens, emo)
+        alone = []
+        for i in range(3):
+            s = speech[i : i + 1, : lens[i]]
+            t = text[i : i + 1, : tlens[i]]
+            loss, _, _ = model(s, lens[i : i + 1], t, tlens[i : i + 1], emo[i : i + 1])
+            alone.append(loss)
+    assert torch.allclose(full, torch.stack(alone).mean(), atol=1e-5)
+
+
+def test_interval_utterances_use_the_supervised_loss() -> None:
+    model = tiny_model("ent").eval()
+    speech, lens, text, tlens, emo = batch()
+    none = torch.full((3, 1, 3), -1.0)
+    with_iv = none.clone()
+    with_iv[0, 0] = torch.tensor([0.1, 0.3, 2.0])
+    with torch.no_grad():
+        _, s0, _ = model(speech, lens, text, tlens, emo, emo_intervals=none)
+        _, s1, _ = model(speech, lens, text, tlens, emo, emo_intervals=with_iv)
+    assert not torch.isclose(s0["loss_lattice"], s1["loss_lattice"])
+    assert torch.isclose(s0["loss_rnnt"], s1["loss_rnnt"])
+
+
+def test_bad_configuration_is_refused() -> None:
+    with pytest.raises(ValueError, match="blank predictor"):
+        tiny_model("ent").__class__(
+            VOCAB, EMOTIONS, Fbank(n_mels=20), None, None,
+            ConformerEncoder(20, num_blocks=1, hidden_size=16, linear_size=32, heads=2),
+            RNNPredictor(VOCAB, embed_dim=8, hidden_dim=16), None, variant="fent",
+        )
+    with pytest.raises(ValueError, match="neutral"):
+        tiny_model("ent", neutral="calm")
