@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import IO, Iterator, List, NamedTuple, Union
@@ -109,6 +110,9 @@ def atomic_write(path: PathLike, mode: str = "w", encoding: str = "utf-8") -> It
         else:
             fh = os.fdopen(fd, mode, encoding=encoding, newline="\n")
         with fh:
+            # mkstemp creates the file private (0600): give it the mode the file
+            # already has, or the one a plain open() would give a new file.
+            os.fchmod(fh.fileno(), _mode_for(path))
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
@@ -117,6 +121,16 @@ def atomic_write(path: PathLike, mode: str = "w", encoding: str = "utf-8") -> It
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _mode_for(path: Path) -> int:
+    """Permission bits for (re)writing ``path``: its current ones, else 0666 minus the umask."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def write_table(path: PathLike, entries: "dict[str, str]") -> None:
