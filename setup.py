@@ -45,6 +45,7 @@ setup(
         "console_scripts": [
             "ent-validate-data-dir=ent.bin.validate_data_dir:main",
             "ent-fix-data-dir=ent.bin.fix_data_dir:main",
+            "ent-transcribe=ent.bin.transcribe:main",
         ]
     },
 )

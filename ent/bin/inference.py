@@ -1,0 +1,111 @@
+"""Decode a data directory with a trained ENT/FENT model.
+
+Writes into ``--out-dir``: ``text``, ``utt2emo``, ``frame_emotions`` (one
+emotion per encoder frame), ``emo_segments`` (merged non-neutral frames),
+``token`` and ``result.jsonl`` (words with start/end times and emotions).
+Files appear complete or not at all.
+
+Example::
+
+    python -m ent.bin.inference --model-dir exp/ent --config conf/decode.yaml \\
+        --data-dir data/test --out-dir exp/ent/decode/test
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import List, Optional
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ent.decoding.recognizer import SEARCHES, DecodeOptions, EmotionRecognizer
+from ent.utils.errors import DataError
+
+LOG_FORMAT = "%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s"
+
+
+def get_parser() -> argparse.ArgumentParser:
+    """The command-line parser."""
+    parser = argparse.ArgumentParser(
+        prog="python -m ent.bin.inference",
+        description="Decode a Kaldi-style data dir: transcripts, word times, and emotions "
+        "per utterance, word and frame.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--model-dir", required=True, help="training output dir (config.yaml + checkpoints)")
+    parser.add_argument("--model-file", default="valid.loss.ave.pth", help="checkpoint in --model-dir")
+    parser.add_argument("--data-dir", required=True, help="data dir to decode (wav.scp, optional segments)")
+    parser.add_argument("--out-dir", required=True, help="where the decoding files are written")
+    parser.add_argument("--config", default=None, help="decoding options YAML (conf/decode.yaml)")
+    parser.add_argument("--search", choices=SEARCHES, default=None, help="overrides the config")
+    parser.add_argument("--beam", type=int, default=None, help="overrides the config")
+    parser.add_argument("--batch-size", type=int, default=None, help="overrides the config")
+    parser.add_argument("--utt-emotion-from", choices=("head", "lattice"), default=None,
+                        help="overrides the config")
+    parser.add_argument("--ngpu", type=int, default=0, help="0: CPU, 1: the first GPU")
+    parser.add_argument("--num-threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Entry point of ``python -m ent.bin.inference``."""
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    args = get_parser().parse_args(argv)
+    if args.num_threads > 0:
+        torch.set_num_threads(args.num_threads)
+    try:
+        run(args)
+    except DataError as exc:
+        logging.error(str(exc))
+        sys.exit(1)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Decode ``args.data_dir`` into ``args.out_dir``."""
+    from ent.data.datadir import DataDir
+    from ent.decoding.writer import DecodeWriter
+
+    options = DecodeOptions.from_yaml(args.config, {
+        "search": args.search, "beam": args.beam, "batch_size": args.batch_size,
+        "utt_emotion_from": args.utt_emotion_from,
+    })
+    device = "cuda" if args.ngpu > 0 else "cpu"
+    recognizer = EmotionRecognizer.from_model_dir(args.model_dir, args.model_file, options, device)
+    data = DataDir.load(args.data_dir, require=("wav.scp",), allow_empty_text=True)
+    utt_ids = data.utt_ids if data.text else sorted(data.wav_scp)
+    # Sort by length so that batches hold similar lengths (less padding).
+    lengths = {u: _duration(data, u) for u in utt_ids}
+    order = sorted(utt_ids, key=lambda u: (-lengths[u], u))
+    logging.info(f"decoding {len(order)} utterances of {args.data_dir} with {options}")
+    with DecodeWriter(args.out_dir) as writer, tqdm(total=len(order), unit="utt", file=sys.stderr) as bar:
+        for start in range(0, len(order), options.batch_size):
+            chunk = order[start : start + options.batch_size]
+            waves = [_pad_short(data.load_audio(u), recognizer.min_samples) for u in chunk]
+            for result in recognizer.decode(chunk, waves):
+                writer.add(result)
+            bar.update(len(chunk))
+    logging.info(f"wrote {args.out_dir}")
+
+
+def _duration(data: "DataDir", utt: str) -> float:  # noqa: F821
+    if data.utt2dur is not None and utt in data.utt2dur:
+        return data.utt2dur[utt]
+    if data.segments is not None:
+        seg = data.segments[utt]
+        return seg.end - seg.start
+    return 0.0
+
+
+def _pad_short(wave: np.ndarray, min_samples: int) -> np.ndarray:
+    """Pad a waveform too short for the encoder with trailing silence."""
+    if len(wave) >= min_samples:
+        return wave
+    return np.pad(wave, (0, min_samples - len(wave)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""From audio to emotion-annotated transcripts with a trained model.
+
+:class:`EmotionRecognizer` loads a model directory (what training or
+``ent.bin.pack_model`` wrote: ``config.yaml``, a checkpoint, the token list and
+the CMVN statistics it names) and decodes batches of waveforms into
+:class:`~ent.decoding.writer.DecodeResult` objects: text, words with times and
+emotions, the emotion of every encoder frame, and the utterance emotion. It
+serves the ``inference`` and ``transcribe`` command-line tools.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+import numpy as np
+import torch
+import yaml
+
+from ent.decoding.beam_search import modified_beam_search
+from ent.decoding.greedy import greedy_search
+from ent.decoding.hypothesis import utterance_emotion
+from ent.decoding.writer import DecodeResult, make_result
+from ent.utils.errors import DataError
+
+PathLike = Union[str, Path]
+SEARCHES = ("greedy", "modified_beam_search")
+
+
+@dataclass
+class DecodeOptions:
+    """Decoding options (the keys of ``conf/decode.yaml``).
+
+    Attributes:
+        search: ``greedy`` or ``modified_beam_search``.
+        beam: Beam size of modified beam search.
+        max_symbols_per_frame: Greedy search: most tokens emitted per frame.
+        utt_emotion_from: ``head`` (utterance head) or ``lattice`` (pooled
+            frame posteriors along the decoded path).
+        lattice_rule: ``max`` or ``mean`` pooling for ``utt_emotion_from: lattice``.
+        lattice_threshold: Peak posterior an emotion needs under ``max``.
+        batch_size: Utterances decoded together.
+    """
+
+    search: str = "modified_beam_search"
+    beam: int = 4
+    max_symbols_per_frame: int = 3
+    utt_emotion_from: str = "head"
+    lattice_rule: str = "max"
+    lattice_threshold: float = 0.5
+    batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        if self.search not in SEARCHES:
+            raise ValueError(f"unknown search {self.search!r}; valid: {list(SEARCHES)}")
+        if self.beam < 1 or self.max_symbols_per_frame < 1 or self.batch_size < 1:
+            raise ValueError("beam, max_symbols_per_frame and batch_size must be >= 1")
+
+    @classmethod
+    def from_yaml(cls, path: Optional[PathLike], overrides: Mapping[str, Any] = ()) -> "DecodeOptions":
+        """Read a decoding config; ``overrides`` (non-None values) win over the file."""
+        conf: Dict[str, Any] = {}
+        if path is not None:
+            with open(path, encoding="utf-8") as fh:
+                loaded = yaml.safe_load(fh) or {}
+            if not isinstance(loaded, dict):
+                raise DataError(path, None, "expected a mapping of decoding options")
+            conf.update(loaded)
+        conf.update({k: v for k, v in dict(overrides).items() if v is not None})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(conf) - known)
+        if unknown:
+            raise DataError(path, None, f"unknown decoding option(s) {unknown}; valid: {sorted(known)}")
+        return cls(**conf)
+
+
+class EmotionRecognizer:
+    """A trained ENT/FENT model with its tokenizer, ready to decode.
+
+    Args:
+        model: The EmotionTransducer.
+        tokenizer: The tokenizer it was trained with.
+        options: Decoding options.
+        device: Where to run.
+    """
+
+    def __init__(self, model: torch.nn.Module, tokenizer: Any, options: DecodeOptions,
+                 device: str = "cpu") -> None:
+        self.model = model.to(device).eval()
+        self.tokenizer = tokenizer
+        self.options = options
+        self.device = device
+
+    @classmethod
+    def from_model_dir(
+        cls,
+        model_dir: PathLike,
+        model_file: str = "valid.loss.ave.pth",
+        options: Optional[DecodeOptions] = None,
+        device: str = "cpu",
+    ) -> "EmotionRecognizer":
+        """Load ``<model_dir>/config.yaml`` and ``<model_dir>/<model_file>``.
+
+        Relative paths in the config (token list, CMVN statistics) are taken
+        relative to the current directory first (where a recipe trained the
+        model), then to the model directory (a packed model).
+
+        Raises:
+            DataError: If a file is missing, naming it.
+        """
+        from ent.tasks.ent_task import ENTTask
+        from ent.text.tokenizer import Tokenizer
+
+        model_dir = Path(model_dir)
+        config_file = model_dir / "config.yaml"
+        checkpoint = model_dir / model_file
+        for path in (config_file, checkpoint):
+            if not path.is_file():
+                raise DataError(path, None, "not found (is this a trained ENT model directory?)")
+        with open(config_file, encoding="utf-8") as fh:
+            args = yaml.safe_load(fh)
+        args["token_dir"] = str(_resolve(args["token_dir"], model_dir, config_file))
+        stats = (args.get("normalize_conf") or {}).get("stats_file")
+        if stats:
+            args["normalize_conf"]["stats_file"] = str(_resolve(stats, model_dir, config_file))
+        import argparse
+
+        namespace = argparse.Namespace(**args)
+        model = ENTTask.build_model(namespace)
+        state = torch.load(checkpoint, map_location="cpu")
+        model.load_state_dict(state)
+        logging.info(f"loaded {checkpoint} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters)")
+        tokenizer = Tokenizer.from_dir(args["token_dir"])
+        return cls(model, tokenizer, options or DecodeOptions(), device)
+
+    @torch.no_grad()
+    def decode(self, utt_ids: Sequence[str], waves: Sequence[np.ndarray]) -> List[DecodeResult]:
+        """Decode one batch of waveforms.
+
+        Args:
+            utt_ids: Utterance ids (B).
+            waves: 16 kHz mono float32 waveforms (B), any lengths.
+
+        Returns:
+            One :class:`DecodeResult` per utterance, in input order.
+        """
+        model = self.model
+        lengths = torch.tensor([len(w) for w in waves], dtype=torch.long)
+        speech = torch.zeros(len(waves), int(lengths.max()))
+        for i, w in enumerate(waves):
+            speech[i, : len(w)] = torch.from_numpy(np.asarray(w, dtype=np.float32))
+        speech, lengths = speech.to(self.device), lengths.to(self.device)
+        enc_out, enc_lens = model.encode(speech, lengths)
+        opts = self.options
+        if opts.search == "greedy":
+            hyps = greedy_search(model, enc_out, enc_lens, opts.max_symbols_per_frame)
+        else:
+            hyps = modified_beam_search(model, enc_out, enc_lens, beam=opts.beam)
+        utt_emos = utterance_emotion(
+            model, hyps, enc_out, enc_lens, utt_emotion_from=opts.utt_emotion_from,
+            lattice_rule=opts.lattice_rule, threshold=opts.lattice_threshold,
+        )
+        neutral = model.emotions[model.neutral_id]
+        return [
+            make_result(utt, hyp, self.tokenizer, emo, model.frame_shift, model.emotions, neutral)
+            for utt, hyp, emo in zip(utt_ids, hyps, utt_emos)
+        ]
+
+    @property
+    def min_samples(self) -> int:
+        """Shortest waveform the encoder accepts (shorter ones are padded with silence)."""
+        frames = getattr(self.model.encoder, "min_input_frames", 1)
+        fb = self.model.frontend
+        return int(fb.window_size + (frames - 1) * fb.window_shift)
+
+
+def _resolve(path: str, model_dir: Path, config_file: Path) -> Path:
+    """Find a file named in a model config: as given, else inside the model dir."""
+    candidates = [Path(path), model_dir / path, model_dir / Path(path).name]
+    for cand in candidates:
+        if cand.exists():
+            return cand
+    raise DataError(config_file, None, f"'{path}' not found (looked in . and {model_dir})")
