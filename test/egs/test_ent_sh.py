@@ -1,0 +1,84 @@
+"""The shared stage driver egs/TEMPLATE/ent1/ent.sh, on a throw-away recipe."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "egs" / "TEMPLATE" / "ent1"
+
+DATA_SH = """#!/usr/bin/env bash
+# Test recipe data preparation: tiny data dirs of tones.
+set -euo pipefail
+nj=1
+. ./utils/parse_options.sh
+[ -f data/.prepared ] && { echo "data already prepared"; exit 0; }
+{python} - <<'PY'
+import sys
+sys.path.insert(0, "{test_dir}")
+from datadir_factory import make_data_dir
+for name, n in (("train", 6), ("dev", 4), ("test", 4)):
+    make_data_dir("data", n, name=name)
+PY
+touch data/.prepared
+"""
+
+
+@pytest.fixture
+def recipe(tmp_path: Path) -> Path:
+    rdir = tmp_path / "egs" / "toy" / "ent1"
+    (rdir / "local").mkdir(parents=True)
+    (rdir / "ent.sh").symlink_to(TEMPLATE / "ent.sh")
+    (rdir / "utils").symlink_to(TEMPLATE / "utils")
+    data_sh = rdir / "local" / "data.sh"
+    data_sh.write_text(DATA_SH.replace("{python}", sys.executable).replace("{test_dir}", str(ROOT / "test")))
+    data_sh.chmod(0o755)
+    return rdir
+
+
+def run(recipe: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run(
+        ["./ent.sh", "--python", sys.executable, "--token_type", "char", *args],
+        cwd=recipe, env=env, capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_help_lists_options_and_stages(recipe: Path) -> None:
+    out = run(recipe, "--help")
+    assert out.returncode == 0
+    assert "--stop_stage" in out.stdout and "token list" in out.stdout
+
+
+def test_unknown_option_is_a_clear_error(recipe: Path) -> None:
+    out = run(recipe, "--no_such_option", "1")
+    assert out.returncode != 0
+    assert "unknown option --no_such_option" in out.stderr
+
+
+def test_stages_1_to_4_prepare_and_skip_finished_work(recipe: Path) -> None:
+    out = run(recipe, "--stage", "1", "--stop_stage", "4", "--nj", "1")
+    assert out.returncode == 0, out.stdout + out.stderr
+    tokens = (recipe / "data" / "token_list" / "char" / "tokens.txt").read_text().split("\n")
+    assert tokens[0] == "<blank>" and tokens[1] == "<unk>" and tokens[-2] == "<sos/eos>"
+    assert (recipe / "exp" / "stats_fbank80" / "feats_stats.npz").is_file()
+    for dset in ("train", "dev", "test"):
+        assert (recipe / "data" / dset / ".validated").is_file()
+    again = run(recipe, "--stage", "1", "--stop_stage", "4", "--nj", "1")
+    assert again.returncode == 0, again.stderr
+    assert "data already prepared" in again.stdout
+    assert again.stdout.count("already validated") == 3
+
+
+def test_invalid_data_stops_the_run_at_validation(recipe: Path) -> None:
+    assert run(recipe, "--stop_stage", "1").returncode == 0
+    utt2emo = recipe / "data" / "dev" / "utt2emo"
+    lines = utt2emo.read_text().splitlines()
+    lines[1] = lines[1].split()[0] + " bored"
+    utt2emo.write_text("\n".join(lines) + "\n")
+    out = run(recipe, "--stage", "3", "--stop_stage", "3")
+    assert out.returncode != 0
+    assert "data/dev/utt2emo:2:" in out.stdout + out.stderr
