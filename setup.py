@@ -38,7 +38,6 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["ent", "ent.*"]),
-    package_data={"ent": ["synth/*.txt"]},
     install_requires=install_requires,
     extras_require=extras_require,
     entry_points={
