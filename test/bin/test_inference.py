@@ -1,0 +1,54 @@
+"""inference -> score -> pack_model -> ent-transcribe on a tiny trained model."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ent.bin import inference, pack_model, score, transcribe
+
+
+@pytest.mark.parametrize("search", ["greedy", "modified_beam_search"])
+def test_inference_writes_every_output(tiny_recipe: dict, tmp_path: Path, search: str) -> None:
+    out = tmp_path / "decode"
+    inference.main(["--model-dir", str(tiny_recipe["model_dir"]), "--data-dir", str(tiny_recipe["data"]),
+                    "--out-dir", str(out), "--search", search, "--batch-size", "4"])
+    utts = sorted(line.split()[0] for line in (tiny_recipe["data"] / "utt2emo").read_text().splitlines())
+    for name in ("text", "utt2emo", "frame_emotions", "token"):
+        keys = [line.split()[0] for line in (out / name).read_text().splitlines()]
+        assert keys == utts, name
+    frames = {l.split()[0]: l.split()[2:] for l in (out / "frame_emotions").read_text().splitlines()}
+    durations = {l.split()[0]: float(l.split()[1]) for l in (tiny_recipe["data"] / "utt2dur").read_text().splitlines()}
+    for utt, emos in frames.items():
+        # one emotion per 40 ms encoder frame covering the utterance
+        assert abs(len(emos) * 0.04 - durations[utt]) < 0.1
+    records = [json.loads(l) for l in (out / "result.jsonl").read_text().splitlines()]
+    assert [r["utt"] for r in records] == utts
+    score.main(["--ref-dir", str(tiny_recipe["data"]), "--hyp-dir", str(out), "--diarization"])
+    scores = json.loads((out / "scores.json").read_text())
+    assert {"asr", "emotion", "diarization"} <= set(scores)
+
+
+def test_missing_model_is_one_clear_line(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "ent.bin.inference", "--model-dir", str(tmp_path), "--data-dir", str(tmp_path),
+         "--out-dir", str(tmp_path / "o")], capture_output=True, text=True,
+    )
+    assert proc.returncode == 1
+    assert f"{tmp_path}/config.yaml: not found" in proc.stderr
+
+
+def test_packed_model_transcribes_from_anywhere(tiny_recipe: dict, tmp_path: Path, capsys, monkeypatch) -> None:
+    packed = tmp_path / "packed"
+    pack_model.main(["--model-dir", str(tiny_recipe["model_dir"]), "--out-dir", str(packed)])
+    assert sorted(p.name for p in packed.iterdir()) == ["config.yaml", "feats_stats.npz", "model.pth", "tokens"]
+    monkeypatch.chdir(tmp_path)  # relative paths of the training run do not resolve here
+    wav = sorted((tiny_recipe["root"] / "audio").rglob("*.wav"))[0]
+    transcribe.main(["--model", str(packed), str(wav)])
+    out = capsys.readouterr().out
+    assert out.startswith(f"{wav}: [") and "emotion timeline: 0.00-" in out
+    transcribe.main(["--model", str(packed), "--json", str(wav)])
+    record = json.loads(capsys.readouterr().out)
+    assert record["file"] == str(wav) and record["emotion"] in ("neutral", "happy", "angry", "sad")
