@@ -20,9 +20,8 @@ from typing import List, Optional
 
 from ent.features.cmvn import compute_cmvn_stats
 from ent.features.fbank import Fbank
+from ent.utils.cli import setup_logging
 from ent.utils.errors import DataError
-
-LOG_FORMAT = "%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s"
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +47,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> None:
     """Entry point of ``python -m ent.bin.compute_cmvn_stats``."""
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    setup_logging()
     args = get_parser().parse_args(argv)
     if args.out.is_file() and not args.force:
         logger.info("%s exists; skipping (use --force to recompute)", args.out)

@@ -18,9 +18,10 @@ import argparse
 import logging
 from typing import List, Optional
 
-from ent.bin.validate_data_dir import LOG_FORMAT, emotion_list_arg
+from ent.bin.validate_data_dir import emotion_list_arg
 from ent.data.emotions import DEFAULT_EMOTIONS
 from ent.data.fix import BACKUP_DIR, fix_data_dir
+from ent.utils.cli import setup_logging
 from ent.utils.errors import DataError
 
 
@@ -44,7 +45,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     """Run the fixer and print its report; exits with status 1 if it cannot repair."""
     parser = get_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    setup_logging()
     emotions = emotion_list_arg(parser, args.emotions)
     logging.info("fixing %s (emotions: %s)", args.dir, " ".join(emotions))
     try:

@@ -16,16 +16,18 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from ent.decoding.recognizer import SEARCHES, DecodeOptions, EmotionRecognizer
+from ent.utils.cli import setup_logging
 from ent.utils.errors import DataError
 
-LOG_FORMAT = "%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s"
+if TYPE_CHECKING:
+    from ent.data.datadir import DataDir
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -53,7 +55,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> None:
     """Entry point of ``python -m ent.bin.inference``."""
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    setup_logging()
     args = get_parser().parse_args(argv)
     if args.num_threads > 0:
         torch.set_num_threads(args.num_threads)
@@ -91,7 +93,7 @@ def run(args: argparse.Namespace) -> None:
     logging.info(f"wrote {args.out_dir}")
 
 
-def _duration(data: "DataDir", utt: str) -> float:  # noqa: F821
+def _duration(data: "DataDir", utt: str) -> float:
     if data.utt2dur is not None and utt in data.utt2dur:
         return data.utt2dur[utt]
     if data.segments is not None:

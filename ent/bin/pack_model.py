@@ -22,9 +22,9 @@ from typing import List, Optional
 
 import yaml
 
+from ent.utils.cli import setup_logging
 from ent.utils.errors import DataError
 
-LOG_FORMAT = "%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s"
 MODEL_FILE = "model.pth"
 
 
@@ -78,7 +78,7 @@ def pack_model(model_dir: Path, model_file: str, out_dir: Path) -> None:
 
 def main(argv: Optional[List[str]] = None) -> None:
     """Entry point of ``python -m ent.bin.pack_model``."""
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    setup_logging()
     args = get_parser().parse_args(argv)
     try:
         pack_model(args.model_dir, args.model_file, args.out_dir)

@@ -54,6 +54,7 @@ from ent.scoring.results import (
     summary_rows,
     update_results,
 )
+from ent.utils.cli import setup_logging
 from ent.utils.errors import DataError
 from ent.utils.fileio import atomic_write
 
@@ -215,10 +216,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     """Entry point of ``python -m ent.bin.score``."""
     parser = get_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level),
-        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
-    )
+    setup_logging(getattr(logging, args.log_level))
     try:
         if args.print_summary is not None:
             records = read_results(args.print_summary)

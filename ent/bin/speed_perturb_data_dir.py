@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import List, Optional
 
 from ent.data.speed_perturb import DEFAULT_FACTORS, speed_perturb_data_dir
+from ent.utils.cli import setup_logging
 from ent.utils.errors import DataError
-
-LOG_FORMAT = "%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s"
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +46,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> None:
     """Entry point of ``python -m ent.bin.speed_perturb_data_dir``."""
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    setup_logging()
     args = get_parser().parse_args(argv)
     try:
         speed_perturb_data_dir(args.src, args.dst, args.audio_dir, factors=args.factors, nj=args.nj,

@@ -27,14 +27,13 @@ import yaml
 
 from ent.text.normalize import CASES, normalize_text
 from ent.text.tokenizer import TOKEN_TYPES, train_tokenizer
+from ent.utils.cli import setup_logging
 from ent.utils.errors import DataError
 from ent.utils.fileio import atomic_write, read_table
 
 MODEL_NAME = "bpe.model"
 TOKEN_LIST_NAME = "tokens.txt"
 CONFIG_NAME = "config.yaml"
-LOG_FORMAT = "%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s"
-
 logger = logging.getLogger(__name__)
 
 
@@ -100,7 +99,7 @@ def read_normalized_texts(path: Path, options: Dict[str, Any]) -> List[str]:
 
 def main(argv: Optional[List[str]] = None) -> None:
     """Entry point of ``python -m ent.bin.train_tokenizer``."""
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    setup_logging()
     args = get_parser().parse_args(argv)
     options = _options(args)
     out_dir: Path = args.out_dir

@@ -19,11 +19,15 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import numpy as np
 
+from ent.utils.cli import setup_logging
 from ent.utils.errors import DataError
+
+if TYPE_CHECKING:
+    from ent.decoding.writer import DecodeResult
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -44,7 +48,7 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def format_result(path: str, result: "DecodeResult") -> str:  # noqa: F821
+def format_result(path: str, result: "DecodeResult") -> str:
     """Human-readable form of one file's result."""
     lines = [f"{path}: [{result.emotion}] {result.text}"]
     for w in result.words:
@@ -54,7 +58,7 @@ def format_result(path: str, result: "DecodeResult") -> str:  # noqa: F821
     return "\n".join(lines)
 
 
-def _timeline(result: "DecodeResult") -> List[tuple]:  # noqa: F821
+def _timeline(result: "DecodeResult") -> List[tuple]:
     """Runs of equal frame emotions as ``(start, end, emotion)``, neutral included."""
     runs: List[tuple] = []
     shift = result.frame_shift
@@ -69,8 +73,7 @@ def _timeline(result: "DecodeResult") -> List[tuple]:  # noqa: F821
 def main(argv: Optional[List[str]] = None) -> None:
     """Entry point of ``ent-transcribe``."""
     args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    setup_logging(logging.INFO if args.verbose else logging.WARNING)
     from ent.data.audio import load_audio
     from ent.decoding.recognizer import DecodeOptions, EmotionRecognizer
 

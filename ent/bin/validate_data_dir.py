@@ -22,8 +22,7 @@ from typing import List, Optional
 from ent.data.audio import TARGET_SAMPLE_RATE
 from ent.data.emotions import DEFAULT_EMOTIONS, parse_emotion_list
 from ent.data.validate import DEFAULT_MAX_PROBLEMS, limit_problems, scan_data_dir
-
-LOG_FORMAT = "%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s"
+from ent.utils.cli import setup_logging
 
 
 def emotion_list_arg(parser: argparse.ArgumentParser, value: Optional[str]) -> List[str]:
@@ -61,7 +60,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     """Run the validator; exits with status 1 if the directory has errors."""
     parser = get_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    setup_logging()
     emotions = emotion_list_arg(parser, args.emotions)
     logging.info("validating %s (emotions: %s)", args.dir, " ".join(emotions))
     scan = scan_data_dir(args.dir, emotions, check_audio=not args.no_audio,
