@@ -192,6 +192,8 @@ class UtteranceSpec:
         tail_silence: Silence after the last segment, seconds.
         noise: Background noise, or None.
         wav_path: Where the WAV file is written.
+        floor_db: Level of the white noise floor in dBFS (RMS); its samples
+            are seeded by the utterance id.
     """
 
     utt_id: str
@@ -203,6 +205,7 @@ class UtteranceSpec:
     tail_silence: float
     noise: Optional[NoiseSpec]
     wav_path: str
+    floor_db: float = -84.0
 
     @property
     def text(self) -> str:
@@ -246,6 +249,12 @@ class CorpusOptions:
         num_test_sed: Utterances in test_sed.
         noise_prob: Probability that an utterance gets background noise.
         snr_range: (low, high) SNR in dB, drawn uniformly.
+        noise_floor_db: (low, high) level in dBFS (RMS) of the faint white
+            noise floor every utterance gets, drawn uniformly. Real recordings
+            never hold digital silence; eSpeak's output does, and its log-mel
+            value (log of the float epsilon, about -15.9) lies some 20 units
+            below any recorded signal, which inflates the CMVN variance and
+            squeezes speech into a narrow range of the normalized input.
     """
 
     seed: int = 0
@@ -255,6 +264,7 @@ class CorpusOptions:
     num_test_sed: int = 200
     noise_prob: float = 0.3
     snr_range: Tuple[float, float] = (10.0, 30.0)
+    noise_floor_db: Tuple[float, float] = (-90.0, -78.0)
 
     def size(self, set_name: str) -> int:
         """Number of utterances of ``set_name``."""
@@ -270,6 +280,9 @@ class CorpusOptions:
         low, high = self.snr_range
         if low > high:
             raise ValueError(f"--snr-range low {low} exceeds high {high}")
+        low, high = self.noise_floor_db
+        if low > high or high > -20.0:
+            raise ValueError(f"--noise-floor-db must satisfy low <= high <= -20 dBFS, got {low} {high}")
 
 
 def utterance_seed(seed: int, set_name: str, index: int) -> int:
@@ -366,11 +379,12 @@ def plan_set(
         lead = round(rng.uniform(*EDGE_SILENCE_S), 3)
         tail = round(rng.uniform(*EDGE_SILENCE_S), 3)
         noise = _draw_noise(rng, options)
+        floor_db = round(rng.uniform(*options.noise_floor_db), 2)
         utt_id = f"{voice.spk}-{set_name}-{i:05d}"
         specs.append(
             UtteranceSpec(
                 utt_id, set_name, voice.spk, segments, lead, gaps, tail, noise,
-                str(set_dir / f"{utt_id}.wav"),
+                str(set_dir / f"{utt_id}.wav"), floor_db,
             )
         )
     return specs
@@ -448,6 +462,9 @@ def render_utterance(spec: UtteranceSpec, synthesizer: EspeakSynthesizer) -> Ren
         noise = make_noise(mix.shape[0], spec.noise.color, np.random.default_rng(spec.noise.seed))
         speech_power = speech_energy / max(speech_samples, 1)
         mix = mix + noise * np.sqrt(speech_power / 10.0 ** (spec.noise.snr_db / 10.0))
+    floor_seed = int.from_bytes(hashlib.sha256(spec.utt_id.encode()).digest()[:8], "little")
+    floor = np.random.default_rng(floor_seed).standard_normal(mix.shape[0])
+    mix = mix + floor * 10.0 ** (spec.floor_db / 20.0)
     peak = float(np.max(np.abs(mix)))
     limited = peak > PEAK_LIMIT
     if limited:
@@ -690,6 +707,10 @@ def get_parser() -> argparse.ArgumentParser:
         help="SNR range of the background noise in dB",
     )
     parser.add_argument(
+        "--noise-floor-db", type=float, nargs=2, default=[-90.0, -78.0], metavar=("LOW", "HIGH"),
+        help="level range in dBFS of the faint noise floor every utterance gets (no digital silence)",
+    )
+    parser.add_argument(
         "--backend", choices=("auto", "ctypes", "program"), default="auto",
         help="eSpeak NG back end: the library via ctypes (espeakng-loader) or the espeak-ng program",
     )
@@ -713,6 +734,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         num_test_sed=args.num_test_sed,
         noise_prob=args.noise_prob,
         snr_range=(float(args.snr_range[0]), float(args.snr_range[1])),
+        noise_floor_db=(float(args.noise_floor_db[0]), float(args.noise_floor_db[1])),
     )
     generate_corpus(
         args.out_dir, options, wav_dir=args.wav_dir, nj=args.nj, backend=args.backend,
