@@ -9,6 +9,13 @@ Example::
 
     python -m ent.bin.inference --model-dir exp/ent --config conf/decode.yaml \\
         --data-dir data/test --out-dir exp/ent/decode/test
+
+A streaming model (``encoder_conf: {dynamic_chunk_training: true}``) can also
+be decoded as a stream: ``--streaming`` feeds each utterance to a
+:class:`~ent.decoding.streaming.StreamingSession` in pieces of ``--chunk-ms``
+(features, encoder and greedy search truly chunk by chunk);
+``--simulate-streaming`` encodes whole utterances with chunk attention masks
+(batched, any search). With greedy search both give the same outputs.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, List, Optional
 
 import numpy as np
@@ -23,6 +31,7 @@ import torch
 from tqdm import tqdm
 
 from ent.decoding.recognizer import SEARCHES, DecodeOptions, EmotionRecognizer
+from ent.decoding.streaming import StreamingSession, check_streaming_model, chunk_frames, decode_stream
 from ent.utils.cli import setup_logging
 from ent.utils.errors import DataError
 
@@ -48,6 +57,15 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=None, help="overrides the config")
     parser.add_argument("--utt-emotion-from", choices=("head", "lattice"), default=None,
                         help="overrides the config")
+    stream = parser.add_mutually_exclusive_group()
+    stream.add_argument("--streaming", action="store_true",
+                        help="decode each utterance chunk by chunk (streaming model; greedy search)")
+    stream.add_argument("--simulate-streaming", action="store_true",
+                        help="decode whole utterances with chunk attention masks (streaming model)")
+    parser.add_argument("--chunk-ms", type=float, default=320.0,
+                        help="streaming chunk duration, rounded to whole encoder frames")
+    parser.add_argument("--num-left-chunks", type=int, default=None,
+                        help="streaming: earlier chunks a chunk attends to (0: all; default: the model's)")
     parser.add_argument("--ngpu", type=int, default=0, help="0: CPU, 1: the first GPU")
     parser.add_argument("--num-threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     return parser
@@ -77,6 +95,18 @@ def run(args: argparse.Namespace) -> None:
     })
     device = "cuda" if args.ngpu > 0 else "cpu"
     recognizer = EmotionRecognizer.from_model_dir(args.model_dir, args.model_file, options, device)
+    chunk_size = None
+    if args.streaming or args.simulate_streaming:
+        try:
+            check_streaming_model(recognizer.model)
+            chunk_size = chunk_frames(args.chunk_ms, recognizer.model.frame_shift)
+        except ValueError as exc:
+            raise DataError(Path(args.model_dir) / "config.yaml", None, str(exc)) from exc
+        mode = "streaming" if args.streaming else "simulated streaming"
+        logging.info(f"{mode}: chunks of {chunk_size} encoder frames "
+                     f"({chunk_size * recognizer.model.frame_shift * 1000:.0f} ms)")
+        if args.streaming and options.search != "greedy":
+            logging.warning(f"--streaming decodes with greedy search (the config asks for {options.search})")
     data = DataDir.load(args.data_dir, require=("wav.scp",), allow_empty_text=True)
     utt_ids = data.utt_ids if data.text else sorted(data.wav_scp)
     # Sort by length so that batches hold similar lengths (less padding).
@@ -84,12 +114,21 @@ def run(args: argparse.Namespace) -> None:
     order = sorted(utt_ids, key=lambda u: (-lengths[u], u))
     logging.info(f"decoding {len(order)} utterances of {args.data_dir} with {options}")
     with DecodeWriter(args.out_dir) as writer, tqdm(total=len(order), unit="utt", file=sys.stderr) as bar:
-        for start in range(0, len(order), options.batch_size):
-            chunk = order[start : start + options.batch_size]
-            waves = [_pad_short(data.load_audio(u), recognizer.min_samples) for u in chunk]
-            for result in recognizer.decode(chunk, waves):
+        if args.streaming:
+            session = StreamingSession(recognizer, chunk_ms=args.chunk_ms, num_left_chunks=args.num_left_chunks)
+            piece = max(1, int(round(args.chunk_ms / 1000.0 * session.sample_rate)))
+            for utt in order:
+                wave = _pad_short(data.load_audio(utt), recognizer.min_samples)
+                result, _ = decode_stream(session, wave, piece, utt_id=utt)
                 writer.add(result)
-            bar.update(len(chunk))
+                bar.update(1)
+        else:
+            for start in range(0, len(order), options.batch_size):
+                chunk = order[start : start + options.batch_size]
+                waves = [_pad_short(data.load_audio(u), recognizer.min_samples) for u in chunk]
+                for result in recognizer.decode(chunk, waves, chunk_size, args.num_left_chunks):
+                    writer.add(result)
+                bar.update(len(chunk))
     logging.info(f"wrote {args.out_dir}")
 
 

@@ -9,6 +9,15 @@ Example::
 
     ent-transcribe --model exp/ent/packed recording.wav
     ent-transcribe --model exp/ent/packed --json a.wav b.flac > result.jsonl
+
+With ``--streaming`` (a streaming model) each file is fed in pieces of
+``--chunk-ms`` as a live source would deliver it, and what every piece makes
+new is printed at once: the transcript so far, the words completed with their
+times and emotions, and the emotions of the frames just decided; then the
+complete result as above. ``--realtime`` paces the pieces at the speed of
+the audio::
+
+    ent-transcribe --model exp/ent_streaming/packed --streaming --chunk-ms 320 call.wav
 """
 
 from __future__ import annotations
@@ -18,8 +27,9 @@ import dataclasses
 import json
 import logging
 import sys
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Optional
+from typing import TYPE_CHECKING, List, Optional, Sequence
 
 import numpy as np
 
@@ -27,6 +37,7 @@ from ent.utils.cli import setup_logging
 from ent.utils.errors import DataError
 
 if TYPE_CHECKING:
+    from ent.decoding.streaming import PartialResult, StreamingSession
     from ent.decoding.writer import DecodeResult
 
 
@@ -43,7 +54,15 @@ def get_parser() -> argparse.ArgumentParser:
                         help="checkpoint in --model (default: model.pth if present, else valid.loss.ave.pth)")
     parser.add_argument("--search", choices=("greedy", "modified_beam_search"), default="modified_beam_search")
     parser.add_argument("--beam", type=int, default=4)
-    parser.add_argument("--json", action="store_true", help="print one JSON object per file instead of text")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per file instead of text "
+                        "(with --streaming: one per update; the last one has \"final\": true and the "
+                        "file's object as \"result\")")
+    parser.add_argument("--streaming", action="store_true",
+                        help="decode chunk by chunk and show partial results (streaming model; greedy search)")
+    parser.add_argument("--chunk-ms", type=float, default=320.0,
+                        help="--streaming: chunk duration (rounded to whole encoder frames) and audio piece size")
+    parser.add_argument("--realtime", action="store_true",
+                        help="--streaming: feed the pieces at the speed of the audio")
     parser.add_argument("--verbose", action="store_true", help="show log messages")
     return parser
 
@@ -60,14 +79,80 @@ def format_result(path: str, result: "DecodeResult") -> str:
 
 def _timeline(result: "DecodeResult") -> List[tuple]:
     """Runs of equal frame emotions as ``(start, end, emotion)``, neutral included."""
+    return _runs(result.frame_emotions, 0, result.frame_shift)
+
+
+def _runs(emotions: Sequence[str], first_frame: int, shift: float) -> List[tuple]:
+    """Runs of equal emotions of frames ``first_frame, first_frame + 1, ...`` as ``(start, end, emotion)``."""
     runs: List[tuple] = []
-    shift = result.frame_shift
-    for i, emo in enumerate(result.frame_emotions):
+    for i, emo in enumerate(emotions, start=first_frame):
         if runs and runs[-1][2] == emo:
             runs[-1] = (runs[-1][0], (i + 1) * shift, emo)
         else:
             runs.append((i * shift, (i + 1) * shift, emo))
     return runs
+
+
+def format_update(update: "PartialResult") -> str:
+    """One line for a streaming update: time, transcript so far, new words, new frame emotions."""
+    text = update.text + ("…" if update.partial_word is not None else "")
+    parts = [f"  {update.audio_seconds:6.2f}s  {text}"]
+    if update.words:
+        parts.append("words: " + ", ".join(
+            f"{w.text} [{w.emotion} {w.start:.2f}-{w.end:.2f}]" for w in update.words))
+    if update.frame_emotions:
+        runs = _runs(update.frame_emotions, update.first_frame, update.frame_shift)
+        parts.append("emotions: " + ", ".join(f"{s:.2f}-{e:.2f} {emo}" for s, e, emo in runs))
+    return "  | ".join(parts)
+
+
+def _result_json(path: str, result: "DecodeResult") -> dict:
+    """The JSON object printed for one file's complete result."""
+    return {"file": path, "text": result.text, "emotion": result.emotion,
+            "words": [dataclasses.asdict(w) for w in result.words], "timeline": _timeline(result)}
+
+
+def _update_json(path: str, update: "PartialResult") -> dict:
+    """The JSON object printed for one streaming update (new tokens, words and frames)."""
+    return {
+        "file": path, "final": False, "audio_s": round(update.audio_seconds, 3), "text": update.text,
+        "tokens": [{"piece": t.piece, "time": round(t.time, 3), "emotion": t.emotion} for t in update.tokens],
+        "words": [dataclasses.asdict(w) for w in update.words],
+        "partial_word": update.partial_word.text if update.partial_word is not None else None,
+        "frames": {"first": update.first_frame, "frame_shift": update.frame_shift,
+                   "emotions": update.frame_emotions},
+    }
+
+
+def _stream_file(session: "StreamingSession", path: str, wave: np.ndarray, args: argparse.Namespace) -> None:
+    """Feed one file to a streaming session in pieces, printing each update and the result."""
+    session.reset(Path(path).stem)
+    piece = max(1, int(round(args.chunk_ms / 1000.0 * session.sample_rate)))
+    if not args.json:
+        print(f"{path}: streaming in chunks of {session.chunk_size} encoder frames "
+              f"({session.chunk_seconds * 1000:.0f} ms)", flush=True)
+    start = time.monotonic()
+    for i in range(0, len(wave), piece):
+        if args.realtime:  # wait until this piece would have been recorded
+            time.sleep(max(0.0, start + (i + piece) / session.sample_rate - time.monotonic()))
+        update = session.accept(wave[i : i + piece])
+        if update.is_empty:
+            continue
+        if args.json:
+            print(json.dumps(_update_json(path, update), ensure_ascii=False), flush=True)
+        else:
+            print(format_update(update), flush=True)
+    final = session.finalize()
+    if final.result is None:  # finalize() always sets it
+        raise RuntimeError("the streaming session gave no final result")
+    if args.json:
+        record = _update_json(path, final)
+        record.update(final=True, result=_result_json(path, final.result))
+        print(json.dumps(record, ensure_ascii=False), flush=True)
+    else:
+        if final.words or final.frame_emotions:
+            print(format_update(final))
+        print(format_result(path, final.result), flush=True)
 
 
 def main(argv: Optional[List[str]] = None) -> None:
@@ -76,6 +161,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     setup_logging(logging.INFO if args.verbose else logging.WARNING)
     from ent.data.audio import load_audio
     from ent.decoding.recognizer import DecodeOptions, EmotionRecognizer
+    from ent.decoding.streaming import StreamingSession
 
     model_file = args.model_file
     if model_file is None:
@@ -83,15 +169,22 @@ def main(argv: Optional[List[str]] = None) -> None:
     try:
         options = DecodeOptions(search=args.search, beam=args.beam, batch_size=1)
         recognizer = EmotionRecognizer.from_model_dir(args.model, model_file, options)
+        session = None
+        if args.streaming:
+            try:
+                session = StreamingSession(recognizer, chunk_ms=args.chunk_ms)
+            except ValueError as exc:
+                raise DataError(args.model / "config.yaml", None, str(exc)) from exc
         for path in args.audio:
             wave = load_audio(path)
+            if session is not None:
+                _stream_file(session, path, wave, args)
+                continue
             if len(wave) < recognizer.min_samples:
                 wave = np.pad(wave, (0, recognizer.min_samples - len(wave)))
             (result,) = recognizer.decode([Path(path).stem], [wave])
             if args.json:
-                print(json.dumps({"file": path, "text": result.text, "emotion": result.emotion,
-                                  "words": [dataclasses.asdict(w) for w in result.words],
-                                  "timeline": _timeline(result)}, ensure_ascii=False))
+                print(json.dumps(_result_json(path, result), ensure_ascii=False))
             else:
                 print(format_result(path, result))
     except DataError as exc:

@@ -22,6 +22,7 @@ import yaml
 from ent.decoding.beam_search import modified_beam_search
 from ent.decoding.greedy import greedy_search
 from ent.decoding.hypothesis import utterance_emotion
+from ent.decoding.streaming import encode_chunked, min_samples
 from ent.decoding.writer import DecodeResult, make_result
 from ent.utils.errors import DataError
 
@@ -136,12 +137,23 @@ class EmotionRecognizer:
         return cls(model, tokenizer, options or DecodeOptions(), device)
 
     @torch.no_grad()
-    def decode(self, utt_ids: Sequence[str], waves: Sequence[np.ndarray]) -> List[DecodeResult]:
+    def decode(
+        self,
+        utt_ids: Sequence[str],
+        waves: Sequence[np.ndarray],
+        chunk_size: Optional[int] = None,
+        num_left_chunks: Optional[int] = None,
+    ) -> List[DecodeResult]:
         """Decode one batch of waveforms.
 
         Args:
             utt_ids: Utterance ids (B).
             waves: 16 kHz mono float32 waveforms (B), any lengths.
+            chunk_size: Simulated streaming: encode with chunk attention masks
+                of this many encoder frames (a streaming model only; see
+                :func:`~ent.decoding.streaming.encode_chunked`). None: full context.
+            num_left_chunks: Earlier chunks visible with ``chunk_size`` (0:
+                all); default the encoder's.
 
         Returns:
             One :class:`DecodeResult` per utterance, in input order.
@@ -152,7 +164,10 @@ class EmotionRecognizer:
         for i, w in enumerate(waves):
             speech[i, : len(w)] = torch.from_numpy(np.asarray(w, dtype=np.float32))
         speech, lengths = speech.to(self.device), lengths.to(self.device)
-        enc_out, enc_lens = model.encode(speech, lengths)
+        if chunk_size is None:
+            enc_out, enc_lens = model.encode(speech, lengths)
+        else:
+            enc_out, enc_lens = encode_chunked(model, speech, lengths, chunk_size, num_left_chunks)
         opts = self.options
         if opts.search == "greedy":
             hyps = greedy_search(model, enc_out, enc_lens, opts.max_symbols_per_frame)
@@ -171,9 +186,7 @@ class EmotionRecognizer:
     @property
     def min_samples(self) -> int:
         """Shortest waveform the encoder accepts (shorter ones are padded with silence)."""
-        frames = getattr(self.model.encoder, "min_input_frames", 1)
-        fb = self.model.frontend
-        return int(fb.window_size + (frames - 1) * fb.window_shift)
+        return min_samples(self.model)
 
 
 def _resolve(path: str, model_dir: Path, config_file: Path) -> Path:

@@ -12,10 +12,29 @@ subsampling convolutions and the mask is built from them, so padding never
 changes the outputs at real frames (in eval mode; in training mode the
 BatchNorm of the Conformer convolution module sees padding in its batch
 statistics, as in ESPnet).
+
+Streaming
+---------
+An encoder built with ``dynamic_chunk_training`` (causal convolution
+modules) can also encode a stream chunk by chunk:
+:meth:`ConformerEncoder.init_streaming_state` and
+:meth:`ConformerEncoder.chunk_forward`. Each subsampling convolution keeps the
+input rows it has not consumed yet (``kernel - stride`` rows of overlap, never
+recomputed), each Conformer block keeps the self-attention inputs of the
+frames a later chunk may attend to (at most ``num_left_chunks * chunk_size``
+frames; all of them when ``num_left_chunks`` is 0) and the last
+``kernel - 1`` inputs of its causal depthwise convolution. The outputs equal
+those of :meth:`ConformerEncoder.forward` with the same ``chunk_size`` and
+``num_left_chunks`` on the whole utterance (up to float rounding).
+ESPnet's own ``chunk_forward`` is not used: it keeps its caches inside the
+modules (one stream per model at a time), and its caller must feed
+overlapping feature windows whose edge frames it drops; here the state is an
+explicit object and every subsampled frame is computed once.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 import torch
@@ -24,6 +43,7 @@ from ent.utils.espnet_imports import quiet_espnet_imports
 
 quiet_espnet_imports()
 
+from espnet2.asr_transducer.encoder.blocks.conformer import Conformer  # noqa: E402
 from espnet2.asr_transducer.encoder.blocks.conv_input import ConvInput  # noqa: E402
 from espnet2.asr_transducer.encoder.building import (  # noqa: E402
     build_conformer_block,
@@ -84,6 +104,37 @@ def chunk_attention_mask(
     if num_left_chunks > 0:
         allowed &= key >= query - num_left_chunks
     return ~allowed
+
+
+@dataclass
+class EncoderStreamingState:
+    """Caches of one stream encoded chunk by chunk (see :meth:`ConformerEncoder.chunk_forward`).
+
+    Attributes:
+        chunk_size: Encoder frames per chunk.
+        max_left_frames: Most cached frames a chunk attends to
+            (``num_left_chunks * chunk_size``); 0 means all earlier frames.
+        conv_inputs: Per subsampling convolution, the input rows not consumed
+            yet. (B, C_i, T_i, F_i), or None before the first input.
+        pending: Subsampled frames waiting for a full chunk. (B, T_p, D), or None.
+        att_caches: Per Conformer block, the (normalised) self-attention
+            inputs of the earlier frames a new chunk attends to. (B, L, D)
+        conv_caches: Per Conformer block, the last ``kernel - 1`` inputs of
+            the causal depthwise convolution. (B, D, kernel - 1)
+        frames_in: Feature frames received so far.
+        frames_out: Encoder frames output so far.
+        finished: Whether the stream was closed (``is_final=True``).
+    """
+
+    chunk_size: int
+    max_left_frames: int
+    conv_inputs: List[Optional[torch.Tensor]]
+    pending: Optional[torch.Tensor]
+    att_caches: List[torch.Tensor]
+    conv_caches: List[torch.Tensor]
+    frames_in: int = 0
+    frames_out: int = 0
+    finished: bool = False
 
 
 class ConformerEncoder(torch.nn.Module):
@@ -263,6 +314,7 @@ class ConformerEncoder(torch.nn.Module):
         feats: torch.Tensor,
         feats_lens: torch.Tensor,
         chunk_size: Optional[int] = None,
+        num_left_chunks: Optional[int] = None,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Encode a padded batch of feature sequences.
 
@@ -273,6 +325,8 @@ class ConformerEncoder(torch.nn.Module):
                 output frames (plus ``num_left_chunks`` earlier chunks) to
                 simulate streaming. Otherwise full context, except in training
                 with ``dynamic_chunk_training``, where a random chunk size is drawn.
+            num_left_chunks: Earlier chunks visible under ``chunk_size``
+                (0: all); default ``self.num_left_chunks``.
 
         Returns:
             enc_out: Encoder outputs, zero at padding frames. (B, T', D)
@@ -309,9 +363,8 @@ class ConformerEncoder(torch.nn.Module):
 
         chunk_mask = None
         if chunk_size is not None:
-            chunk_mask = chunk_attention_mask(
-                x.size(1), chunk_size, self.num_left_chunks, device=x.device
-            )
+            left = self.num_left_chunks if num_left_chunks is None else num_left_chunks
+            chunk_mask = chunk_attention_mask(x.size(1), chunk_size, left, device=x.device)
         elif self.training and self.dynamic_chunk_training:
             chunk_mask = self._random_chunk_mask(x.size(1), x.device)
 
@@ -328,3 +381,232 @@ class ConformerEncoder(torch.nn.Module):
             return None
         chunk_size = (chunk_size % self.short_chunk_size) + 1
         return chunk_attention_mask(size, chunk_size, self.num_left_chunks, device=device)
+
+    # ---------------------------------------------------------------- streaming
+    @property
+    def is_causal(self) -> bool:
+        """Whether every Conformer convolution module is causal (needed for streaming)."""
+        return all(
+            isinstance(b, Conformer) and getattr(b.conv_mod, "lorder", 0) > 0
+            for b in self.encoders.blocks
+        )
+
+    @property
+    def frontend_lookahead(self) -> int:
+        """Input frames beyond ``subsampling_factor * n`` needed for ``n`` output frames.
+
+        The subsampling convolutions see ``receptive field - stride`` frames
+        of right context (5 for factor 6, 3 for factor 4): the algorithmic
+        latency a streaming encoder adds to its chunk.
+        """
+        receptive, stride = 1, 1
+        for kernel, conv_stride, _, dilation in self._time_convs:
+            receptive += dilation * (kernel - 1) * stride
+            stride *= conv_stride
+        return receptive - stride
+
+    def init_streaming_state(
+        self,
+        chunk_size: int,
+        num_left_chunks: Optional[int] = None,
+        batch_size: int = 1,
+        device: Optional[torch.device] = None,
+    ) -> EncoderStreamingState:
+        """Empty caches for encoding a new stream chunk by chunk.
+
+        Args:
+            chunk_size: Encoder frames per chunk (>= 1).
+            num_left_chunks: Earlier chunks a chunk attends to (0: all);
+                default ``self.num_left_chunks``. Use the value the outputs
+                are compared with in :meth:`forward`.
+            batch_size: Number of streams B encoded together (same lengths).
+            device: Device of the caches (default: the parameters').
+
+        Returns:
+            The state to pass to :meth:`chunk_forward`.
+
+        Raises:
+            ValueError: If ``chunk_size < 1`` or the encoder's convolution
+                modules are not causal (built without ``dynamic_chunk_training``).
+        """
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        if not self.is_causal:
+            raise ValueError(
+                "this encoder's convolution modules look ahead (it was built without "
+                "dynamic_chunk_training: true); chunk-wise streaming needs a streaming model"
+            )
+        for _, _, padding, dilation in self._time_convs:
+            if padding != 0 or dilation != 1:
+                raise ValueError("streaming needs subsampling convolutions without time padding or dilation")
+        left = self.num_left_chunks if num_left_chunks is None else num_left_chunks
+        if left < 0:
+            raise ValueError(f"num_left_chunks must be >= 0, got {left}")
+        param = next(self.parameters())
+        device = param.device if device is None else device
+        att_caches, conv_caches = [], []
+        for block in self.encoders.blocks:
+            att_caches.append(torch.zeros(batch_size, 0, self._hidden_size, device=device, dtype=param.dtype))
+            conv_caches.append(
+                torch.zeros(
+                    batch_size, self._hidden_size, block.conv_mod.lorder, device=device, dtype=param.dtype
+                )
+            )
+        return EncoderStreamingState(
+            chunk_size=chunk_size,
+            max_left_frames=left * chunk_size,
+            conv_inputs=[None] * len(self._time_convs),
+            pending=None,
+            att_caches=att_caches,
+            conv_caches=conv_caches,
+        )
+
+    def chunk_forward(
+        self, feats: torch.Tensor, state: EncoderStreamingState, is_final: bool = False
+    ) -> torch.Tensor:
+        """Encode the next feature frames of a stream; ``state`` is updated in place.
+
+        Any number of frames may be given (0 included). Encoder frames come
+        out a whole chunk at a time, as soon as the frames a chunk needs have
+        arrived; ``is_final=True`` also encodes the last, shorter chunk and
+        closes the stream. Concatenated, the outputs equal
+        ``forward(all_feats, lens, chunk_size, num_left_chunks)`` of the whole
+        stream (in eval mode, up to float rounding); a stream shorter than
+        ``min_input_frames`` gives no frame at all.
+
+        Args:
+            feats: The next feature frames. (B, N, F)
+            state: From :meth:`init_streaming_state`.
+            is_final: Whether these are the last frames of the stream.
+
+        Returns:
+            The encoder frames completed by this call. (B, M, D), M a multiple
+            of ``state.chunk_size`` unless ``is_final``.
+
+        Raises:
+            ValueError: On a wrong feature shape, or if the stream is finished.
+        """
+        if state.finished:
+            raise ValueError("this stream is finished (is_final was given); start a new state")
+        if feats.dim() != 3 or feats.size(2) != self.input_size:
+            raise ValueError(
+                f"feats must have shape (B, N, {self.input_size}), got {tuple(feats.shape)}"
+            )
+        state.frames_in += feats.size(1)
+        sub = self._stream_subsample(feats, state)
+        if sub is not None:
+            state.pending = sub if state.pending is None else torch.cat([state.pending, sub], dim=1)
+        outputs: List[torch.Tensor] = []
+        size = state.chunk_size
+        while state.pending is not None and (
+            state.pending.size(1) >= size or (is_final and state.pending.size(1) > 0)
+        ):
+            chunk, rest = state.pending[:, :size], state.pending[:, size:]
+            state.pending = rest if rest.size(1) > 0 else None
+            outputs.append(self._encode_chunk(chunk, state))
+        state.finished = is_final
+        if not outputs:
+            return feats.new_zeros(feats.size(0), 0, self._hidden_size)
+        out = torch.cat(outputs, dim=1)
+        state.frames_out += out.size(1)
+        return out
+
+    def _stream_subsample(self, feats: torch.Tensor, state: EncoderStreamingState) -> Optional[torch.Tensor]:
+        """Run the subsampling convolutions on new frames; None when no output frame is complete.
+
+        Args:
+            feats: New feature frames. (B, N, F)
+
+        Returns:
+            New subsampled (and projected) frames. (B, T', D), or None.
+        """
+        x = feats.unsqueeze(1)  # (B, 1, N, F)
+        stage = -1
+        for module in self.embed.conv:
+            if not isinstance(module, torch.nn.Conv2d):
+                x = module(x)  # the activation after a convolution (pointwise)
+                continue
+            stage += 1
+            kept = state.conv_inputs[stage]
+            buf = x if kept is None else torch.cat([kept, x], dim=2)
+            kernel, stride = module.kernel_size[0], module.stride[0]
+            ready = (buf.size(2) - kernel) // stride + 1 if buf.size(2) >= kernel else 0
+            if ready == 0:
+                state.conv_inputs[stage] = buf
+                # Later stages get nothing new; keep their buffers as they are.
+                return None
+            state.conv_inputs[stage] = buf[:, :, ready * stride :]
+            x = module(buf[:, :, : (ready - 1) * stride + kernel])
+        b, c, t, f = x.size()
+        x = x.transpose(1, 2).contiguous().view(b, t, c * f)
+        if self.embed.output is not None:
+            x = self.embed.output(x)
+        return x
+
+    def _encode_chunk(self, x: torch.Tensor, state: EncoderStreamingState) -> torch.Tensor:
+        """Run the Conformer blocks on one chunk with the cached left context.
+
+        Args:
+            x: Subsampled frames of the chunk. (B, T_c, D)
+
+        Returns:
+            Encoder outputs of the chunk. (B, T_c, D)
+        """
+        left = state.att_caches[0].size(1)
+        pos_enc = self.pos_enc(x, left_context=left)
+        mask = torch.zeros(x.size(0), left + x.size(1), dtype=torch.bool, device=x.device)
+        for i, block in enumerate(self.encoders.blocks):
+            x, state.att_caches[i], state.conv_caches[i] = _conformer_chunk(
+                block, x, pos_enc, mask, state.att_caches[i], state.conv_caches[i], state.max_left_frames
+            )
+        return self.encoders.norm_blocks(x)
+
+
+def _conformer_chunk(
+    block: Conformer,
+    x: torch.Tensor,
+    pos_enc: torch.Tensor,
+    mask: torch.Tensor,
+    att_cache: torch.Tensor,
+    conv_cache: torch.Tensor,
+    max_left_frames: int,
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One ESPnet Conformer block on a chunk, with explicit caches.
+
+    The same computation as ``Conformer.forward`` restricted to the chunk's
+    queries: keys and values are the cached earlier frames followed by the
+    chunk; the causal depthwise convolution reads its cached left inputs.
+
+    Args:
+        block: The block.
+        x: Block input of the chunk. (B, T_c, D)
+        pos_enc: Relative positions for ``L + T_c`` keys. (1, 2 * T_c + L - 1, D)
+        mask: Key padding mask, all False. (B, L + T_c)
+        att_cache: Normalised attention inputs of the L earlier frames. (B, L, D)
+        conv_cache: Last ``kernel - 1`` depthwise-convolution inputs. (B, D, kernel - 1)
+        max_left_frames: Bound on the new attention cache (0: none).
+
+    Returns:
+        The block output (B, T_c, D) and the new attention and convolution caches.
+    """
+    residual = x
+    x = block.norm_macaron(x)
+    x = residual + block.feed_forward_scale * block.dropout(block.feed_forward_macaron(x))
+
+    residual = x
+    x = block.norm_self_att(x)
+    key = torch.cat([att_cache, x], dim=1) if att_cache.size(1) > 0 else x
+    x = residual + block.dropout(
+        block.self_att(x, key, key, pos_enc, mask, left_context=att_cache.size(1))
+    )
+    new_att_cache = key[:, -max_left_frames:] if max_left_frames > 0 else key
+
+    residual = x
+    x = block.norm_conv(x)
+    x, new_conv_cache = block.conv_mod(x, cache=conv_cache)
+    x = residual + block.dropout(x)
+
+    residual = x
+    x = block.norm_feed_forward(x)
+    x = residual + block.feed_forward_scale * block.dropout(block.feed_forward(x))
+    return block.norm_final(x), new_att_cache, new_conv_cache

@@ -1,0 +1,537 @@
+"""Streaming decoding: words, word emotions and frame emotions while audio arrives.
+
+A :class:`StreamingSession` takes the audio of one stream in pieces of any
+size. Each :meth:`StreamingSession.accept` returns what the piece made new
+(a :class:`PartialResult`); :meth:`StreamingSession.finalize` flushes the
+rest and returns the complete :class:`~ent.decoding.writer.DecodeResult` too.
+Nothing is computed twice:
+
+1. :class:`~ent.features.online_fbank.OnlineFbank` computes each feature
+   frame once, as soon as its last sample has arrived;
+2. global CMVN is applied to the new frames;
+3. :meth:`ConformerEncoder.chunk_forward` encodes whole chunks of
+   ``chunk_size`` encoder frames (attention and convolution caches carried);
+4. greedy search goes on from where it stopped: the predictor state and the
+   lattice node are carried from chunk to chunk (:class:`StreamingGreedy`,
+   the rule of :mod:`ent.decoding.greedy`).
+
+Every frame of an encoded chunk is decided in the same call: its emotion
+(for FENT read from the blank branch) is known one chunk, plus the
+subsampling look-ahead (:attr:`ConformerEncoder.frontend_lookahead` feature
+frames, 50 ms at subsampling 6, and the 15 ms the fbank window reaches past
+its shift), after the audio of the chunk's first frame arrived. Tokens are
+never revised; a word is reported when the next word starts (or at the end),
+the word still growing is given as ``partial_word``.
+
+The results equal those of *simulated* streaming
+(:func:`encode_chunked`: the whole utterance through the encoder with chunk
+attention masks, then :func:`~ent.decoding.greedy.greedy_search`) with the
+same chunk size and left context, and do not depend on how the audio is cut
+into pieces. Streaming needs a model trained with
+``encoder_conf: {dynamic_chunk_training: true}`` (causal convolutions).
+
+Example::
+
+    recognizer = EmotionRecognizer.from_model_dir("exp/ent_streaming/packed", "model.pth")
+    session = StreamingSession(recognizer, chunk_ms=320)
+    for piece in microphone():            # float32 16 kHz pieces, any size
+        update = session.accept(piece)
+        for word in update.words:
+            print(word.text, word.emotion, word.start, word.end)
+    final = session.finalize().result     # DecodeResult: text, words, segments, ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, List, Optional, Tuple, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ent.decoding.greedy import PredictorRows, StepScorer
+from ent.decoding.hypothesis import Hypothesis, TokenizerLike, UttEmotion, Word, utterance_emotion, words_with_times
+from ent.decoding.writer import DecodeResult, make_result
+from ent.features.online_fbank import OnlineFbank
+
+
+def chunk_frames(chunk_ms: float, frame_shift: float) -> int:
+    """Encoder frames per chunk for a chunk duration (nearest, at least 1).
+
+    Args:
+        chunk_ms: Chunk duration in milliseconds (> 0).
+        frame_shift: Encoder frame shift in seconds (``model.frame_shift``).
+
+    Returns:
+        ``max(1, round(chunk_ms / (1000 * frame_shift)))``; e.g. with 60 ms
+        frames 160, 320 and 640 ms give 3, 5 and 11 frames (180, 300, 660 ms).
+    """
+    if not chunk_ms > 0:
+        raise ValueError(f"chunk_ms must be positive, got {chunk_ms}")
+    if not frame_shift > 0:
+        raise ValueError(f"frame_shift must be positive, got {frame_shift}")
+    return max(1, int(round(chunk_ms / (1000.0 * frame_shift))))
+
+
+def check_streaming_model(model: torch.nn.Module) -> None:
+    """Refuse a model whose encoder cannot stream.
+
+    Raises:
+        ValueError: If the encoder has no chunk-wise mode or its convolutions
+            look ahead (trained without ``dynamic_chunk_training``).
+    """
+    encoder = model.encoder
+    if not hasattr(encoder, "init_streaming_state") or not getattr(encoder, "is_causal", False):
+        raise ValueError(
+            "the model is not a streaming model: its encoder's convolutions look ahead "
+            "(train with encoder_conf: {dynamic_chunk_training: true})"
+        )
+
+
+def encode_chunked(
+    model: torch.nn.Module,
+    speech: Tensor,
+    speech_lengths: Tensor,
+    chunk_size: int,
+    num_left_chunks: Optional[int] = None,
+) -> Tuple[Tensor, Tensor]:
+    """Simulated streaming: whole utterances through the encoder with chunk attention masks.
+
+    Args:
+        model: A streaming :class:`~ent.models.transducer.EmotionTransducer`
+            (in eval mode).
+        speech: 16 kHz waveforms, zero padded. (B, N)
+        speech_lengths: Samples per utterance. (B,)
+        chunk_size: Encoder frames per chunk.
+        num_left_chunks: Earlier chunks visible (0: all); default the encoder's.
+
+    Returns:
+        enc_out: (B, T, D_e); enc_lens: (B,).
+    """
+    check_streaming_model(model)
+    feats, feats_lens = model.frontend(speech, speech_lengths)
+    if model.normalize is not None:
+        feats, feats_lens = model.normalize(feats, feats_lens)
+    return model.encoder(feats, feats_lens, chunk_size=chunk_size, num_left_chunks=num_left_chunks)
+
+
+def min_samples(model: torch.nn.Module) -> int:
+    """Shortest waveform (samples) that gives at least one encoder frame."""
+    frames = getattr(model.encoder, "min_input_frames", 1)
+    fb = model.frontend
+    return int(fb.window_size + (frames - 1) * fb.window_shift)
+
+
+# ------------------------------------------------------------------- search
+class StreamingGreedy:
+    """Greedy search of one utterance, carried across chunks of encoder frames.
+
+    Follows the rule of :mod:`ent.decoding.greedy` exactly (node by node, up
+    to ``max_symbols_per_frame`` tokens per frame, token and frame emotions
+    at the emitting and leaving nodes), so feeding the frames of an utterance
+    in any chunks gives the hypothesis :func:`~ent.decoding.greedy.greedy_search`
+    gives for the whole encoder output.
+
+    Args:
+        model: An :class:`~ent.models.transducer.EmotionTransducer` in eval mode.
+        max_symbols_per_frame: Most tokens emitted at one frame (>= 1).
+    """
+
+    def __init__(self, model: torch.nn.Module, max_symbols_per_frame: int = 3) -> None:
+        if max_symbols_per_frame < 1:
+            raise ValueError(f"max_symbols_per_frame must be >= 1, got {max_symbols_per_frame}")
+        self.model = model
+        self.max_symbols = max_symbols_per_frame
+        self.num_classes = len(model.emotions)
+        self._rows: Optional[PredictorRows] = None
+        #: Emitted tokens, their frames, emotion ids and posteriors (C,).
+        self.tokens: List[int] = []
+        self.token_frames: List[int] = []
+        self.token_emotions: List[int] = []
+        self.token_posteriors: List[Tensor] = []
+        #: Emotion id of every decided frame, and their posteriors (T, C).
+        self.frame_emotions: List[int] = []
+        self.frame_posteriors = torch.zeros(0, self.num_classes)
+        #: Log-probability of the path so far.
+        self.score = 0.0
+
+    @property
+    def num_frames(self) -> int:
+        """Frames decided so far."""
+        return len(self.frame_emotions)
+
+    @torch.no_grad()
+    def advance(self, enc_out: Tensor) -> None:
+        """Decode the next encoder frames.
+
+        Args:
+            enc_out: The next frames of the utterance. (1, T_c, D_e)
+        """
+        if enc_out.dim() != 3 or enc_out.size(0) != 1:
+            raise ValueError(f"enc_out must have shape (1, T, D_e), got {tuple(enc_out.shape)}")
+        if enc_out.size(1) == 0:
+            return
+        model = self.model
+        scorer = StepScorer(model, enc_out)
+        rows = scorer.start(1) if self._rows is None else self._rows
+        utt = torch.zeros(1, dtype=torch.long, device=enc_out.device)
+        frame_posts: List[Tensor] = []
+        for j in range(enc_out.size(1)):
+            t = self.num_frames
+            frame = torch.full_like(utt, j)
+            left = False
+            for _ in range(self.max_symbols):
+                logp = torch.log_softmax(scorer.token_logits(utt, frame, rows).float(), dim=-1)[0]
+                emo_logits = scorer.emotion_logits(utt, frame, rows).float()[0]
+                best = int(logp.argmax())
+                self.score += float(logp[best].double())
+                post = torch.softmax(emo_logits, dim=-1).cpu()
+                emo = int(emo_logits.argmax())
+                if best == model.blank_id:
+                    self.frame_emotions.append(emo)
+                    frame_posts.append(post)
+                    left = True
+                    break
+                self.tokens.append(best)
+                self.token_frames.append(t)
+                self.token_emotions.append(emo)
+                self.token_posteriors.append(post)
+                rows = scorer.advance(rows, torch.full_like(utt, best))
+            if not left:  # left after max_symbols tokens: the node after the last one
+                emo_logits = scorer.emotion_logits(utt, frame, rows).float()[0]
+                self.frame_emotions.append(int(emo_logits.argmax()))
+                frame_posts.append(torch.softmax(emo_logits, dim=-1).cpu())
+        self._rows = rows
+        self.frame_posteriors = torch.cat([self.frame_posteriors, torch.stack(frame_posts)])
+
+    def hypothesis(self, start: int = 0, end: Optional[int] = None) -> Hypothesis:
+        """The path so far as a :class:`Hypothesis`, or with its tokens ``[start, end)`` only."""
+        end = len(self.tokens) if end is None else end
+        posts = self.token_posteriors[start:end]
+        return Hypothesis(
+            tokens=self.tokens[start:end],
+            token_frames=self.token_frames[start:end],
+            token_emotions=self.token_emotions[start:end],
+            frame_emotions=list(self.frame_emotions),
+            frame_posteriors=self.frame_posteriors,
+            score=self.score,
+            token_posteriors=torch.stack(posts) if posts else torch.zeros(0, self.num_classes),
+        )
+
+
+# ------------------------------------------------------------------ results
+@dataclass
+class StreamToken:
+    """A token as it is emitted.
+
+    Attributes:
+        token_id: Token id.
+        piece: Token text (sentencepiece piece).
+        frame: Encoder frame where it was emitted.
+        time: Start time of that frame in seconds.
+        emotion: Emotion name at the emitting node.
+        emotion_id: Its class id.
+    """
+
+    token_id: int
+    piece: str
+    frame: int
+    time: float
+    emotion: str
+    emotion_id: int
+
+
+@dataclass
+class PartialResult:
+    """What one :meth:`StreamingSession.accept` (or ``finalize``) made new.
+
+    Attributes:
+        tokens: Tokens emitted by this call (never revised later).
+        words: Words completed by this call (a word is complete when the next
+            word starts, or at the end), with times and emotions; they never
+            change later.
+        frame_emotions: Emotion names of the encoder frames decided by this call.
+        first_frame: Index of the first of those frames in the utterance.
+        frame_shift: Seconds per encoder frame.
+        text: The whole transcript so far.
+        partial_word: The word still growing (its text or emotion may
+            change), or None.
+        audio_seconds: Audio received so far.
+        is_final: Whether this is the result of :meth:`StreamingSession.finalize`.
+        result: ``finalize()`` only: the complete result (utterance emotion,
+            all words, frame emotions and segments), equal to offline
+            decoding with the same chunked encoder.
+    """
+
+    tokens: List[StreamToken]
+    words: List[Word]
+    frame_emotions: List[str]
+    first_frame: int
+    frame_shift: float
+    text: str
+    partial_word: Optional[Word]
+    audio_seconds: float
+    is_final: bool = False
+    result: Optional[DecodeResult] = None
+
+    @property
+    def decided_until(self) -> float:
+        """Time (s) up to which every frame's emotion is known."""
+        return (self.first_frame + len(self.frame_emotions)) * self.frame_shift
+
+    @property
+    def is_empty(self) -> bool:
+        """Whether nothing new was decided."""
+        return not (self.tokens or self.words or self.frame_emotions or self.is_final)
+
+
+# ------------------------------------------------------------------ session
+class StreamingSession:
+    """Decode one audio stream incrementally (see the module docstring).
+
+    Args:
+        recognizer_or_model: An :class:`~ent.decoding.recognizer.EmotionRecognizer`
+            (model, tokenizer and decoding options are taken from it) or an
+            :class:`~ent.models.transducer.EmotionTransducer`.
+        tokenizer: The tokenizer (required with a bare model; overrides the
+            recognizer's otherwise).
+        chunk_ms: Chunk duration; rounded to whole encoder frames
+            (:func:`chunk_frames`). :attr:`chunk_size` holds the result.
+        num_left_chunks: Earlier chunks a chunk attends to (0: all); default
+            the encoder's ``num_left_chunks``.
+        max_symbols_per_frame: Greedy search; default the recognizer's
+            options, else 3.
+        utt_emotion_from: ``head`` or ``lattice`` (utterance emotion of the
+            final result); default the recognizer's options, else ``head``.
+        lattice_rule: ``max`` or ``mean`` (``lattice`` only).
+        lattice_threshold: Peak posterior an emotion needs under ``max``.
+        utt_id: Id of the final :class:`DecodeResult`.
+
+    Raises:
+        ValueError: If the model cannot stream (see :func:`check_streaming_model`)
+            or no tokenizer is given with a bare model.
+    """
+
+    def __init__(
+        self,
+        recognizer_or_model: Any,
+        tokenizer: Optional[TokenizerLike] = None,
+        chunk_ms: float = 320.0,
+        num_left_chunks: Optional[int] = None,
+        max_symbols_per_frame: Optional[int] = None,
+        utt_emotion_from: Optional[str] = None,
+        lattice_rule: Optional[str] = None,
+        lattice_threshold: Optional[float] = None,
+        utt_id: str = "stream",
+    ) -> None:
+        options = None
+        if isinstance(recognizer_or_model, torch.nn.Module):
+            model = recognizer_or_model
+        else:  # an EmotionRecognizer
+            model = recognizer_or_model.model
+            options = recognizer_or_model.options
+            tokenizer = tokenizer if tokenizer is not None else recognizer_or_model.tokenizer
+        if tokenizer is None:
+            raise ValueError("a tokenizer is needed to decode with a bare model")
+        check_streaming_model(model)
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.max_symbols_per_frame = _pick(max_symbols_per_frame, options, "max_symbols_per_frame", 3)
+        self.utt_emotion_from = _pick(utt_emotion_from, options, "utt_emotion_from", "head")
+        self.lattice_rule = _pick(lattice_rule, options, "lattice_rule", "max")
+        self.lattice_threshold = _pick(lattice_threshold, options, "lattice_threshold", 0.5)
+        self.frame_shift: float = float(model.frame_shift)
+        #: Encoder frames per chunk.
+        self.chunk_size = chunk_frames(chunk_ms, self.frame_shift)
+        self.num_left_chunks = num_left_chunks
+        self.utt_id = utt_id
+        self.emotions: List[str] = list(model.emotions)
+        self.device = next(model.parameters()).device
+        self.sample_rate = int(model.frontend.sample_rate)
+        self.min_samples = min_samples(model)
+        self.reset()
+
+    @property
+    def chunk_seconds(self) -> float:
+        """Duration of one chunk (whole encoder frames)."""
+        return self.chunk_size * self.frame_shift
+
+    def reset(self, utt_id: Optional[str] = None) -> None:
+        """Forget the stream: the session is ready for a new one (named ``utt_id`` if given)."""
+        if utt_id is not None:
+            self.utt_id = utt_id
+        self._fbank = OnlineFbank(self.model.frontend)
+        self._enc_state = self.model.encoder.init_streaming_state(
+            self.chunk_size, self.num_left_chunks, batch_size=1, device=self.device
+        )
+        self._search = StreamingGreedy(self.model, self.max_symbols_per_frame)
+        self._enc_chunks: List[Tensor] = []
+        self._words_done = 0  # tokens already grouped into reported words
+        self._finished = False
+
+    @property
+    def num_samples(self) -> int:
+        """Samples received so far."""
+        return self._fbank.num_samples
+
+    @torch.no_grad()
+    def accept(self, samples: Union[np.ndarray, Tensor]) -> PartialResult:
+        """Add the next piece of audio.
+
+        Args:
+            samples: 16 kHz mono float samples in [-1, 1], any number. (N,)
+
+        Returns:
+            What became known: new tokens, completed words, decided frames.
+
+        Raises:
+            ValueError: After :meth:`finalize` (call :meth:`reset` first), or
+                on samples that are not one-dimensional.
+        """
+        if self._finished:
+            raise ValueError("the stream is finalized; call reset() to start a new one")
+        feats = self._fbank.accept(samples)
+        return self._step(feats, final=False)
+
+    @torch.no_grad()
+    def finalize(self) -> PartialResult:
+        """End the stream: decode what is left and build the complete result.
+
+        Audio shorter than the encoder needs (but not empty) is padded with
+        silence, as offline decoding does; an empty stream gives an empty,
+        neutral result.
+
+        Returns:
+            The last new tokens, words and frames, with ``result`` set.
+        """
+        if self._finished:
+            raise ValueError("the stream is finalized; call reset() to start a new one")
+        feats = torch.zeros(0, self.model.frontend.n_mels)
+        if 0 < self.num_samples < self.min_samples:
+            feats = self._fbank.accept(np.zeros(self.min_samples - self.num_samples, dtype=np.float32))
+        update = self._step(feats, final=True)
+        self._finished = True
+        update.result = self._final_result()
+        return update
+
+    # ------------------------------------------------------------- internals
+    def _step(self, feats: Tensor, final: bool) -> PartialResult:
+        """Normalise and encode new feature frames, then decode the completed frames."""
+        model = self.model
+        if final and self._fbank.num_samples == 0:
+            enc = torch.zeros(1, 0, model.encoder.output_size(), device=self.device)
+        else:
+            x = feats.to(self.device).unsqueeze(0)
+            if model.normalize is not None and x.size(1) > 0:
+                x, _ = model.normalize(x, torch.tensor([x.size(1)], device=self.device))
+            enc = model.encoder.chunk_forward(x, self._enc_state, is_final=final)
+        search = self._search
+        first_frame, first_token = search.num_frames, len(search.tokens)
+        if enc.size(1) > 0:
+            self._enc_chunks.append(enc)
+            search.advance(enc)
+        tokens = [
+            StreamToken(
+                token_id=tok,
+                piece=piece,
+                frame=search.token_frames[i],
+                time=search.token_frames[i] * self.frame_shift,
+                emotion=self.emotions[search.token_emotions[i]],
+                emotion_id=search.token_emotions[i],
+            )
+            for i, (tok, piece) in enumerate(
+                zip(search.tokens[first_token:], self.tokenizer.tokens(search.tokens[first_token:])),
+                start=first_token,
+            )
+        ]
+        words, partial = self._new_words(final)
+        return PartialResult(
+            tokens=tokens,
+            words=words,
+            frame_emotions=[self.emotions[e] for e in search.frame_emotions[first_frame:]],
+            first_frame=first_frame,
+            frame_shift=self.frame_shift,
+            text=self.tokenizer.decode(search.tokens),
+            partial_word=partial,
+            audio_seconds=self.num_samples / self.sample_rate,
+            is_final=final,
+        )
+
+    def _new_words(self, final: bool) -> Tuple[List[Word], Optional[Word]]:
+        """Words completed since the last call, and the word still open."""
+        search = self._search
+        tokens = search.tokens
+        end = len(tokens)
+        if not final:  # the last word stays open until the next word starts
+            end = next(
+                (i for i in range(len(tokens) - 1, self._words_done, -1) if self.tokenizer.is_word_start(tokens[i])),
+                self._words_done,
+            )
+        words: List[Word] = []
+        if end > self._words_done:
+            words = self._words(self._words_done, end)
+            self._words_done = end
+        partial = None
+        if not final and end < len(tokens):
+            open_words = self._words(end, len(tokens))
+            partial = open_words[0] if open_words else None
+        return words, partial
+
+    def _words(self, start: int, end: int) -> List[Word]:
+        """Words of the tokens ``[start, end)`` (a whole number of words)."""
+        hyp = self._search.hypothesis(start, end)
+        return words_with_times(hyp, self.tokenizer, self.frame_shift, self.emotions)
+
+    def _final_result(self) -> DecodeResult:
+        """The complete result of the stream (as offline decoding writes it)."""
+        model = self.model
+        hyp = self._search.hypothesis()
+        neutral = self.emotions[model.neutral_id]
+        if hyp.num_frames == 0:
+            utt_emo: Union[UttEmotion, int] = model.neutral_id
+        else:
+            enc_out = torch.cat(self._enc_chunks, dim=1)
+            enc_lens = torch.tensor([enc_out.size(1)], device=self.device)
+            (utt_emo,) = utterance_emotion(
+                model, [hyp], enc_out, enc_lens, utt_emotion_from=self.utt_emotion_from,
+                lattice_rule=self.lattice_rule, threshold=self.lattice_threshold,
+            )
+        return make_result(self.utt_id, hyp, self.tokenizer, utt_emo, self.frame_shift, self.emotions, neutral)
+
+
+def _pick(value: Any, options: Any, name: str, default: Any) -> Any:
+    """An explicit value, else the recognizer's option, else the default."""
+    if value is not None:
+        return value
+    if options is not None:
+        return getattr(options, name)
+    return default
+
+
+def decode_stream(
+    session: StreamingSession,
+    wave: np.ndarray,
+    piece_samples: int,
+    utt_id: Optional[str] = None,
+) -> Tuple[DecodeResult, List[PartialResult]]:
+    """Feed a whole waveform to a fresh stream in pieces and finalize it.
+
+    Args:
+        session: The session (reset first).
+        wave: The waveform. (N,)
+        piece_samples: Samples per piece (>= 1).
+        utt_id: Id of the result (default: the session's).
+
+    Returns:
+        The final result and every partial result (the last one is final).
+    """
+    if piece_samples < 1:
+        raise ValueError(f"piece_samples must be >= 1, got {piece_samples}")
+    session.reset(utt_id)
+    updates = [session.accept(wave[i : i + piece_samples]) for i in range(0, len(wave), piece_samples)]
+    final = session.finalize()
+    updates.append(final)
+    if final.result is None:  # finalize() always sets it
+        raise RuntimeError("finalize() returned no result")
+    return final.result, updates
