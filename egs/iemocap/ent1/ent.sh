@@ -1,0 +1,1 @@
+../../TEMPLATE/ent1/ent.sh

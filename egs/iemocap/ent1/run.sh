@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# IEMOCAP: ENT and FENT under leave-one-session-out five-fold cross-validation,
+# from the released corpus to RESULTS.md (per-fold WA, UA, macro-F1, WER, CER and
+# their mean ± standard deviation over folds).
+#
+#   ./run.sh --iemocap_root /corpora/IEMOCAP_full_release           # everything
+#   ./run.sh --iemocap_root DIR --folds "1 2"                        # some folds
+#   ./run.sh --stage 10                                              # re-aggregate only
+#
+# Stages:
+#   1     data preparation (local/data.sh): data/session{1..5}/, data/fold{1..5}/{train,dev,test}/
+#   2-9   per fold k, the stage driver ent.sh with --datadir data/fold<k> --expdir exp/fold<k>
+#         (speed perturbation, validation and CMVN, token list, training, decoding, scoring,
+#         packing; the token list and CMVN statistics come from the fold's training set only,
+#         the dev set selects and averages checkpoints, the test session is only decoded)
+#   10    aggregation of exp/fold<k>/<model>/decode_<conf>/test/scores.json into RESULTS.md
+set -euo pipefail
+
+log() {
+  local fname=${BASH_SOURCE[1]##*/}
+  echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
+}
+SECONDS=0
+
+stage=1                   # First stage to run.
+stop_stage=10             # Last stage to run.
+iemocap_root=""           # IEMOCAP release root (needed by stage 1).
+folds="1 2 3 4 5"         # Folds to run (fold k tests on session k).
+nj=4                      # Parallel CPU jobs.
+ngpu=auto                 # GPUs for training and decoding; auto: 1 if torch sees a GPU, else 0.
+python=python3            # Python interpreter.
+train_configs="conf/train_ent.yaml conf/train_fent.yaml"  # One model per config.
+decode_config=conf/decode.yaml   # Decoding options.
+inference_model=valid.loss.ave.pth  # Checkpoint decoded (average of the best on dev).
+token_type=bpe            # char, bpe or unigram.
+nbpe=300                  # Vocabulary size for bpe/unigram (trained per fold).
+speed_perturb_factors=""  # e.g. "0.9 1.0 1.1" (triples training audio on disk, per fold).
+strict=false              # Data preparation stops at the first unparseable line.
+dev_speakers=""           # Dev speaker overrides, e.g. "1=Ses05F" (see local/data.sh).
+ent_opts=""               # More options for ent.sh, e.g. "--cmvn_max_utts 2000".
+results=RESULTS.md        # Cross-validation table.
+
+help_message=$(cat << EOF
+Usage: $0 --iemocap_root DIR [options]
+
+  --stage N                 first stage (default: ${stage})
+  --stop_stage N            last stage (default: ${stop_stage})
+  --iemocap_root DIR        IEMOCAP release root, holding Session1 ... Session5 (stage 1)
+  --folds "1 2 3 4 5"       folds to run (default: "${folds}")
+  --nj N                    parallel CPU jobs (default: ${nj})
+  --ngpu N|auto             GPUs for training/decoding (default: ${ngpu})
+  --python PY               python interpreter (default: ${python})
+  --train_configs "A B"     one model per config (default: "${train_configs}")
+  --decode_config FILE      decoding options (default: ${decode_config})
+  --inference_model FILE    checkpoint to decode (default: ${inference_model})
+  --token_type TYPE         char, bpe or unigram (default: ${token_type})
+  --nbpe N                  vocabulary size (default: ${nbpe})
+  --speed_perturb_factors   e.g. "0.9 1.0 1.1" (default: none)
+  --strict true|false       strict data preparation (default: ${strict})
+  --dev_speakers "K=SPK"    dev speaker overrides (default: none)
+  --ent_opts "..."          more ent.sh options (default: none)
+  --results FILE            cross-validation table (default: ${results})
+
+Stages: 1 data preparation; 2-9 ent.sh per fold (see ./ent.sh --help); 10 aggregation.
+EOF
+)
+
+log "$0 $*"
+. utils/parse_options.sh
+if [ $# -ne 0 ]; then
+  log "Error: unexpected arguments: $*"; echo "${help_message}" >&2; exit 2
+fi
+# shellcheck disable=SC1091
+[ -f ./path.sh ] && . ./path.sh
+
+for k in ${folds}; do
+  case "${k}" in
+    1|2|3|4|5) ;;
+    *) log "Error: --folds takes numbers among 1 2 3 4 5, got '${k}'"; exit 2 ;;
+  esac
+done
+if [ -z "${folds// /}" ]; then
+  log "Error: --folds is empty"; exit 2
+fi
+if [ "${ngpu}" = auto ]; then
+  ngpu=$(${python} -c "import torch; print(1 if torch.cuda.is_available() else 0)")
+  log "ngpu=auto: using ngpu=${ngpu}"
+fi
+
+model_tags=""
+for config in ${train_configs}; do
+  b=$(basename "${config}" .yaml)
+  model_tags+="${b#train_} "
+done
+decode_tag=$(basename "${decode_config}" .yaml)
+
+if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
+  if [ -z "${iemocap_root}" ]; then
+    log "Error: stage 1 needs --iemocap_root DIR (the folder holding Session1 ... Session5)"
+    exit 2
+  fi
+  log "Stage 1: data preparation from ${iemocap_root}"
+  local/data.sh --iemocap_root "${iemocap_root}" --nj "${nj}" --strict "${strict}" \
+    --dev_speakers "${dev_speakers}" --python "${python}"
+fi
+
+if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 2 ]; then
+  first=$(( stage > 2 ? stage : 2 ))
+  last=$(( stop_stage < 9 ? stop_stage : 9 ))
+  for k in ${folds}; do
+    if [ ! -f "data/fold${k}/train/text" ]; then
+      log "Error: data/fold${k}/train not found: run stage 1 first (--iemocap_root DIR)"; exit 1
+    fi
+    log "Fold ${k}: ent.sh stages ${first}-${last} (test: session ${k}; sets: data/fold${k}/fold.json)"
+    # shellcheck disable=SC2086
+    ./ent.sh \
+      --stage "${first}" --stop_stage "${last}" \
+      --nj "${nj}" --ngpu "${ngpu}" --python "${python}" \
+      --datadir "data/fold${k}" --expdir "exp/fold${k}" \
+      --train_set train --valid_set dev --test_sets test \
+      --results "exp/fold${k}/RESULTS.md" \
+      --train_configs "${train_configs}" --decode_config "${decode_config}" \
+      --inference_model "${inference_model}" \
+      --token_type "${token_type}" --nbpe "${nbpe}" \
+      --speed_perturb_factors "${speed_perturb_factors}" \
+      ${ent_opts}
+  done
+fi
+
+if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ]; then
+  log "Stage 10: aggregating folds ${folds} of ${model_tags}-> ${results}"
+  # shellcheck disable=SC2086
+  ${python} -m ent.bin.aggregate_folds --expdir exp --folds ${folds} --models ${model_tags} \
+    --decode-dir "decode_${decode_tag}" --dataset test --out "${results}" \
+    --title "IEMOCAP: leave-one-session-out cross-validation" \
+    --note "4 classes (neutral, happy+excited, angry, sad); fold k tests on session k, dev = one speaker of a training session (data/fold<k>/fold.json)" \
+    --note "decoding: ${decode_config}, checkpoint ${inference_model}; per-fold details in exp/fold<k>/RESULTS.md"
+fi
+
+log "Successfully finished. [elapsed=${SECONDS}s]"

@@ -1,0 +1,128 @@
+"""egs/iemocap/ent1: data preparation from the release layout, configs, and (slow) the full run."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "corpora"))
+from iemocap_fixture import EXPECTED, make_iemocap_tree  # noqa: E402
+from recipe_copy import PYTHON, REPO, copy_recipe, run_script  # noqa: E402
+
+from ent.bin.validate_data_dir import main as validate_main  # noqa: E402
+from zed_fixture import make_zed_tree  # noqa: E402
+
+RECIPE = REPO / "egs" / "iemocap" / "ent1"
+TINY_CONFIG = """\
+frontend_conf: {{n_mels: 80}}
+encoder_conf: {{num_blocks: 1, hidden_size: 32, linear_size: 64, heads: 2, conv_mod_kernel_size: 3}}
+predictor_conf: {{embed_dim: 16, hidden_dim: 32}}
+model_conf: {{variant: {variant}, joint_dim: 32, lattice_weight: 0.5}}
+specaug_conf: {{}}
+max_frames_per_batch: 2000
+optim: adam
+optim_conf: {{lr: 0.002}}
+max_epoch: 1
+num_att_plot: 0
+keep_nbest_models: 1
+best_model_criterion: [[valid, loss, min]]
+use_tensorboard: false
+"""
+
+
+@pytest.fixture
+def recipe(tmp_path: Path) -> Path:
+    return copy_recipe("iemocap", tmp_path / "egs" / "iemocap" / "ent1")
+
+
+def test_recipe_layout() -> None:
+    assert (RECIPE / "ent.sh").resolve() == (REPO / "egs" / "TEMPLATE" / "ent1" / "ent.sh").resolve()
+    assert (RECIPE / "utils").is_symlink()
+    for name in ("run.sh", "local/data.sh"):
+        assert (RECIPE / name).stat().st_mode & 0o111, f"{name} is not executable"
+
+
+def test_data_sh_prepares_sessions_and_folds_that_validate(recipe: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    root = make_iemocap_tree(tmp_path / "IEMOCAP_full_release")
+    out = run_script(recipe, "local/data.sh", "--iemocap_root", str(root), "--nj", "3", "--python", PYTHON)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "kept: 25 utterances" in out.stdout and "missing audio: 1" in out.stdout
+    data = recipe / "data"
+    tested = []
+    for k in range(1, 6):
+        for name in ("train", "dev", "test"):
+            validate_main([str(data / f"fold{k}" / name)])  # python -m ent.bin.validate_data_dir DIR
+            assert "errors: 0, warnings: 0" in capsys.readouterr().out
+        tested += [line.split()[0] for line in (data / f"fold{k}" / "test" / "text").read_text().splitlines()]
+    assert sorted(tested) == sorted(EXPECTED)  # every kept utterance is tested exactly once
+    again = run_script(recipe, "local/data.sh", "--iemocap_root", str(root), "--python", PYTHON)
+    assert again.returncode == 0 and "already prepared" in again.stdout
+
+
+def test_data_sh_errors(recipe: Path, tmp_path: Path) -> None:
+    out = run_script(recipe, "local/data.sh", "--python", PYTHON)
+    assert out.returncode == 2 and "--iemocap_root DIR is required" in out.stdout
+    out = run_script(recipe, "local/data.sh", "--iemocap_root", str(tmp_path), "--python", PYTHON)
+    assert out.returncode == 1 and "must name the IEMOCAP release root" in out.stdout
+    out = run_script(recipe, "local/data.sh", "--iemocap_root", str(tmp_path), "--strict", "maybe")
+    assert out.returncode == 2 and "--strict must be true or false" in out.stdout
+
+
+def test_run_sh_help_and_option_errors(recipe: Path) -> None:
+    out = run_script(recipe, "run.sh", "--help")
+    assert out.returncode == 0 and "--iemocap_root" in out.stdout and "--folds" in out.stdout
+    out = run_script(recipe, "run.sh", "--folds", "1 7", "--ngpu", "0")
+    assert out.returncode == 2 and "--folds takes numbers among 1 2 3 4 5, got '7'" in out.stdout
+    out = run_script(recipe, "run.sh", "--ngpu", "0", "--python", PYTHON)
+    assert out.returncode == 2 and "stage 1 needs --iemocap_root DIR" in out.stdout
+    out = run_script(recipe, "run.sh", "--stage", "2", "--ngpu", "0", "--python", PYTHON)
+    assert out.returncode == 1 and "data/fold1/train not found: run stage 1 first" in out.stdout
+
+
+@pytest.mark.parametrize("variant", ["ent", "fent"])
+def test_configs_build_the_gpu_sized_models(variant: str, tmp_path: Path) -> None:
+    from ent.bin import train_tokenizer
+    from ent.tasks.ent_task import ENTTask
+
+    (tmp_path / "text").write_text("u1 hello world\nu2 the cat sat on the mat\n")
+    train_tokenizer.main(["--text", str(tmp_path / "text"), "--token-type", "char",
+                          "--out-dir", str(tmp_path / "tok")])
+    args = ENTTask.get_parser().parse_args([
+        "--config", str(RECIPE / "conf" / f"train_{variant}.yaml"), "--token_dir", str(tmp_path / "tok"),
+        "--train_data_dir", "unused", "--valid_data_dir", "unused",
+    ])
+    model = ENTTask.build_model(args)
+    assert model.variant == variant
+    assert len(model.encoder.encoders.blocks) == 12
+    assert 15e6 < sum(p.numel() for p in model.parameters()) < 40e6
+
+
+@pytest.mark.slow
+def test_full_run_on_the_fixture_then_zed_on_its_models(tmp_path: Path) -> None:
+    """run.sh (fold 1, tiny configs) to RESULTS.md, then egs/zed/ent1/run.sh with the packed models."""
+    recipe = copy_recipe("iemocap", tmp_path / "egs" / "iemocap" / "ent1")
+    for variant in ("ent", "fent"):
+        (recipe / "conf" / f"tiny_{variant}.yaml").write_text(TINY_CONFIG.format(variant=variant))
+    root = make_iemocap_tree(tmp_path / "IEMOCAP_full_release")
+    out = run_script(recipe, "run.sh", "--iemocap_root", str(root), "--folds", "1", "--ngpu", "0", "--nj", "1",
+                     "--python", PYTHON, "--train_configs", "conf/tiny_ent.yaml conf/tiny_fent.yaml",
+                     "--token_type", "char", timeout=1500)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    results = (recipe / "RESULTS.md").read_text()
+    assert "## tiny_ent" in results and "## tiny_fent" in results and "|fold1|5|" in results
+    assert "mean ± std (1 fold)" in results
+    for tag in ("tiny_ent", "tiny_fent"):
+        assert (recipe / "exp" / "fold1" / tag / "packed" / "model.pth").is_file()
+    assert (recipe / "data" / "fold1" / "token_list" / "char" / "tokens.txt").is_file()
+
+    zed = copy_recipe("zed", tmp_path / "egs" / "zed" / "ent1")
+    zed_root = make_zed_tree(tmp_path / "ZED")
+    models = " ".join(str(recipe / "exp" / "fold1" / t) for t in ("tiny_ent", "tiny_fent"))
+    out = run_script(zed, "run.sh", "--zed_root", str(zed_root), "--model_dirs", models, "--ngpu", "0",
+                     "--python", PYTHON, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    table = (zed / "RESULTS.md").read_text()
+    assert "|model|Snt|EDER|frame acc|WER|CER|" in table
+    assert "|fold1_tiny_ent|4|" in table and "|fold1_tiny_fent|4|" in table
