@@ -11,6 +11,8 @@
 #   7  Scoring: WER/CER and emotion accuracy into RESULTS.md.
 #   8  Emotion diarization: decoding and EDER scoring of --sed_sets.
 #   9  Packing each model into a self-contained directory for ent-transcribe.
+#  10  Streaming: chunk-by-chunk decoding and scoring of the test and diarization
+#      sets with every --streaming_configs model, beside its full-context greedy row.
 
 set -euo pipefail
 
@@ -46,6 +48,8 @@ decode_config=conf/decode.yaml       # Decoding options.
 inference_model=valid.loss.ave.pth   # Checkpoint to decode with (in the model dir).
 inference_nj=1                       # Decoding jobs (threads are split among them).
 results=RESULTS.md                   # Results table, updated per model and set.
+streaming_configs=""                 # Models (among --train_configs) to decode in streaming mode.
+streaming_chunk_ms="320"             # Chunk sizes for streaming decoding, space separated.
 
 # Feature options
 n_mels=80                 # Log-mel fbank dimension (computed on the fly).
@@ -76,6 +80,8 @@ Usage: $0 [options]
   --decode_config FILE      decoding options (default: ${decode_config})
   --inference_model FILE    checkpoint to decode with (default: ${inference_model})
   --results FILE            results table (default: ${results})
+  --streaming_configs "A B" models to decode chunk by chunk (default: "${streaming_configs}")
+  --streaming_chunk_ms "N"  streaming chunk sizes in ms (default: "${streaming_chunk_ms}")
   --emotions "..."          emotion classes, neutral first (default: "${emotions}")
   --n_mels N                fbank dimension (default: ${n_mels})
   --cmvn_max_utts N         utterances for CMVN statistics, 0 = all (default: ${cmvn_max_utts})
@@ -93,6 +99,7 @@ Stages:
   7  scoring
   8  emotion diarization decoding and scoring
   9  model packing
+  10 streaming decoding and scoring
 EOF2
 )
 
@@ -248,6 +255,37 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
   if [ -f "${results}" ]; then
     ${python} -m ent.bin.score --print-summary "${results}"
   fi
+fi
+
+if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ] && [ -n "${streaming_configs}" ]; then
+  eval_sets=$(echo ${test_sets} ${sed_sets} | tr ' ' '\n' | sort -u)
+  for config in ${streaming_configs}; do
+    tag=$(model_tag "${config}")
+    mdir="${expdir}/${tag}"
+    for chunk in full ${streaming_chunk_ms}; do
+      if [ "${chunk}" = full ]; then
+        sopts=(); name="${tag}_greedy"
+      else
+        sopts=(--streaming --chunk-ms "${chunk}"); name="${tag}_stream${chunk}"
+      fi
+      for dset in ${eval_sets}; do
+        out="${mdir}/decode_${decode_tag}_${name#"${tag}"_}/${dset}"
+        if [ ! -f "${out}/.done" ]; then
+          log "Stage 10: ${name} decoding of ${datadir}/${dset}"
+          ${python} -m ent.bin.inference --model-dir "${mdir}" --model-file "${inference_model}" \
+            --config "${decode_config}" --search greedy "${sopts[@]}" \
+            --data-dir "${datadir}/${dset}" --out-dir "${out}" --ngpu "${ngpu}"
+          touch "${out}/.done"
+        fi
+        dia=()
+        case " ${sed_sets} " in *" ${dset} "*) dia=(--diarization) ;; esac
+        ${python} -m ent.bin.score --ref-dir "${datadir}/${dset}" --hyp-dir "${out}" \
+          --emotions "${emotions_csv}" "${dia[@]}" --results "${results}" --exp-name "${name}" \
+          --dataset "${dset}"
+      done
+    done
+  done
+  [ -f "${results}" ] && ${python} -m ent.bin.score --print-summary "${results}"
 fi
 
 log "Successfully finished. [elapsed=${SECONDS}s]"
