@@ -38,6 +38,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["ent", "ent.*"]),
+    package_data={"ent": ["csrc/*.cu", "csrc/*.cpp", "csrc/*.h", "csrc/README.md"]},
     install_requires=install_requires,
     extras_require=extras_require,
     entry_points={

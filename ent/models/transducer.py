@@ -31,6 +31,7 @@ utterances that carry emotion intervals (``emo_segments``).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -38,6 +39,12 @@ from espnet2.torch_utils.device_funcs import force_gatherable
 from espnet2.train.abs_espnet_model import AbsESPnetModel
 from torch.nn import functional as F
 
+from ent.losses.fused_lattice import (
+    LATTICE_BACKENDS,
+    fused_lattice_max_pool_loss,
+    fused_supervised_lattice_loss,
+    resolve_backend,
+)
 from ent.losses.lattice_max_pool import (
     frame_labels_from_segments,
     lattice_max_pool_loss,
@@ -75,6 +82,16 @@ class EmotionTransducer(AbsESPnetModel):
         head_dropout: Dropout before the utterance head's classifier.
         label_smoothing: Label smoothing of the utterance head's cross entropy.
         frame_shift: Encoder frame shift in seconds (for interval labels).
+        ctc_weight: Weight of an auxiliary CTC loss on the encoder output
+            (a linear layer to the V tokens, blank shared). It speeds up the
+            learning of the alignment, as ESPnet's transducer and icefall
+            recipes use it; it is not used in decoding.
+        lattice_backend: How the lattice losses are computed: ``auto`` (the
+            fused kernels of :mod:`ent.losses.fused_lattice`: numba on CPU,
+            the CUDA extension or numba CUDA on GPU), ``torch`` (materialize
+            the emotion lattice), ``numba``, ``cuda`` or ``numba_cuda``. The
+            fused kernels need ``joint_activation: tanh``; with another
+            activation ``auto`` uses ``torch``.
     """
 
     def __init__(
@@ -100,6 +117,8 @@ class EmotionTransducer(AbsESPnetModel):
         head_dropout: float = 0.0,
         label_smoothing: float = 0.0,
         frame_shift: float = 0.04,
+        ctc_weight: float = 0.0,
+        lattice_backend: str = "auto",
     ) -> None:
         super().__init__()
         if variant not in VARIANTS:
@@ -110,6 +129,10 @@ class EmotionTransducer(AbsESPnetModel):
             raise ValueError(f"neutral class {neutral!r} is not among the emotions {list(emotions)}")
         if lm_weight > 0 and variant != "fent":
             raise ValueError("lm_weight > 0 needs the factorized model (variant: fent)")
+        if lattice_backend not in LATTICE_BACKENDS:
+            raise ValueError(f"unknown lattice backend {lattice_backend!r}; valid: {list(LATTICE_BACKENDS)}")
+        if joint_activation != "tanh" and lattice_backend not in ("auto", "torch"):
+            raise ValueError(f"lattice_backend {lattice_backend!r} needs joint_activation 'tanh'")
         self.blank_id = 0
         self.vocab_size = vocab_size
         self.emotions = list(emotions)
@@ -122,6 +145,8 @@ class EmotionTransducer(AbsESPnetModel):
         self.lm_weight = lm_weight
         self.label_smoothing = label_smoothing
         self.frame_shift = frame_shift
+        self.ctc_weight = ctc_weight
+        self.lattice_backend = lattice_backend if joint_activation == "tanh" else "torch"
 
         self.frontend = frontend
         self.normalize = normalize
@@ -145,6 +170,7 @@ class EmotionTransducer(AbsESPnetModel):
             enc_dim, emo_pred_dim, emotion_joint_dim or joint_dim, num_classes, joint_activation
         )
         self.head = UtteranceEmotionHead(enc_dim, emo_pred_dim, num_classes, dropout=head_dropout)
+        self.ctc_lin = torch.nn.Linear(enc_dim, vocab_size) if ctc_weight > 0 else None
 
     # ----------------------------------------------------------------- encoder
     def encode(
@@ -236,9 +262,9 @@ class EmotionTransducer(AbsESPnetModel):
         logits = self.token_logits(enc4, token_pred.unsqueeze(1), emo_pred.unsqueeze(1))
         labels = text.clamp(min=0)
         loss_rnnt = rnnt_loss(logits, labels, enc_lens, text_lengths, blank_id=self.blank_id)
+        loss_ctc = self._ctc_loss(enc_out, enc_lens, text, text_lengths) if self.ctc_lin is not None else None
 
-        emo_lattice = self.emotion_logits(enc4, emo_pred.unsqueeze(1))
-        loss_lattice = self._lattice_loss(emo_lattice, enc_lens, text_lengths, emotion, emo_intervals)
+        loss_lattice = self._lattice_loss(enc_out, emo_pred, enc_lens, text_lengths, emotion, emo_intervals)
 
         head_logits = self.head(enc_out, enc_lens, emo_pred, text_lengths)
         loss_ce = F.cross_entropy(
@@ -254,6 +280,9 @@ class EmotionTransducer(AbsESPnetModel):
             "loss_ce": loss_ce.detach(),
             "loss_lattice": loss_lattice.detach(),
         }
+        if loss_ctc is not None:
+            loss = loss + self.ctc_weight * loss_ctc
+            stats["loss_ctc"] = loss_ctc.detach()
         if self.variant == "fent" and self.lm_head is not None and self.lm_weight > 0:
             loss_lm = self._lm_loss(token_pred, text)
             loss = loss + self.lm_weight * loss_lm
@@ -267,7 +296,8 @@ class EmotionTransducer(AbsESPnetModel):
 
     def _lattice_loss(
         self,
-        emo_lattice: torch.Tensor,
+        enc_out: torch.Tensor,
+        emo_pred: torch.Tensor,
         enc_lens: torch.Tensor,
         label_lens: torch.Tensor,
         emotion: torch.Tensor,
@@ -275,25 +305,42 @@ class EmotionTransducer(AbsESPnetModel):
     ) -> torch.Tensor:
         """Lattice max pooling, or the supervised loss for utterances with intervals.
 
+        The fused back ends never build the (B, T, U+1, C) emotion lattice;
+        ``lattice_backend: torch`` does (see :mod:`ent.losses.fused_lattice`).
+
         Args:
-            emo_lattice: (B, T, U+1, C); enc_lens, label_lens, emotion: (B,).
+            enc_out: (B, T, D_e) encoder outputs.
+            emo_pred: (B, U+1, D_p') predictor outputs of the emotion branch.
+            enc_lens, label_lens, emotion: (B,).
             emo_intervals: (B, K, 3) or None.
         """
+        if resolve_backend(self.lattice_backend, enc_out.device) == "torch":
+            emo_lattice = self.emotion_logits(enc_out.unsqueeze(2), emo_pred.unsqueeze(1))
+            pool_loss = partial(lattice_max_pool_loss, emo_lattice)
+            interval_loss = partial(supervised_lattice_loss, emo_lattice)
+        else:
+            joint = self.emotion_joint
+            fused_inputs = (
+                joint.project_encoder(enc_out), joint.project_predictor(emo_pred),
+                joint.lin_out.weight, joint.lin_out.bias,
+            )
+            pool_loss = partial(fused_lattice_max_pool_loss, *fused_inputs, backend=self.lattice_backend)
+            interval_loss = partial(
+                fused_supervised_lattice_loss, *fused_inputs, backend=self.lattice_backend
+            )
         has_iv = torch.zeros_like(emotion, dtype=torch.bool)
         if emo_intervals is not None and emo_intervals.numel() > 0:
             has_iv = (emo_intervals[..., 2] >= 0).any(dim=1)
         pooled_labels = torch.where(has_iv, torch.full_like(emotion, -1), emotion)
-        per_utt = lattice_max_pool_loss(
-            emo_lattice, enc_lens, label_lens, pooled_labels,
+        per_utt = pool_loss(
+            enc_lens, label_lens, pooled_labels,
             mode=self.lattice_mode, neutral_id=self.neutral_id, reduction="none",
         )
         total = per_utt.sum()
         count = (pooled_labels >= 0).sum()
         if bool(has_iv.any()):
-            frame_labels = self.interval_frame_labels(emo_intervals, has_iv, emo_lattice.shape[1])
-            per_sup = supervised_lattice_loss(
-                emo_lattice, enc_lens, label_lens, frame_labels.to(emo_lattice.device), reduction="none"
-            )
+            frame_labels = self.interval_frame_labels(emo_intervals, has_iv, enc_out.shape[1])
+            per_sup = interval_loss(enc_lens, label_lens, frame_labels.to(enc_out.device), reduction="none")
             total = total + per_sup.sum()
             count = count + has_iv.sum()
         return total / count.clamp(min=1)
@@ -323,6 +370,22 @@ class EmotionTransducer(AbsESPnetModel):
             ]
             rows.append(frame_labels_from_segments(segs, num_frames, self.frame_shift, self.neutral_id))
         return torch.stack(rows)
+
+    def _ctc_loss(
+        self, enc_out: torch.Tensor, enc_lens: torch.Tensor, text: torch.Tensor, text_lengths: torch.Tensor
+    ) -> torch.Tensor:
+        """Auxiliary CTC loss, summed over each utterance and averaged over the batch.
+
+        Args:
+            enc_out: (B, T, D_e); enc_lens: (B,); text: (B, U) padded with -1; text_lengths: (B,).
+        """
+        log_probs = torch.log_softmax(self.ctc_lin(enc_out).float(), dim=-1).transpose(0, 1)
+        targets = torch.cat([text[b, : int(text_lengths[b])] for b in range(text.shape[0])])
+        loss = F.ctc_loss(
+            log_probs, targets, enc_lens, text_lengths, blank=self.blank_id,
+            reduction="sum", zero_infinity=True,
+        )
+        return loss / text.shape[0]
 
     def _lm_loss(self, token_pred: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """FENT's LM loss: the vocabulary predictor predicts the next token.

@@ -95,3 +95,23 @@ def test_bad_configuration_is_refused() -> None:
         )
     with pytest.raises(ValueError, match="neutral"):
         tiny_model("ent", neutral="calm")
+
+
+def test_auxiliary_ctc_equals_per_utterance_ctc() -> None:
+    model = tiny_model("ent", ctc_weight=0.5).eval()
+    speech, lens, text, tlens, emo = batch()
+    with torch.no_grad():
+        loss, stats, _ = model(speech, lens, text, tlens, emo)
+        enc, enc_lens = model.encode(speech, lens)
+        expected = []
+        for b in range(3):
+            lp = torch.log_softmax(model.ctc_lin(enc[b, : enc_lens[b]]), -1)
+            expected.append(torch.nn.functional.ctc_loss(
+                lp[:, None], text[b : b + 1, : tlens[b]], enc_lens[b : b + 1], tlens[b : b + 1],
+                reduction="sum",
+            ))
+    assert torch.isclose(stats["loss_ctc"], torch.stack(expected).mean(), atol=1e-4)
+    plain = tiny_model("ent").eval()
+    with torch.no_grad():
+        loss0, _, _ = plain(speech, lens, text, tlens, emo)
+    assert torch.isclose(loss, loss0 + 0.5 * stats["loss_ctc"], atol=1e-4)
