@@ -54,15 +54,16 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from ent.losses.lattice_max_pool import (
+    IntervalRuns,
     _check_lengths,
     _check_reduction,
     _first_extreme_node,
     _masked_mean,
     _normalize_mode,
     _reduce,
-    _runs,
     _selection_mask,
     _valid_mask,
+    interval_runs,
     lattice_max_pool_loss,
     supervised_lattice_loss,
 )
@@ -529,83 +530,7 @@ def fused_lattice_max_pool_loss(
 # --------------------------------------------------------------------------
 
 
-class _IntervalRuns(NamedTuple):
-    """Interval structure of a batch in the kernels' node labelling.
-
-    frame_run: (B, T) run of each frame (-1: not labelled or t >= T_b).
-    token_run: (B, U+1) run of each predictor position (-1: not taking part);
-        0 for every valid position when there are no token labels.
-    run_label: (B, T) class of run k at column k (0 past the last run).
-    num_runs: (B,) number of intervals.
-    """
-
-    frame_run: Tensor
-    token_run: Tensor
-    run_label: Tensor
-    num_runs: Tensor
-
-
-def _interval_runs(
-    frame_labels: Tensor,
-    token_labels: Optional[Tensor],
-    enc_lens: Tensor,
-    label_lens: Tensor,
-    num_classes: int,
-    max_t: int,
-    max_u1: int,
-    ignore_index: int,
-) -> _IntervalRuns:
-    """Runs of the frame (and token) labels, checked like the reference does.
-
-    Args:
-        frame_labels: (B, T) integer frame emotions or ``ignore_index``.
-        token_labels: optional (B, U+1) integer position emotions.
-        enc_lens, label_lens: (B,) int64 lengths (checked).
-        num_classes: C.
-        max_t: T.
-        max_u1: U+1.
-        ignore_index: Label value meaning "not labelled".
-    """
-    batch, device = enc_lens.size(0), enc_lens.device
-    if frame_labels.shape != (batch, max_t):
-        raise ValueError(f"frame_labels must have shape ({batch}, {max_t}), got {tuple(frame_labels.shape)}")
-    if frame_labels.is_floating_point() or frame_labels.dtype == torch.bool:
-        raise ValueError(f"frame_labels must be an integer tensor, got {frame_labels.dtype}")
-    frame_labels = frame_labels.to(device=device, dtype=torch.long)
-    t_ok = torch.arange(max_t, device=device)[None, :] < enc_lens[:, None]
-    frame_ok = t_ok & (frame_labels != ignore_index)
-    if bool((frame_ok & ((frame_labels < 0) | (frame_labels >= num_classes))).any()):
-        raise ValueError(
-            f"frame_labels must lie in [0, C={num_classes}) or equal ignore_index={ignore_index}"
-        )
-    frame_run, run_label, num_runs = _runs(frame_labels, frame_ok)
-    u_ok = torch.arange(max_u1, device=device)[None, :] <= label_lens[:, None]
-    if token_labels is None:
-        token_run = torch.where(u_ok, 0, -1)
-    else:
-        if token_labels.shape != (batch, max_u1):
-            raise ValueError(
-                f"token_labels must have shape ({batch}, {max_u1}), got {tuple(token_labels.shape)}"
-            )
-        if token_labels.is_floating_point() or token_labels.dtype == torch.bool:
-            raise ValueError(f"token_labels must be an integer tensor, got {token_labels.dtype}")
-        token_labels = token_labels.to(device=device, dtype=torch.long)
-        token_ok = u_ok & (token_labels != ignore_index)
-        token_run, token_run_label, token_num_runs = _runs(token_labels, token_ok)
-        width = max(max_t, max_u1)
-        frame_seq = F.pad(run_label, (0, width - max_t), value=-1)
-        token_seq = F.pad(token_run_label, (0, width - max_u1), value=-1)
-        mismatch = (token_num_runs != num_runs) | (token_seq != frame_seq).any(dim=1)
-        if bool(mismatch.any()):
-            bad = torch.nonzero(mismatch).flatten().tolist()
-            raise ValueError(
-                f"token_labels intervals do not match the frame_labels intervals (same emotions in the "
-                f"same order) for batch entries {bad}"
-            )
-    return _IntervalRuns(frame_run, token_run, run_label.clamp(min=0), num_runs)
-
-
-def _run_node_counts(runs: _IntervalRuns) -> Tensor:
+def _run_node_counts(runs: IntervalRuns) -> Tensor:
     """(B, T) number of lattice nodes of each run (0 past the last run).
 
     A node belongs to run ``max(kf, ku)``, so the nodes of runs ``<= k`` form
@@ -703,7 +628,7 @@ def fused_supervised_lattice_loss(
             token_labels, reduction=reduction, ignore_index=ignore_index,
         )
     joint, enc_lens, label_lens = _prepare(enc_proj, pred_proj, weight, bias, enc_lens, label_lens)
-    runs = _interval_runs(
+    runs = interval_runs(
         frame_labels, token_labels, enc_lens, label_lens, weight.size(0), enc_proj.size(1),
         pred_proj.size(1), ignore_index,
     )

@@ -112,7 +112,7 @@ centre ``(t + 0.5) * frame_shift_s``, neutral elsewhere.
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -388,6 +388,82 @@ def _runs(labels: Tensor, labelled: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
     return run_index, run_label, num_runs
 
 
+class IntervalRuns(NamedTuple):
+    """Interval structure of a batch in the kernels' node labelling.
+
+    frame_run: (B, T) run of each frame (-1: not labelled or t >= T_b).
+    token_run: (B, U+1) run of each predictor position (-1: not taking part);
+        0 for every valid position when there are no token labels.
+    run_label: (B, T) class of run k at column k (0 past the last run).
+    num_runs: (B,) number of intervals.
+    """
+
+    frame_run: Tensor
+    token_run: Tensor
+    run_label: Tensor
+    num_runs: Tensor
+
+
+def interval_runs(
+    frame_labels: Tensor,
+    token_labels: Optional[Tensor],
+    enc_lens: Tensor,
+    label_lens: Tensor,
+    num_classes: int,
+    max_t: int,
+    max_u1: int,
+    ignore_index: int,
+) -> IntervalRuns:
+    """Runs of the frame (and token) labels, checked like the reference does.
+
+    Args:
+        frame_labels: (B, T) integer frame emotions or ``ignore_index``.
+        token_labels: optional (B, U+1) integer position emotions.
+        enc_lens, label_lens: (B,) int64 lengths (checked).
+        num_classes: C.
+        max_t: T.
+        max_u1: U+1.
+        ignore_index: Label value meaning "not labelled".
+    """
+    batch, device = enc_lens.size(0), enc_lens.device
+    if frame_labels.shape != (batch, max_t):
+        raise ValueError(f"frame_labels must have shape ({batch}, {max_t}), got {tuple(frame_labels.shape)}")
+    if frame_labels.is_floating_point() or frame_labels.dtype == torch.bool:
+        raise ValueError(f"frame_labels must be an integer tensor, got {frame_labels.dtype}")
+    frame_labels = frame_labels.to(device=device, dtype=torch.long)
+    t_ok = torch.arange(max_t, device=device)[None, :] < enc_lens[:, None]
+    frame_ok = t_ok & (frame_labels != ignore_index)
+    if bool((frame_ok & ((frame_labels < 0) | (frame_labels >= num_classes))).any()):
+        raise ValueError(
+            f"frame_labels must lie in [0, C={num_classes}) or equal ignore_index={ignore_index}"
+        )
+    frame_run, run_label, num_runs = _runs(frame_labels, frame_ok)
+    u_ok = torch.arange(max_u1, device=device)[None, :] <= label_lens[:, None]
+    if token_labels is None:
+        token_run = torch.where(u_ok, 0, -1)
+    else:
+        if token_labels.shape != (batch, max_u1):
+            raise ValueError(
+                f"token_labels must have shape ({batch}, {max_u1}), got {tuple(token_labels.shape)}"
+            )
+        if token_labels.is_floating_point() or token_labels.dtype == torch.bool:
+            raise ValueError(f"token_labels must be an integer tensor, got {token_labels.dtype}")
+        token_labels = token_labels.to(device=device, dtype=torch.long)
+        token_ok = u_ok & (token_labels != ignore_index)
+        token_run, token_run_label, token_num_runs = _runs(token_labels, token_ok)
+        width = max(max_t, max_u1)
+        frame_seq = F.pad(run_label, (0, width - max_t), value=-1)
+        token_seq = F.pad(token_run_label, (0, width - max_u1), value=-1)
+        mismatch = (token_num_runs != num_runs) | (token_seq != frame_seq).any(dim=1)
+        if bool(mismatch.any()):
+            bad = torch.nonzero(mismatch).flatten().tolist()
+            raise ValueError(
+                f"token_labels intervals do not match the frame_labels intervals (same emotions in the "
+                f"same order) for batch entries {bad}"
+            )
+    return IntervalRuns(frame_run, token_run, run_label.clamp(min=0), num_runs)
+
+
 def supervised_lattice_loss(
     emo_logits: Tensor,
     enc_lens: Tensor,
@@ -421,44 +497,13 @@ def supervised_lattice_loss(
     enc_lens, label_lens = _check_lengths(emo_logits, enc_lens, label_lens)
     batch, max_t, max_u1, num_classes = emo_logits.shape
     device = emo_logits.device
-    if frame_labels.shape != (batch, max_t):
-        raise ValueError(f"frame_labels must have shape ({batch}, {max_t}), got {tuple(frame_labels.shape)}")
-    if frame_labels.is_floating_point() or frame_labels.dtype == torch.bool:
-        raise ValueError(f"frame_labels must be an integer tensor, got {frame_labels.dtype}")
-    frame_labels = frame_labels.to(device=device, dtype=torch.long)
-    t_idx = torch.arange(max_t, device=device)
-    frame_ok = (t_idx[None, :] < enc_lens[:, None]) & (frame_labels != ignore_index)
-    if bool((frame_ok & ((frame_labels < 0) | (frame_labels >= num_classes))).any()):
-        raise ValueError(f"frame_labels must lie in [0, C={num_classes}) or equal ignore_index={ignore_index}")
-    frame_run, run_label, num_runs = _runs(frame_labels, frame_ok)
-
-    u_idx = torch.arange(max_u1, device=device)
-    u_ok = u_idx[None, :] <= label_lens[:, None]  # (B, U+1)
-    if token_labels is None:
-        node_run = frame_run[:, :, None].expand(batch, max_t, max_u1)
-        node_ok = frame_ok[:, :, None] & u_ok[:, None, :]
-    else:
-        if token_labels.shape != (batch, max_u1):
-            raise ValueError(
-                f"token_labels must have shape ({batch}, {max_u1}), got {tuple(token_labels.shape)}"
-            )
-        if token_labels.is_floating_point() or token_labels.dtype == torch.bool:
-            raise ValueError(f"token_labels must be an integer tensor, got {token_labels.dtype}")
-        token_labels = token_labels.to(device=device, dtype=torch.long)
-        token_ok = u_ok & (token_labels != ignore_index)
-        token_run, token_run_label, token_num_runs = _runs(token_labels, token_ok)
-        width = max(max_t, max_u1)
-        frame_seq = F.pad(run_label, (0, width - max_t), value=-1)
-        token_seq = F.pad(token_run_label, (0, width - max_u1), value=-1)
-        mismatch = (token_num_runs != num_runs) | (token_seq != frame_seq).any(dim=1)
-        if bool(mismatch.any()):
-            bad = torch.nonzero(mismatch).flatten().tolist()
-            raise ValueError(
-                f"token_labels intervals do not match the frame_labels intervals (same emotions in the "
-                f"same order) for batch entries {bad}"
-            )
-        node_run = torch.maximum(frame_run[:, :, None], token_run[:, None, :])
-        node_ok = frame_ok[:, :, None] & token_ok[:, None, :]
+    runs = interval_runs(
+        frame_labels, token_labels, enc_lens, label_lens, num_classes, max_t, max_u1, ignore_index
+    )
+    run_label, num_runs = runs.run_label, runs.num_runs
+    # A node belongs to the later of its frame's and its position's interval.
+    node_run = torch.maximum(runs.frame_run[:, :, None], runs.token_run[:, None, :])
+    node_ok = (runs.frame_run[:, :, None] >= 0) & (runs.token_run[:, None, :] >= 0)
 
     log_probs = torch.log_softmax(emo_logits.to(_compute_dtype(emo_logits)), dim=-1)
     node_run = torch.where(node_ok, node_run, torch.zeros_like(node_run))
