@@ -22,9 +22,12 @@ from ent.decoding.hypothesis import (
     utterance_emotion,
     words_with_times,
 )
+from ent.decoding.streaming import PartialResult, StreamingSession
 from ent.decoding.writer import DecodeResult, DecodeWriter, make_result
 
 __all__ = [
+    "PartialResult",
+    "StreamingSession",
     "DecodeResult",
     "DecodeWriter",
     "Hypothesis",
