@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from ent.decoding.greedy import PredictorRows, StepScorer, check_inputs
-from ent.decoding.hypothesis import Hypothesis
+from ent.decoding.hypothesis import Hypothesis, evaluating
 
 
 @dataclass(eq=False)
@@ -121,13 +121,8 @@ def modified_beam_search_nbest(
     if beam < 1:
         raise ValueError(f"beam must be >= 1, got {beam}")
     lens = check_inputs(enc_out, enc_lens)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            return _search(model, enc_out, lens, beam)
-    finally:
-        model.train(was_training)
+    with evaluating(model):
+        return _search(model, enc_out, lens, beam)
 
 
 def _search(model: torch.nn.Module, enc_out: Tensor, lens: Tensor, beam: int) -> List[List[Hypothesis]]:

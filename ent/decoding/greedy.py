@@ -35,7 +35,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from ent.decoding.hypothesis import Hypothesis
+from ent.decoding.hypothesis import Hypothesis, evaluating
 
 
 @dataclass
@@ -217,13 +217,8 @@ def greedy_search(
     if max_symbols_per_frame < 1:
         raise ValueError(f"max_symbols_per_frame must be >= 1, got {max_symbols_per_frame}")
     lens = check_inputs(enc_out, enc_lens)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            return _greedy(model, enc_out, lens, max_symbols_per_frame)
-    finally:
-        model.train(was_training)
+    with evaluating(model):
+        return _greedy(model, enc_out, lens, max_symbols_per_frame)
 
 
 def _greedy(model: torch.nn.Module, enc_out: Tensor, lens: Tensor, max_symbols: int) -> List[Hypothesis]:

@@ -18,9 +18,10 @@ from the utterance head or pooled from the lattice) and emotional segments
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from dataclasses import dataclass
-from typing import Iterable, List, NamedTuple, Optional, Protocol, Sequence, Tuple
+from typing import Iterable, Iterator, List, NamedTuple, Optional, Protocol, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -31,6 +32,18 @@ from ent.data.emotions import DEFAULT_EMOTIONS, NEUTRAL
 UTT_EMOTION_SOURCES: Tuple[str, ...] = ("head", "lattice")
 #: Pooling rules of the lattice utterance emotion (see :func:`lattice_utterance_emotion`).
 LATTICE_RULES: Tuple[str, ...] = ("max", "mean")
+
+
+@contextlib.contextmanager
+def evaluating(model: torch.nn.Module) -> Iterator[None]:
+    """Run ``model`` in eval mode without gradients, then restore its mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
 
 
 class TokenizerLike(Protocol):
@@ -320,14 +333,9 @@ def head_utterance_posteriors(
         if h.tokens:
             text[b, : len(h.tokens)] = torch.tensor(h.tokens, dtype=torch.long, device=device)
     label_lens = torch.tensor([len(h.tokens) for h in hyps], dtype=torch.long, device=device)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            _, emo_pred = model.predict(text)
-            logits = model.head(enc_out, enc_lens.to(device), emo_pred, label_lens)
-    finally:
-        model.train(was_training)
+    with evaluating(model):
+        _, emo_pred = model.predict(text)
+        logits = model.head(enc_out, enc_lens.to(device), emo_pred, label_lens)
     return torch.softmax(logits.float(), dim=-1)
 
 
