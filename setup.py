@@ -12,6 +12,7 @@ install_requires = [
     "torchaudio==2.11.0",
     "espnet==202511",
     "sentencepiece==0.2.0",
+    "transformers==5.24.0",  # pretrained wav2vec 2.0 / HuBERT / WavLM front ends (local weights only)
     "numpy",
     "numba",
     "jiwer",

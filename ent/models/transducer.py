@@ -27,6 +27,15 @@ Loss::
 ``L_lattice`` is lattice max pooling (:mod:`ent.losses.lattice_max_pool`) for
 utterances labelled at utterance level, and the supervised interval loss for
 utterances that carry emotion intervals (``emo_segments``).
+
+FENT with a second layer weighting of a pretrained front end
+(:class:`~ent.features.ssl.SSLFrontend` with ``blank_weighting: true``)::
+
+    speech -> SSL model -> weighted sum 1 -> encoder -> enc        (B, T, D_e)
+                        -> weighted sum 2 -> pool, Linear, + enc -> enc_blank
+    encode() returns [enc | enc_blank] (B, T, 2 D_e); the vocabulary joint and
+    CTC read enc, the blank joint, emotion joint and head read enc_blank
+    (:mod:`ent.nets.blank_branch`).
 """
 
 from __future__ import annotations
@@ -51,6 +60,13 @@ from ent.losses.lattice_max_pool import (
     supervised_lattice_loss,
 )
 from ent.losses.rnnt import rnnt_loss
+from ent.nets.blank_branch import (
+    BlankBranchInput,
+    Channels,
+    SlicedJointNetwork,
+    SlicedLinear,
+    SlicedUtteranceHead,
+)
 from ent.nets.joint import JointNetwork
 from ent.nets.utterance_head import UtteranceEmotionHead
 
@@ -64,6 +80,10 @@ class EmotionTransducer(AbsESPnetModel):
         vocab_size: V, tokens including ``<blank>`` (id 0).
         emotions: Emotion class names; their order defines the class ids.
         frontend: Feature extractor ``(speech (B, N), lens) -> (feats (B, T0, F), lens)``.
+            A frontend with ``num_weightings == 2`` (an SSL front end with
+            ``blank_weighting``; FENT only) also feeds FENT's blank/emotion
+            branch, and :meth:`encode` then returns packed outputs (see the
+            module docstring).
         normalize: Feature normalization (global CMVN) or ``None``.
         specaug: SpecAugment, applied in training only, or ``None``.
         encoder: ``(feats, lens) -> (enc_out (B, T, D_e), enc_lens)``.
@@ -133,6 +153,11 @@ class EmotionTransducer(AbsESPnetModel):
             raise ValueError(f"unknown lattice backend {lattice_backend!r}; valid: {list(LATTICE_BACKENDS)}")
         if joint_activation != "tanh" and lattice_backend not in ("auto", "torch"):
             raise ValueError(f"lattice_backend {lattice_backend!r} needs joint_activation 'tanh'")
+        blank_branch = getattr(frontend, "num_weightings", 1) > 1
+        if blank_branch and variant != "fent":
+            raise ValueError("a frontend with a second (blank-branch) layer weighting needs variant: fent")
+        if blank_branch and normalize is not None:
+            raise ValueError("global CMVN is not supported with a blank-branch layer weighting")
         self.blank_id = 0
         self.vocab_size = vocab_size
         self.emotions = list(emotions)
@@ -157,20 +182,34 @@ class EmotionTransducer(AbsESPnetModel):
         enc_dim = encoder.output_size()
         pred_dim = predictor.output_size()
         num_classes = len(self.emotions)
+        # Branch modules: the plain classes, or with a blank-branch weighting the
+        # same classes reading their half of the packed [enc | enc_blank] output.
+        vocab_joint_cls = blank_joint_cls = JointNetwork
+        head_cls, ctc_cls = UtteranceEmotionHead, torch.nn.Linear
+        if blank_branch:
+            vocab_half = Channels(0, enc_dim, 2 * enc_dim)
+            blank_half = Channels(enc_dim, 2 * enc_dim, 2 * enc_dim)
+            vocab_joint_cls = partial(SlicedJointNetwork, vocab_half)
+            blank_joint_cls = partial(SlicedJointNetwork, blank_half)
+            head_cls, ctc_cls = partial(SlicedUtteranceHead, blank_half), partial(SlicedLinear, vocab_half)
         if variant == "ent":
             self.joint = JointNetwork(enc_dim, pred_dim, joint_dim, vocab_size, joint_activation)
             emo_pred_dim = pred_dim
         else:
             blank_dim = blank_predictor.output_size()
-            self.blank_joint = JointNetwork(enc_dim, blank_dim, joint_dim, 1, joint_activation)
-            self.vocab_joint = JointNetwork(enc_dim, pred_dim, joint_dim, vocab_size - 1, joint_activation)
+            self.blank_joint = blank_joint_cls(enc_dim, blank_dim, joint_dim, 1, joint_activation)
+            self.vocab_joint = vocab_joint_cls(enc_dim, pred_dim, joint_dim, vocab_size - 1, joint_activation)
             self.lm_head = torch.nn.Linear(pred_dim, vocab_size - 1) if lm_weight > 0 else None
             emo_pred_dim = blank_dim
-        self.emotion_joint = JointNetwork(
+        self.emotion_joint = blank_joint_cls(
             enc_dim, emo_pred_dim, emotion_joint_dim or joint_dim, num_classes, joint_activation
         )
-        self.head = UtteranceEmotionHead(enc_dim, emo_pred_dim, num_classes, dropout=head_dropout)
-        self.ctc_lin = torch.nn.Linear(enc_dim, vocab_size) if ctc_weight > 0 else None
+        self.head = head_cls(enc_dim, emo_pred_dim, num_classes, dropout=head_dropout)
+        self.ctc_lin = ctc_cls(enc_dim, vocab_size) if ctc_weight > 0 else None
+        #: FENT's blank-branch input from the frontend's second weighting (None: no such branch).
+        self.blank_branch = (
+            BlankBranchInput.for_encoder(frontend.output_size(), encoder) if blank_branch else None
+        )
 
     # ----------------------------------------------------------------- encoder
     def encode(
@@ -183,14 +222,34 @@ class EmotionTransducer(AbsESPnetModel):
             speech_lengths: (B,) samples per utterance.
 
         Returns:
-            enc_out: (B, T, D_e); enc_lens: (B,).
+            enc_out: (B, T, D_e), or (B, T, 2 D_e) ``[enc | enc_blank]`` with a
+                blank-branch weighting (module docstring); enc_lens: (B,).
         """
+        if self.blank_branch is not None:
+            return self._encode_with_blank_branch(speech, speech_lengths)
         feats, feats_lens = self.frontend(speech, speech_lengths)
         if self.normalize is not None:
             feats, feats_lens = self.normalize(feats, feats_lens)
         if self.specaug is not None and self.training:
             feats, feats_lens = self.specaug(feats, feats_lens)
         return self.encoder(feats, feats_lens)
+
+    def _encode_with_blank_branch(
+        self, speech: torch.Tensor, speech_lengths: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """FENT with a second layer weighting: packed ``[enc | enc_blank]`` (B, T, 2 D_e).
+
+        SpecAugment (training only) sees both weighted sums concatenated, so
+        its time warping and time masks are the same for the two streams
+        (frequency masks fall anywhere in the 2 F channels).
+        """
+        (feats, blank_feats), feats_lens = self.frontend.forward_weightings(speech, speech_lengths)
+        if self.specaug is not None and self.training:
+            both, feats_lens = self.specaug(torch.cat([feats, blank_feats], dim=-1), feats_lens)
+            feats, blank_feats = both.split(feats.size(-1), dim=-1)
+        enc_out, enc_lens = self.encoder(feats, feats_lens)
+        enc_blank = self.blank_branch(enc_out, enc_lens, blank_feats, feats_lens)
+        return torch.cat([enc_out, enc_blank], dim=-1), enc_lens
 
     # -------------------------------------------------------------- predictors
     def predict(self, text: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:

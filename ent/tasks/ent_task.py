@@ -40,12 +40,16 @@ from ent.data.emotions import DEFAULT_EMOTIONS, parse_emotion_list  # noqa: E402
 from ent.data.sampler import LengthBucketBatchSampler, utterance_lengths  # noqa: E402
 from ent.features.cmvn import build_global_cmvn  # noqa: E402
 from ent.features.fbank import Fbank  # noqa: E402
+from ent.features.ssl import SSLFrontend  # noqa: E402
 from ent.features.specaug import build_specaug  # noqa: E402
 from ent.models.transducer import EmotionTransducer  # noqa: E402
 from ent.nets.encoder import ConformerEncoder  # noqa: E402
 from ent.nets.predictor import RNNPredictor, StatelessPredictor  # noqa: E402
 from ent.text.tokenizer import Tokenizer  # noqa: E402
 
+# fbank: on-the-fly Kaldi fbank (ent.features.fbank); ssl: a local wav2vec 2.0 /
+# HuBERT / WavLM model with learned layer weights (ent.features.ssl).
+frontend_choices = ClassChoices("frontend", classes=dict(fbank=Fbank, ssl=SSLFrontend), default="fbank")
 encoder_choices = ClassChoices("encoder", classes=dict(conformer=ConformerEncoder), default="conformer")
 predictor_choices = ClassChoices(
     "predictor", classes=dict(rnn=RNNPredictor, stateless=StatelessPredictor), default="rnn"
@@ -56,7 +60,7 @@ class ENTTask(AbsTask):
     """Joint ASR and emotion recognition with ENT / FENT."""
 
     num_optimizers: int = 1
-    class_choices_list = [encoder_choices, predictor_choices]
+    class_choices_list = [frontend_choices, encoder_choices, predictor_choices]
     trainer = Trainer
 
     # ------------------------------------------------------------- arguments
@@ -80,11 +84,10 @@ class ENTTask(AbsTask):
                            help="utterances shorter than this many feature frames are skipped")
 
         group = parser.add_argument_group("ENT model")
-        group.add_argument("--frontend_conf", action=NestedDictAction, default=dict(),
-                           help="Fbank options (n_mels, frame_length_ms, frame_shift_ms, dither)")
+        # --frontend (fbank | ssl) and --frontend_conf come from frontend_choices.
         group.add_argument("--normalize_conf", action=NestedDictAction, default=dict(),
                            help="global CMVN: {stats_file: exp/stats_fbank80/feats_stats.npz}; "
-                                "empty: no normalization")
+                                "empty: no normalization. Not applied with --frontend ssl")
         group.add_argument("--specaug_conf", action=NestedDictAction, default=dict(),
                            help="SpecAugment options (see ent.features.specaug); empty: none")
         group.add_argument("--blank_predictor_conf", action=NestedDictAction, default=dict(),
@@ -177,9 +180,14 @@ class ENTTask(AbsTask):
         tokenizer = Tokenizer.from_dir(args.token_dir)
         vocab_size = tokenizer.vocab_size
         emotions = parse_emotion_list(args.emotions)
-        frontend = Fbank(**args.frontend_conf)
+        frontend_name = getattr(args, "frontend", None) or "fbank"  # older configs: fbank
+        frontend = frontend_choices.get_class(frontend_name)(**args.frontend_conf)
         normalize = None
-        if args.normalize_conf:
+        if args.normalize_conf and frontend_name == "ssl":
+            # ent.sh passes the fbank CMVN statistics to every model; they do
+            # not describe SSL features (the weighted sum has its own scale).
+            logging.info("--frontend ssl: --normalize_conf (global CMVN of fbank features) is not applied")
+        elif args.normalize_conf:
             normalize = build_global_cmvn(**args.normalize_conf)
         specaug = build_specaug(args.specaug_conf) if args.specaug_conf else None
         encoder = encoder_choices.get_class(args.encoder)(

@@ -13,6 +13,10 @@
 #   9  Packing each model into a self-contained directory for ent-transcribe.
 #  10  Streaming: chunk-by-chunk decoding and scoring of the test and diarization
 #      sets with every --streaming_configs model, beside its full-context greedy row.
+#  11  (optional, only with --ssl_cache_configs; runs after stage 4 and before
+#      training) SSL feature cache: the hidden states of the frozen pretrained
+#      model of each listed config (frontend: ssl, frontend_conf.cache_dir) for
+#      every data set, extracted once. Alone: --stage 11 --stop_stage 11.
 
 set -euo pipefail
 
@@ -54,6 +58,7 @@ streaming_chunk_ms="320"             # Chunk sizes for streaming decoding, space
 # Feature options
 n_mels=80                 # Log-mel fbank dimension (computed on the fly).
 cmvn_max_utts=0           # Utterances used for CMVN statistics (0: all).
+ssl_cache_configs=""      # Stage 11: configs whose SSL hidden states are cached (frontend_conf.cache_dir).
 
 # Tokenizer options
 token_type=bpe            # char, bpe or unigram.
@@ -85,6 +90,7 @@ Usage: $0 [options]
   --emotions "..."          emotion classes, neutral first (default: "${emotions}")
   --n_mels N                fbank dimension (default: ${n_mels})
   --cmvn_max_utts N         utterances for CMVN statistics, 0 = all (default: ${cmvn_max_utts})
+  --ssl_cache_configs "A B" stage 11: cache the SSL hidden states of these configs (default: none)
   --token_type TYPE         char, bpe or unigram (default: ${token_type})
   --nbpe N                  vocabulary size for bpe/unigram (default: ${nbpe})
   --text_case CASE          lower, upper or keep (default: ${text_case})
@@ -100,6 +106,7 @@ Stages:
   8  emotion diarization decoding and scoring
   9  model packing
   10 streaming decoding and scoring
+  11 SSL feature cache (optional: --ssl_cache_configs; runs between stages 4 and 5)
 EOF2
 )
 
@@ -172,6 +179,27 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
   log "Stage 4: ${token_type} token list from ${datadir}/${train_set}/text -> ${token_dir}"
   ${python} -m ent.bin.train_tokenizer --text "${datadir}/${train_set}/text" \
     --token-type "${token_type}" --nbpe "${nbpe}" --case "${text_case}" --out-dir "${token_dir}"
+fi
+
+# -----------------------------------------------------------------------------
+# Stage 11 (optional): SSL feature cache. Numbered after the others but placed
+# here so that, in a full run, the cache exists before training (stage 5).
+# Only runs with --ssl_cache_configs; each config must use `frontend: ssl` with
+# a frozen model and name its cache in frontend_conf.cache_dir. Utterances
+# already cached are skipped, so rerunning it is cheap.
+# -----------------------------------------------------------------------------
+if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ] && [ -n "${ssl_cache_configs}" ]; then
+  cache_dirs=()
+  for dset in $(echo ${train_sp_set} ${valid_set} ${test_sets} ${sed_sets} | tr ' ' '\n' | awk '!seen[$0]++'); do
+    cache_dirs+=("${datadir}/${dset}")
+  done
+  device=cpu
+  [ "${ngpu}" -gt 0 ] && device=cuda
+  for config in ${ssl_cache_configs}; do
+    log "Stage 11: SSL feature cache of ${config} for ${cache_dirs[*]} (device ${device})"
+    ${python} -m ent.bin.extract_ssl_features --config "${config}" --data-dir "${cache_dirs[@]}" \
+      --device "${device}"
+  done
 fi
 
 model_tag() { local b; b=$(basename "$1" .yaml); echo "${b#train_}"; }
