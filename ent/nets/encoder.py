@@ -57,6 +57,61 @@ from espnet2.asr_transducer.utils import get_convinput_module_parameters  # noqa
 #: 8 included, is silently built as factor 6 by ESPnet, so it is refused here.
 SUPPORTED_SUBSAMPLING_FACTORS: Tuple[int, ...] = (2, 4, 6)
 
+#: Input layers of :class:`ConformerEncoder`.
+INPUT_LAYERS: Tuple[str, ...] = ("conv2d", "stack")
+
+
+class StackedFramesInput(torch.nn.Module):
+    """Subsampling by frame stacking: ``k`` consecutive frames, one linear map, LayerNorm.
+
+    Output frame ``t`` is ``LayerNorm(W [x_{kt}; ...; x_{kt+k-1}] + b)``; the
+    frames left over at the end (fewer than ``k``) are dropped. The linear map
+    is written as one ``Conv2d(1, D, (k, F), stride=(k, F))`` so that the
+    module has the interface of ESPnet's ``ConvInput`` (``conv``, ``output``)
+    and streams with the same buffering code; it has no right context.
+
+    Compared with the two ReLU convolutions of ``ConvInput`` it is cheaper
+    (one matrix product) and its output scale is fixed by the LayerNorm: with
+    ``ConvInput`` and a large learning rate the scale of the subsampled frames
+    grows by orders of magnitude in the first few hundred steps (measured on
+    ``mini_emo``: standard deviation 0.13 at initialisation, 27 after 30 Adam
+    steps at 2e-3), which saturates what follows and stalls learning.
+
+    Args:
+        input_size: Feature dimension F.
+        subsampling_factor: Frames stacked per output frame k (>= 1).
+        output_size: Output dimension D.
+
+    Shapes:
+        ``forward(x: (B, T, F))`` returns ``(B, T // k, D)``.
+    """
+
+    def __init__(self, input_size: int, subsampling_factor: int, output_size: int) -> None:
+        super().__init__()
+        if subsampling_factor < 1:
+            raise ValueError(f"subsampling_factor must be >= 1, got {subsampling_factor}")
+        self.subsampling_factor = subsampling_factor
+        self.conv = torch.nn.Sequential(
+            torch.nn.Conv2d(1, output_size, (subsampling_factor, input_size), stride=(subsampling_factor, input_size))
+        )
+        self.output = torch.nn.LayerNorm(output_size)
+        self.output_size = output_size
+
+    def forward(
+        self, x: torch.Tensor, mask: Optional[torch.Tensor] = None
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Stack and project.
+
+        Args:
+            x: Features. (B, T, F)
+            mask: Ignored (kept for ``ConvInput``'s signature).
+
+        Returns:
+            Subsampled frames (B, T // k, D) and ``mask`` unchanged.
+        """
+        y = self.conv(x.unsqueeze(1))  # (B, D, T // k, 1)
+        return self.output(y.squeeze(3).transpose(1, 2)), mask
+
 
 def conv_output_length(
     lengths: torch.Tensor, kernel_size: int, stride: int, padding: int = 0, dilation: int = 1
@@ -138,7 +193,7 @@ class EncoderStreamingState:
 
 
 class ConformerEncoder(torch.nn.Module):
-    """Conv2d subsampling followed by Conformer blocks with relative positions.
+    """Subsampling input layer followed by Conformer blocks with relative positions.
 
     Built from YAML-style keyword arguments (``encoder_conf``); every key is
     optional. The defaults give a 12-block, 256-dim, 4-head Conformer with
@@ -152,10 +207,15 @@ class ConformerEncoder(torch.nn.Module):
         heads: Self-attention heads (must divide ``hidden_size``).
         conv_mod_kernel_size: Depthwise kernel size of the Conformer convolution
             module (odd).
-        subsampling_factor: Time subsampling of the conv2d input block: 2, 4 or 6.
-            (8 is not offered: ESPnet's ConvInput silently builds factor 6 for it.)
-        conv_size: Channels of the subsampling convolutions; ``None`` means
-            ``hidden_size``.
+        input_layer: ``conv2d``: ESPnet's ``ConvInput`` (two ReLU convolutions
+            with stride); ``stack``: :class:`StackedFramesInput` (frame
+            stacking, one linear map and LayerNorm; cheaper, no right context,
+            and much faster to train from scratch on small data).
+        subsampling_factor: Time subsampling of the input layer: 2, 4 or 6 for
+            ``conv2d`` (8 is not offered: ESPnet's ConvInput silently builds
+            factor 6 for it); any factor >= 1 for ``stack``.
+        conv_size: Channels of the subsampling convolutions (``conv2d`` only);
+            ``None`` means ``hidden_size``.
         dropout_rate: Dropout on the residual branches of each Conformer block.
         att_dropout_rate: Dropout on the attention weights.
         pos_wise_dropout_rate: Dropout inside the feed-forward modules.
@@ -196,6 +256,7 @@ class ConformerEncoder(torch.nn.Module):
         linear_size: int = 1024,
         heads: int = 4,
         conv_mod_kernel_size: int = 31,
+        input_layer: str = "conv2d",
         subsampling_factor: int = 4,
         conv_size: Optional[int] = None,
         dropout_rate: float = 0.1,
@@ -214,7 +275,12 @@ class ConformerEncoder(torch.nn.Module):
         num_left_chunks: int = 0,
     ) -> None:
         super().__init__()
-        if subsampling_factor not in SUPPORTED_SUBSAMPLING_FACTORS:
+        if input_layer not in INPUT_LAYERS:
+            raise ValueError(f"input_layer must be one of {list(INPUT_LAYERS)}, got {input_layer!r}")
+        if input_layer == "stack":
+            if subsampling_factor < 1:
+                raise ValueError(f"subsampling_factor must be >= 1, got {subsampling_factor}")
+        elif subsampling_factor not in SUPPORTED_SUBSAMPLING_FACTORS:
             raise ValueError(
                 f"subsampling_factor must be one of {list(SUPPORTED_SUBSAMPLING_FACTORS)}, "
                 f"got {subsampling_factor}"
@@ -240,17 +306,21 @@ class ConformerEncoder(torch.nn.Module):
             num_left_chunks=num_left_chunks,
         )
 
-        if get_convinput_module_parameters(input_size, 1, subsampling_factor, is_vgg=False)[1] < 1:
-            raise ValueError(
-                f"input_size {input_size} is too small for subsampling factor {subsampling_factor}"
+        self.embed: torch.nn.Module
+        if input_layer == "stack":
+            self.embed = StackedFramesInput(input_size, subsampling_factor, hidden_size)
+        else:
+            if get_convinput_module_parameters(input_size, 1, subsampling_factor, is_vgg=False)[1] < 1:
+                raise ValueError(
+                    f"input_size {input_size} is too small for subsampling factor {subsampling_factor}"
+                )
+            self.embed = ConvInput(
+                input_size,
+                conv_size if conv_size is not None else hidden_size,
+                subsampling_factor,
+                vgg_like=False,
+                output_size=hidden_size,
             )
-        self.embed = ConvInput(
-            input_size,
-            conv_size if conv_size is not None else hidden_size,
-            subsampling_factor,
-            vgg_like=False,
-            output_size=hidden_size,
-        )
         # (kernel, stride, padding, dilation) along time of each subsampling conv.
         self._time_convs: List[Tuple[int, int, int, int]] = [
             (m.kernel_size[0], m.stride[0], m.padding[0], m.dilation[0])
@@ -278,6 +348,7 @@ class ConformerEncoder(torch.nn.Module):
         )
 
         self.input_size = input_size
+        self.input_layer = input_layer
         self.subsampling_factor = subsampling_factor
         self.dynamic_chunk_training = dynamic_chunk_training
         self.short_chunk_threshold = main_params["short_chunk_threshold"]

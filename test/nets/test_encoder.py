@@ -6,7 +6,7 @@ import pytest
 import torch
 from espnet2.asr_transducer.utils import make_chunk_mask
 
-from ent.nets.encoder import ConformerEncoder, chunk_attention_mask
+from ent.nets.encoder import ConformerEncoder, StackedFramesInput, chunk_attention_mask
 
 TINY: Dict[str, object] = dict(
     num_blocks=2,
@@ -60,9 +60,9 @@ def test_subsampled_lengths_match_the_convolutions(factor: int) -> None:
     assert int(encoder.subsampled_lengths(torch.tensor([encoder.min_input_frames - 1]))[0]) == 0
 
 
-@pytest.mark.parametrize("factor", [4, 6])
-def test_padding_does_not_change_real_frames(factor: int) -> None:
-    encoder = make_encoder(factor).eval()
+@pytest.mark.parametrize("factor,input_layer", [(4, "conv2d"), (6, "conv2d"), (4, "stack"), (8, "stack")])
+def test_padding_does_not_change_real_frames(factor: int, input_layer: str) -> None:
+    encoder = make_encoder(factor, input_layer=input_layer).eval()
     lens = torch.tensor([400, 250, 120])
     feats = torch.randn(3, 400, FEAT_DIM)
     for b, n in enumerate(lens.tolist()):
@@ -77,8 +77,9 @@ def test_padding_does_not_change_real_frames(factor: int) -> None:
             assert torch.all(out[b, alone.size(1) :] == 0)
 
 
-def test_gradient_flows_to_every_parameter_and_not_to_padding() -> None:
-    encoder = make_encoder(4).train()
+@pytest.mark.parametrize("input_layer", ["conv2d", "stack"])
+def test_gradient_flows_to_every_parameter_and_not_to_padding(input_layer: str) -> None:
+    encoder = make_encoder(4, input_layer=input_layer).train()
     lens = torch.tensor([120, 80])
     feats = torch.randn(2, 120, FEAT_DIM, requires_grad=True)
     out, _ = encoder(feats, lens)
@@ -94,6 +95,28 @@ def test_gradient_flows_to_every_parameter_and_not_to_padding() -> None:
     out.pow(2).sum().backward()
     assert feats.grad[1, 80:].abs().max() == 0
     assert feats.grad[1, :80].abs().max() > 0
+
+
+@pytest.mark.parametrize("factor", [1, 3, 4, 8])
+def test_stacked_frames_input_equals_stacking_then_linear_then_layer_norm(factor: int) -> None:
+    encoder = make_encoder(factor, input_layer="stack").eval()
+    layer = encoder.embed
+    assert isinstance(layer, StackedFramesInput)
+    for n in (factor, 5 * factor - 1, 57):
+        feats = torch.randn(2, n, FEAT_DIM)
+        with torch.no_grad():
+            out, _ = layer(feats, None)
+            t = n // factor
+            stacked = feats[:, : t * factor].reshape(2, t, factor * FEAT_DIM)  # [x_kt; ...; x_kt+k-1]
+            weight = layer.conv[0].weight.reshape(32, factor * FEAT_DIM)
+            ref = torch.nn.functional.layer_norm(
+                stacked @ weight.T + layer.conv[0].bias, (32,), layer.output.weight, layer.output.bias
+            )
+        assert out.shape == (2, t, 32)
+        assert (out - ref).abs().max().item() < 1e-5
+        assert int(encoder.subsampled_lengths(torch.tensor([n]))[0]) == t
+    assert encoder.frontend_lookahead == 0
+    assert encoder.min_input_frames == factor
 
 
 def test_chunk_attention_mask_equals_espnet() -> None:
@@ -131,6 +154,10 @@ def test_dynamic_chunk_training_runs_in_training_mode() -> None:
 def test_bad_configs_and_inputs_raise() -> None:
     with pytest.raises(ValueError, match="subsampling_factor must be one of"):
         make_encoder(8)
+    with pytest.raises(ValueError, match="input_layer must be one of"):
+        make_encoder(4, input_layer="conv3d")
+    with pytest.raises(ValueError, match="subsampling_factor must be >= 1"):
+        make_encoder(0, input_layer="stack")
     with pytest.raises(ValueError, match="divisible by heads"):
         make_encoder(4, heads=3)
     with pytest.raises(ValueError, match="conv_mod_kernel_size must be odd"):

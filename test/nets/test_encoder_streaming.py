@@ -40,10 +40,10 @@ def stream(encoder: ConformerEncoder, feats: torch.Tensor, chunk: int, left: int
 CUTS = [0, 1, 2, 13, 0, 6, 40, 1, 1, 7, 30]
 
 
-@pytest.mark.parametrize("factor", [4, 6])
+@pytest.mark.parametrize("factor,input_layer", [(4, "conv2d"), (6, "conv2d"), (4, "stack")])
 @pytest.mark.parametrize("chunk,left", [(1, 0), (3, 0), (4, 2), (5, 1), (8, 3)])
-def test_chunkwise_equals_masked_full_utterance(factor: int, chunk: int, left: int) -> None:
-    encoder = make_encoder(factor)
+def test_chunkwise_equals_masked_full_utterance(factor: int, input_layer: str, chunk: int, left: int) -> None:
+    encoder = make_encoder(factor, input_layer=input_layer)
     feats = torch.randn(2, 211, FEAT_DIM)
     with torch.no_grad():
         ref, lens = encoder(feats, torch.tensor([211, 211]), chunk_size=chunk, num_left_chunks=left)

@@ -17,6 +17,5 @@ train_configs="conf/train_ent.yaml conf/train_fent.yaml"
     --sed_sets "${sed_sets}" \
     --train_configs "${train_configs}" \
     --decode_config conf/decode.yaml \
-    --token_type bpe \
-    --nbpe 200 \
+    --token_type char \
     "$@"
