@@ -277,10 +277,8 @@ class ConformerEncoder(torch.nn.Module):
         super().__init__()
         if input_layer not in INPUT_LAYERS:
             raise ValueError(f"input_layer must be one of {list(INPUT_LAYERS)}, got {input_layer!r}")
-        if input_layer == "stack":
-            if subsampling_factor < 1:
-                raise ValueError(f"subsampling_factor must be >= 1, got {subsampling_factor}")
-        elif subsampling_factor not in SUPPORTED_SUBSAMPLING_FACTORS:
+        # StackedFramesInput checks its own factor; ConvInput silently misbuilds others.
+        if input_layer == "conv2d" and subsampling_factor not in SUPPORTED_SUBSAMPLING_FACTORS:
             raise ValueError(
                 f"subsampling_factor must be one of {list(SUPPORTED_SUBSAMPLING_FACTORS)}, "
                 f"got {subsampling_factor}"
