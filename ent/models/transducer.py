@@ -100,6 +100,10 @@ class EmotionTransducer(AbsESPnetModel):
         lattice_weight: Weight of the lattice loss.
         lm_weight: Weight of FENT's LM loss on the vocabulary predictor.
         head_dropout: Dropout before the utterance head's classifier.
+        head_pooling: The head's encoder pooling, ``mean`` or ``stats``
+            (mean and standard deviation; see
+            :class:`~ent.nets.utterance_head.UtteranceEmotionHead`).
+        head_hidden_dim: Size of the head's hidden layer (0: a linear head).
         label_smoothing: Label smoothing of the utterance head's cross entropy.
         frame_shift: Encoder frame shift in seconds (for interval labels).
         ctc_weight: Weight of an auxiliary CTC loss on the encoder output
@@ -135,6 +139,8 @@ class EmotionTransducer(AbsESPnetModel):
         lattice_weight: float = 1.0,
         lm_weight: float = 0.0,
         head_dropout: float = 0.0,
+        head_pooling: str = "mean",
+        head_hidden_dim: int = 0,
         label_smoothing: float = 0.0,
         frame_shift: float = 0.04,
         ctc_weight: float = 0.0,
@@ -204,7 +210,10 @@ class EmotionTransducer(AbsESPnetModel):
         self.emotion_joint = blank_joint_cls(
             enc_dim, emo_pred_dim, emotion_joint_dim or joint_dim, num_classes, joint_activation
         )
-        self.head = head_cls(enc_dim, emo_pred_dim, num_classes, dropout=head_dropout)
+        self.head = head_cls(
+            enc_dim, emo_pred_dim, num_classes, dropout=head_dropout,
+            pooling=head_pooling, hidden_dim=head_hidden_dim,
+        )
         self.ctc_lin = ctc_cls(enc_dim, vocab_size) if ctc_weight > 0 else None
         #: FENT's blank-branch input from the frontend's second weighting (None: no such branch).
         self.blank_branch = (

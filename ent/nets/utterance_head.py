@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Tuple
+
 import torch
+
+POOLINGS: Tuple[str, ...] = ("mean", "stats")
+"""Encoder poolings of :class:`UtteranceEmotionHead`: the mean, or mean and
+standard deviation (x-vector statistics pooling)."""
 
 
 def masked_mean(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -20,25 +26,74 @@ def masked_mean(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return summed / lengths.unsqueeze(1).to(x.dtype)
 
 
-class UtteranceEmotionHead(torch.nn.Module):
-    """``Linear(dropout(LayerNorm([mean(enc_out), mean(pred_out)])))`` -> (B, C).
+def masked_mean_std(
+    x: torch.Tensor, lengths: torch.Tensor, eps: float = 1e-5
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Mean and standard deviation over the first ``lengths[b]`` frames.
 
-    The encoder mean runs over the T_b real frames, the predictor mean over the
-    U_b + 1 positions of the label prefix (start symbol included), so padding
-    never affects the logits.
+    The deviation is the population one, ``sqrt(mean((x - mean)**2) + eps)``,
+    so a single frame gives ``sqrt(eps)`` and a finite gradient.
+
+    Args:
+        x: Padded sequences. (B, N, D)
+        lengths: Number of valid frames, each in ``[1, N]``. (B,)
+        eps: Added to the variance before the square root.
+
+    Returns:
+        Means (B, D) and standard deviations (B, D).
+    """
+    valid = (torch.arange(x.size(1), device=x.device).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(-1)
+    count = lengths.unsqueeze(1).to(x.dtype)
+    mean = x.masked_fill(~valid, 0.0).sum(dim=1) / count
+    centred = (x - mean.unsqueeze(1)).masked_fill(~valid, 0.0)
+    var = centred.pow(2).sum(dim=1) / count
+    return mean, torch.sqrt(var + eps)
+
+
+class UtteranceEmotionHead(torch.nn.Module):
+    """``Linear(dropout(LayerNorm([pool(enc_out), mean(pred_out)])))`` -> (B, C).
+
+    ``pool`` is the mean over the T_b real encoder frames (``pooling="mean"``,
+    the ENT paper's head) or their mean and standard deviation concatenated
+    (``"stats"``: the spread of the frames carries prosodic range, e.g. of
+    pitch and loudness, that a mean averages away). The predictor mean runs
+    over the U_b + 1 positions of the label prefix (start symbol included), so
+    padding never affects the logits. With ``hidden_dim > 0`` the classifier
+    is ``Linear(dropout(ReLU(Linear(...))))`` instead of one linear layer.
 
     Args:
         enc_dim: Encoder output size D_e.
         pred_dim: Predictor output size D_p.
         num_classes: Number of emotion classes C.
         dropout: Dropout before the output layer.
+        pooling: ``"mean"`` or ``"stats"`` (see :data:`POOLINGS`).
+        hidden_dim: Size of an optional hidden layer (0: none).
     """
 
-    def __init__(self, enc_dim: int, pred_dim: int, num_classes: int, dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        enc_dim: int,
+        pred_dim: int,
+        num_classes: int,
+        dropout: float = 0.0,
+        pooling: str = "mean",
+        hidden_dim: int = 0,
+    ) -> None:
         super().__init__()
-        self.norm = torch.nn.LayerNorm(enc_dim + pred_dim)
+        if pooling not in POOLINGS:
+            raise ValueError(f"unknown utterance head pooling {pooling!r}; valid: {list(POOLINGS)}")
+        if hidden_dim < 0:
+            raise ValueError(f"hidden_dim must be >= 0, got {hidden_dim}")
+        self.pooling = pooling
+        in_dim = (2 if pooling == "stats" else 1) * enc_dim + pred_dim
+        self.norm = torch.nn.LayerNorm(in_dim)
+        self.hidden = (
+            torch.nn.Sequential(torch.nn.Linear(in_dim, hidden_dim), torch.nn.ReLU())
+            if hidden_dim > 0
+            else None
+        )
         self.dropout = torch.nn.Dropout(dropout)
-        self.output = torch.nn.Linear(enc_dim + pred_dim, num_classes)
+        self.output = torch.nn.Linear(hidden_dim or in_dim, num_classes)
 
     def forward(
         self,
@@ -69,7 +124,11 @@ class UtteranceEmotionHead(torch.nn.Module):
             raise ValueError(
                 f"label_lens must lie in [0, {pred_out.size(1) - 1}], got {label_lens.tolist()}"
             )
-        pooled = torch.cat(
-            [masked_mean(enc_out, enc_lens), masked_mean(pred_out, label_lens + 1)], dim=-1
-        )
-        return self.output(self.dropout(self.norm(pooled)))
+        if self.pooling == "stats":
+            enc_pooled = torch.cat(masked_mean_std(enc_out, enc_lens), dim=-1)
+        else:
+            enc_pooled = masked_mean(enc_out, enc_lens)
+        x = self.norm(torch.cat([enc_pooled, masked_mean(pred_out, label_lens + 1)], dim=-1))
+        if self.hidden is not None:
+            x = self.hidden(x)
+        return self.output(self.dropout(x))

@@ -58,9 +58,13 @@ def test_forward_backward_reaches_every_branch(variant: str) -> None:
     assert model.emotion_joint.lin_out.weight.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("variant", ["ent", "fent"])
-def test_loss_is_padding_invariant(variant: str) -> None:
-    model = tiny_model(variant).eval()
+@pytest.mark.parametrize(
+    "variant,conf",
+    [("ent", {}), ("fent", {}), ("ent", {"head_pooling": "stats", "head_hidden_dim": 8}),
+     ("fent", {"head_pooling": "stats"})],
+)
+def test_loss_is_padding_invariant(variant: str, conf: dict) -> None:
+    model = tiny_model(variant, **conf).eval()
     speech, lens, text, tlens, emo = batch()
     with torch.no_grad():
         full, _, _ = model(speech, lens, text, tlens, emo)
