@@ -5,6 +5,14 @@ it), ``model.pth``, the token list and sentencepiece model (``tokens/``) and the
 CMVN statistics, so that ``ent-transcribe --model DIR`` works from anywhere.
 It is built under a temporary name and renamed into place.
 
+A model with a pretrained front end (``frontend: ssl``) reads the pretrained
+model's files from ``frontend_conf.model_dir`` whenever it is built (a frozen
+model's weights are not in the checkpoint). ``--ssl-model copy`` (the
+default) copies that directory into the pack (``ssl_model/``, about 360 MB
+for wav2vec 2.0 base), ``absolute`` records its absolute path instead (a
+smaller pack that works on this machine only). The feature cache
+(``cache_dir``) belongs to the training data and is dropped.
+
 Example::
 
     python -m ent.bin.pack_model --model-dir exp/ent --out-dir exp/ent/packed
@@ -26,6 +34,8 @@ from ent.utils.cli import setup_logging
 from ent.utils.errors import DataError
 
 MODEL_FILE = "model.pth"
+SSL_MODEL_DIR = "ssl_model"
+SSL_MODES = ("copy", "absolute")
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -34,15 +44,27 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-dir", required=True, type=Path, help="training output dir")
     parser.add_argument("--model-file", default="valid.loss.ave.pth", help="checkpoint to pack")
     parser.add_argument("--out-dir", required=True, type=Path, help="packed model dir (replaced)")
+    parser.add_argument("--ssl-model", choices=SSL_MODES, default="copy",
+                        help="frontend ssl: copy the pretrained model dir into the pack, or record "
+                             "its absolute path (default: %(default)s)")
     return parser
 
 
-def pack_model(model_dir: Path, model_file: str, out_dir: Path) -> None:
+def pack_model(model_dir: Path, model_file: str, out_dir: Path, ssl_model: str = "copy") -> None:
     """Copy what inference needs into ``out_dir`` (see the module docstring).
 
+    Args:
+        model_dir: Training output dir (``config.yaml`` and checkpoints).
+        model_file: Checkpoint to pack.
+        out_dir: Packed model dir (replaced if it exists).
+        ssl_model: ``copy`` or ``absolute`` (pretrained front ends only).
+
     Raises:
-        DataError: If the config, checkpoint, token dir or statistics are missing.
+        DataError: If the config, checkpoint, token dir, statistics or
+            pretrained model dir are missing.
     """
+    if ssl_model not in SSL_MODES:
+        raise ValueError(f"ssl_model must be one of {SSL_MODES}, got {ssl_model!r}")
     config_file = model_dir / "config.yaml"
     checkpoint = model_dir / model_file
     for path in (config_file, checkpoint):
@@ -65,6 +87,8 @@ def pack_model(model_dir: Path, model_file: str, out_dir: Path) -> None:
                 raise DataError(config_file, None, f"CMVN statistics '{stats}' not found")
             shutil.copy2(stats, tmp / "feats_stats.npz")
             config["normalize_conf"]["stats_file"] = "feats_stats.npz"
+        if config.get("frontend") == "ssl":
+            _pack_ssl_model(config, config_file, tmp, ssl_model)
         config["packed_from"] = {"model_dir": str(model_dir), "model_file": model_file}
         with open(tmp / "config.yaml", "w", encoding="utf-8") as fh:
             yaml.safe_dump(config, fh, sort_keys=False, allow_unicode=True)
@@ -76,12 +100,32 @@ def pack_model(model_dir: Path, model_file: str, out_dir: Path) -> None:
         raise
 
 
+def _pack_ssl_model(config: dict, config_file: Path, tmp: Path, mode: str) -> None:
+    """Point ``frontend_conf.model_dir`` at a copy in the pack (or an absolute path)."""
+    from ent.features.ssl import resolve_model_dir
+
+    conf = config.setdefault("frontend_conf", {})
+    if "model_dir" not in conf:
+        raise DataError(config_file, None, "frontend: ssl without frontend_conf.model_dir")
+    try:
+        source = resolve_model_dir(conf["model_dir"])
+    except FileNotFoundError as exc:  # the message says how to obtain the weights
+        raise DataError(config_file, None, str(exc)) from exc
+    if mode == "copy":
+        shutil.copytree(source, tmp / SSL_MODEL_DIR)
+        conf["model_dir"] = SSL_MODEL_DIR
+    else:
+        conf["model_dir"] = str(source.resolve())
+    for key in ("cache_dir", "cache_miss"):
+        conf.pop(key, None)
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     """Entry point of ``python -m ent.bin.pack_model``."""
     setup_logging()
     args = get_parser().parse_args(argv)
     try:
-        pack_model(args.model_dir, args.model_file, args.out_dir)
+        pack_model(args.model_dir, args.model_file, args.out_dir, args.ssl_model)
     except DataError as exc:
         logging.error(str(exc))
         sys.exit(1)

@@ -11,6 +11,7 @@ serves the ``inference`` and ``transcribe`` command-line tools.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
@@ -104,9 +105,10 @@ class EmotionRecognizer:
     ) -> "EmotionRecognizer":
         """Load ``<model_dir>/config.yaml`` and ``<model_dir>/<model_file>``.
 
-        Relative paths in the config (token list, CMVN statistics) are taken
-        relative to the current directory first (where a recipe trained the
-        model), then to the model directory (a packed model).
+        Relative paths in the config (token list, CMVN statistics, a
+        pretrained front end's ``model_dir``) are taken relative to the
+        current directory first (where a recipe trained the model), then to
+        the model directory (a packed model).
 
         Raises:
             DataError: If a file is missing, naming it.
@@ -126,6 +128,11 @@ class EmotionRecognizer:
         stats = (args.get("normalize_conf") or {}).get("stats_file")
         if stats:
             args["normalize_conf"]["stats_file"] = str(_resolve(stats, model_dir, config_file))
+        ssl_dir = (args.get("frontend_conf") or {}).get("model_dir") if args.get("frontend") == "ssl" else None
+        if ssl_dir:
+            expanded = os.path.expandvars(os.path.expanduser(str(ssl_dir)))
+            if not Path(expanded).exists() and (model_dir / expanded).exists():
+                args["frontend_conf"]["model_dir"] = str(model_dir / expanded)
         import argparse
 
         namespace = argparse.Namespace(**args)

@@ -12,7 +12,11 @@ sys.path.insert(0, str(TEST / "features"))
 from datadir_factory import make_data_dir  # noqa: E402
 from ssl_factory import save_tiny_ssl  # noqa: E402
 
-from ent.bin import compute_cmvn_stats, extract_ssl_features, inference, train, train_tokenizer  # noqa: E402
+from ent.bin import (  # noqa: E402
+    compute_cmvn_stats, extract_ssl_features, inference, pack_model, train, train_tokenizer,
+)
+from ent.data.datadir import DataDir  # noqa: E402
+from ent.decoding.recognizer import DecodeOptions, EmotionRecognizer  # noqa: E402
 
 CONFIG = """\
 frontend: ssl
@@ -31,7 +35,7 @@ use_tensorboard: false
 """
 
 
-def test_train_and_decode_fent_with_a_pretrained_front_end(tmp_path: Path) -> None:
+def test_train_and_decode_fent_with_a_pretrained_front_end(tmp_path: Path, monkeypatch) -> None:
     model_dir = save_tiny_ssl(tmp_path, "wav2vec2")
     data = make_data_dir(tmp_path, n=4, name="train", durations=[0.6, 0.5, 0.45, 0.4])
     tokens, stats, config, exp = tmp_path / "tok", tmp_path / "stats.npz", tmp_path / "c.yaml", tmp_path / "exp"
@@ -59,6 +63,27 @@ def test_train_and_decode_fent_with_a_pretrained_front_end(tmp_path: Path) -> No
     inference.main(["--model-dir", str(exp), "--data-dir", str(data), "--out-dir", str(out),
                     "--search", "greedy"])
     assert len((out / "utt2emo").read_text().splitlines()) == 4
+    first = (out / "text").read_text().splitlines()[0]
+
+    # Packed: the pretrained model is copied in, the training cache dropped; the
+    # pack decodes from another directory after the original model dir is gone.
+    packed = tmp_path / "packed"
+    pack_model.main(["--model-dir", str(exp), "--out-dir", str(packed)])
+    conf = yaml.safe_load((packed / "config.yaml").read_text())["frontend_conf"]
+    assert conf["model_dir"] == "ssl_model" and "cache_dir" not in conf and "cache_miss" not in conf
+    assert (packed / "ssl_model" / "config.json").is_file()
+    # --ssl-model absolute: no copy, the recorded path is absolute.
+    pack_model.main(["--model-dir", str(exp), "--out-dir", str(tmp_path / "abs"), "--ssl-model", "absolute"])
+    conf = yaml.safe_load((tmp_path / "abs" / "config.yaml").read_text())["frontend_conf"]
+    assert conf["model_dir"] == str(model_dir.resolve()) and not (tmp_path / "abs" / "ssl_model").exists()
+    model_dir.rename(tmp_path / "moved")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    recognizer = EmotionRecognizer.from_model_dir(packed, "model.pth", DecodeOptions(search="greedy"))
+    utt, _, hyp = first.partition(" ")
+    results = recognizer.decode([utt], [DataDir.load(data).load_audio(utt)])
+    assert results[0].text == hyp  # the same model as before packing
 
 
 def test_recipe_configs_build(tmp_path: Path) -> None:

@@ -51,6 +51,7 @@ train_configs="conf/train_ent.yaml"  # One model per config, space separated.
 decode_config=conf/decode.yaml       # Decoding options.
 inference_model=valid.loss.ave.pth   # Checkpoint to decode with (in the model dir).
 inference_nj=1                       # Decoding jobs (threads are split among them).
+pack_ssl_model=copy                  # Stage 9, frontend ssl: copy the pretrained model into the pack, or record its absolute path.
 results=RESULTS.md                   # Results table, updated per model and set.
 streaming_configs=""                 # Models (among --train_configs) to decode in streaming mode.
 streaming_chunk_ms="320"             # Chunk sizes for streaming decoding, space separated.
@@ -84,6 +85,7 @@ Usage: $0 [options]
   --train_configs "A B"     one training config per model (default: "${train_configs}")
   --decode_config FILE      decoding options (default: ${decode_config})
   --inference_model FILE    checkpoint to decode with (default: ${inference_model})
+  --pack_ssl_model MODE     stage 9, pretrained front ends: copy or absolute (default: ${pack_ssl_model})
   --results FILE            results table (default: ${results})
   --streaming_configs "A B" models to decode chunk by chunk (default: "${streaming_configs}")
   --streaming_chunk_ms "N"  streaming chunk sizes in ms (default: "${streaming_chunk_ms}")
@@ -278,7 +280,7 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
     mdir="${expdir}/$(model_tag "${config}")"
     log "Stage 9: packing ${mdir} -> ${mdir}/packed"
     ${python} -m ent.bin.pack_model --model-dir "${mdir}" --model-file "${inference_model}" \
-      --out-dir "${mdir}/packed"
+      --out-dir "${mdir}/packed" --ssl-model "${pack_ssl_model}"
   done
   if [ -f "${results}" ]; then
     ${python} -m ent.bin.score --print-summary "${results}"

@@ -4,6 +4,13 @@
 #
 #   ./run.sh --zed_root /corpora/ZED
 #   ./run.sh --zed_root /corpora/ZED --model_dirs "../../iemocap/ent1/exp/fold3/ent ../../iemocap/ent1/exp/fold3/fent"
+#   # the wav2vec 2.0 models of the IEMOCAP recipe (conf/train_{ent,fent}_wav2vec2.yaml there):
+#   ./run.sh --zed_root /corpora/ZED \
+#       --model_dirs "../../iemocap/ent1/exp/fold1/ent_wav2vec2 ../../iemocap/ent1/exp/fold1/fent_wav2vec2"
+#
+# ZED has no training data, so it has no training configs: the models bring
+# their own (a packed model with a pretrained front end carries a copy of the
+# pretrained model, see `python -m ent.bin.pack_model --help`).
 #
 # A model dir is a packed model (model.pth, written by stage 9 of ent.sh into
 # <model dir>/packed/) or a training dir that holds such a packed/ folder.
