@@ -123,13 +123,34 @@ def run(args: argparse.Namespace) -> None:
                 writer.add(result)
                 bar.update(1)
         else:
+            num_tokens = num_frames = 0
             for start in range(0, len(order), options.batch_size):
                 chunk = order[start : start + options.batch_size]
                 waves = [_pad_short(data.load_audio(u), recognizer.min_samples) for u in chunk]
                 for result in recognizer.decode(chunk, waves, chunk_size, args.num_left_chunks):
                     writer.add(result)
+                    num_tokens += len(result.tokens)
+                    num_frames += len(result.frame_emotions)
                 bar.update(len(chunk))
+            _warn_if_dense(options.search, num_tokens, num_frames)
     logging.info(f"wrote {args.out_dir}")
+
+
+DENSE_TOKENS_PER_FRAME = 0.5
+"""Above this mean rate, one symbol per frame is likely to drop tokens."""
+
+
+def _warn_if_dense(search: str, num_tokens: int, num_frames: int) -> None:
+    """Warn when modified beam search (one symbol per frame) decodes dense output."""
+    if search != "modified_beam_search" or num_frames == 0:
+        return
+    rate = num_tokens / num_frames
+    if rate > DENSE_TOKENS_PER_FRAME:
+        logging.warning(
+            f"modified_beam_search emits at most one token per encoder frame and this model emits "
+            f"{rate:.2f} per frame on average, so fast stretches lose tokens (deletions); greedy search "
+            "(max_symbols_per_frame > 1), larger token units or shorter frames do not have this limit"
+        )
 
 
 def _duration(data: "DataDir", utt: str) -> float:

@@ -68,6 +68,8 @@ class EmotionASRDataset(Dataset):
         tokenizer: Normalizes and tokenizes the transcripts.
         emotions: Emotion class names; index = class id.
         utt_ids: Restrict to these utterances (default: all, sorted).
+        use_intervals: Read ``emo_segments``; False: every utterance comes
+            without intervals (K = 0), as if the file were absent.
 
     Raises:
         DataError: On a transcript that is empty after normalization or
@@ -82,6 +84,7 @@ class EmotionASRDataset(Dataset):
         tokenizer: Tokenizer,
         emotions: Sequence[str] = DEFAULT_EMOTIONS,
         utt_ids: Optional[Sequence[str]] = None,
+        use_intervals: bool = True,
     ) -> None:
         self.data = data_dir if isinstance(data_dir, DataDir) else DataDir.load(data_dir, allow_empty_text=True)
         self.tokenizer = tokenizer
@@ -124,7 +127,7 @@ class EmotionASRDataset(Dataset):
             self._emotion.append(emo_index[emo])
 
             rows = []
-            for iv in self.data.emotion_intervals(utt):
+            for iv in self.data.emotion_intervals(utt) if use_intervals else ():
                 if iv.emotion not in emo_index:
                     raise DataError(path / "emo_segments", iv.lineno,
                                     f"unknown emotion '{iv.emotion}' (classes: {' '.join(self.emotions)})")

@@ -18,6 +18,15 @@ Sets (Kaldi-style data directories ``<out-dir>/<set>/``):
   emotional-neutral (25 %) sentences joined by short silences. The emotional
   interval is written to ``emo_segments`` and ``zed.json``.
 
+Interval labels: ``test_sed``'s ``emo_segments`` lists its emotional
+intervals only (ZED's convention: neutral elsewhere). ``train`` and ``dev``
+also get an ``emo_segments``, with the synthesized speech interval of every
+utterance labelled with its emotion, *neutral included*, so that the
+supervised lattice loss trains every frame (silence before and after the
+speech counts as neutral). Training ignores them with ``use_emo_segments:
+false`` (utterance labels only, the ENT paper's weak supervision). ``test``
+has none (it is scored at utterance level).
+
 All sentences are distinct across all sets (normalized text), so test
 sentences never occur in training. Each data directory holds ``wav.scp``,
 ``text`` (lower-case words, no punctuation), ``utt2spk`` / ``spk2utt``
@@ -88,6 +97,14 @@ SETS: Tuple[str, ...] = ("train", "dev", "test", "test_sed")
 EMOTIONAL: Tuple[str, ...] = tuple(e for e in DEFAULT_EMOTIONS if e != NEUTRAL)
 NOISE_COLORS: Dict[str, float] = {"white": 0.0, "pink": 0.5, "brown": 1.0}
 """Noise colour to the exponent ``a`` of its amplitude spectrum ``f**-a``."""
+
+INTERVAL_SETS: Tuple[str, ...] = ("train", "dev")
+"""Sets whose emo_segments label every utterance's speech interval, neutral included."""
+
+TABLES_VERSION = 2
+"""Bumped when the tables a set holds change (2: emo_segments of train and dev),
+so that sets finished by an older version are regenerated."""
+
 
 TRIM_THRESHOLD = 1e-4
 """Samples below this magnitude at a segment's ends count as silence."""
@@ -523,7 +540,7 @@ def _fmt(seconds: float) -> str:
 def write_set(
     data_dir: Path, specs: Sequence[UtteranceSpec], results: Dict[str, _Result], abs_paths: bool
 ) -> None:
-    """Write one set's Kaldi-style tables (and test_sed's emo_segments/zed.json)."""
+    """Write one set's Kaldi-style tables, emo_segments (not for test) and test_sed's zed.json."""
     data_dir.mkdir(parents=True, exist_ok=True)
     by_id = {spec.utt_id: spec for spec in specs}
     paths = {u: scp_path(s.wav_path, abs_paths) for u, s in by_id.items()}
@@ -536,6 +553,16 @@ def write_set(
     for utt in sorted(by_id):
         spk2utt.setdefault(by_id[utt].spk, []).append(utt)
     write_table(data_dir / "spk2utt", {spk: " ".join(utts) for spk, utts in spk2utt.items()})
+    if specs and specs[0].set_name in INTERVAL_SETS:
+        # Every utterance's speech interval with its emotion, neutral included
+        # (see the module docstring).
+        lines = [
+            f"{utt} {_fmt(start / SAMPLE_RATE)} {_fmt(end / SAMPLE_RATE)} {emotion}\n"
+            for utt in sorted(by_id)
+            for start, end, emotion in results[utt].segment_bounds
+        ]
+        with atomic_write(data_dir / "emo_segments") as fh:
+            fh.writelines(lines)
     if specs and specs[0].set_name == "test_sed":
         zed: Dict[str, dict] = {}
         lines: List[str] = []
@@ -574,6 +601,7 @@ def _remove_stale_wavs(set_wav_dir: Path, set_name: str, keep: "set[str]") -> No
 def _set_signature(set_name: str, options: CorpusOptions, wav_dir: Path) -> dict:
     signature = {
         "corpus": "mini_emo",
+        "tables": TABLES_VERSION,
         "set": set_name,
         "options": asdict(options),
         "wav_dir": str(wav_dir),
@@ -640,6 +668,14 @@ def generate_corpus(
         signature = _set_signature(name, options, wav_root)
         if done.exists() and not force:
             previous = json.loads(done.read_text(encoding="utf-8"))
+            if previous.get("tables") != TABLES_VERSION and {
+                k: v for k, v in previous.items() if k != "tables"
+            } == {k: v for k, v in signature.items() if k != "tables"}:
+                # Same options, older table layout: the same audio, regenerated.
+                logger.info("%s: written by an older version (tables %s), regenerating", name,
+                            previous.get("tables", 1))
+                todo.append(name)
+                continue
             if previous != signature:
                 raise ValueError(
                     f"{out_dir / name} was generated with other options ({previous['options']}); "

@@ -32,7 +32,7 @@ from espnet2.train.distributed_utils import DistributedOption  # noqa: E402
 from espnet2.train.trainer import Trainer  # noqa: E402
 from espnet2.utils.get_default_kwargs import get_default_kwargs  # noqa: E402
 from espnet2.utils.nested_dict_action import NestedDictAction  # noqa: E402
-from espnet2.utils.types import str_or_none  # noqa: E402
+from espnet2.utils.types import str2bool, str_or_none  # noqa: E402
 
 from ent.data.datadir import DataDir  # noqa: E402
 from ent.data.dataset import EmotionASRDataset, collate_espnet  # noqa: E402
@@ -82,6 +82,10 @@ class ENTTask(AbsTask):
                            help="batch budget in 10 ms feature frames, padding included")
         group.add_argument("--min_frames", type=int, default=20,
                            help="utterances shorter than this many feature frames are skipped")
+        group.add_argument("--use_emo_segments", type=str2bool, default=True,
+                           help="train the emotion lattice with the supervised interval loss on "
+                                "utterances listed in emo_segments; false: utterance labels only "
+                                "(lattice max pooling everywhere, the ENT paper's weak supervision)")
 
         group = parser.add_argument_group("ENT model")
         # --frontend (fbank | ssl) and --frontend_conf come from frontend_choices.
@@ -142,7 +146,8 @@ class ENTTask(AbsTask):
             )
         if not keep:
             raise RuntimeError(f"{data_dir}: no utterance is long enough to train on")
-        dataset = EmotionASRDataset(data, tokenizer, parse_emotion_list(args.emotions), utt_ids=keep)
+        dataset = EmotionASRDataset(data, tokenizer, parse_emotion_list(args.emotions), utt_ids=keep,
+                                    use_intervals=getattr(args, "use_emo_segments", True))
         world, rank = 1, 0
         if distributed_option.distributed:
             world = torch.distributed.get_world_size()

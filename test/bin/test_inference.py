@@ -1,6 +1,7 @@
 """inference -> score -> pack_model -> ent-transcribe on a tiny trained model."""
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -52,3 +53,15 @@ def test_packed_model_transcribes_from_anywhere(tiny_recipe: dict, tmp_path: Pat
     transcribe.main(["--model", str(packed), "--json", str(wav)])
     record = json.loads(capsys.readouterr().out)
     assert record["file"] == str(wav) and record["emotion"] in ("neutral", "happy", "angry", "sad")
+
+
+def test_dense_output_warns_only_for_modified_beam_search(caplog) -> None:
+    with caplog.at_level(logging.WARNING):
+        inference._warn_if_dense("modified_beam_search", 65, 100)
+    assert "0.65 per frame" in caplog.text and "greedy" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        inference._warn_if_dense("greedy", 65, 100)
+        inference._warn_if_dense("modified_beam_search", 30, 100)
+        inference._warn_if_dense("modified_beam_search", 0, 0)
+    assert caplog.text == ""

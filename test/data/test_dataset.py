@@ -90,6 +90,12 @@ def test_collate_without_intervals_and_espnet_form(tmp_path, tokenizer):
     assert all(isinstance(v, torch.Tensor) for v in b.values())
 
 
+def test_intervals_can_be_ignored(tmp_path, tokenizer):
+    ds = EmotionASRDataset(_make_data_dir(tmp_path), tokenizer, use_intervals=False)
+    assert ds["u2"]["emo_intervals"].shape == (0, 3) and ds["u2"]["emotion"] == 2
+    assert collate([ds[i] for i in range(3)])["emo_intervals"].shape == (3, 0, 3)
+
+
 def test_works_with_dataloader_and_keys(tmp_path, tokenizer):
     ds = EmotionASRDataset(_make_data_dir(tmp_path), tokenizer)
     loader = torch.utils.data.DataLoader(ds, batch_sampler=[("u3", "u1"), ("u2",)], collate_fn=collate)

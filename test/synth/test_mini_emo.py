@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import random
 import statistics
 from collections import Counter
@@ -299,6 +300,36 @@ def test_emo_segments_match_audio_and_zed_json(corpus: Path) -> None:
         # The whole file is exactly what render_utterance gives (noise included).
         audio, _ = sf.read(str(corpus / scp[utt]))
         np.testing.assert_allclose(audio, render_utterance(spec, synth).audio, atol=1.0 / 32768)
+
+
+@needs_espeak
+def test_train_and_dev_label_every_utterance_interval(corpus: Path) -> None:
+    assert not (corpus / "data" / "test" / "emo_segments").exists()
+    for name in ("train", "dev"):
+        d = corpus / "data" / name
+        durs = {u: float(v) for u, v in _table(d / "utt2dur").items()}
+        emos = _table(d / "utt2emo")
+        plan = {s.utt_id: s for s in plan_set(name, OPTIONS, sentence_pools(OPTIONS)[name], corpus / "wav")}
+        lines = [line.split() for line in (d / "emo_segments").read_text().splitlines()]
+        assert [line[0] for line in lines] == sorted(durs)  # every utterance, neutral ones too
+        assert {line[3] for line in lines} == {e for e in emos.values()}
+        for utt, start_s, end_s, emotion in lines:
+            start, end = float(start_s), float(end_s)
+            assert emotion == emos[utt]
+            assert start == pytest.approx(plan[utt].lead_silence, abs=5e-4)  # the speech starts there
+            assert 0.0 < start < end < durs[utt]  # silence before and after
+
+
+@needs_espeak
+def test_sets_of_an_older_table_layout_are_regenerated(corpus: Path, caplog: pytest.LogCaptureFixture) -> None:
+    done = corpus / "data" / "dev" / ".done"
+    signature = json.loads(done.read_text())
+    done.write_text(json.dumps({k: v for k, v in signature.items() if k != "tables"}))
+    (corpus / "data" / "dev" / "emo_segments").unlink()
+    with contextlib.chdir(corpus), caplog.at_level(logging.INFO):
+        main(CLI_ARGS)
+    assert "dev: written by an older version" in caplog.text
+    assert json.loads(done.read_text()) == signature and (corpus / "data" / "dev" / "emo_segments").exists()
 
 
 @needs_espeak
