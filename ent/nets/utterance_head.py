@@ -42,11 +42,8 @@ def masked_mean_std(
     Returns:
         Means (B, D) and standard deviations (B, D).
     """
-    valid = (torch.arange(x.size(1), device=x.device).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(-1)
-    count = lengths.unsqueeze(1).to(x.dtype)
-    mean = x.masked_fill(~valid, 0.0).sum(dim=1) / count
-    centred = (x - mean.unsqueeze(1)).masked_fill(~valid, 0.0)
-    var = centred.pow(2).sum(dim=1) / count
+    mean = masked_mean(x, lengths)
+    var = masked_mean((x - mean.unsqueeze(1)).pow(2), lengths)
     return mean, torch.sqrt(var + eps)
 
 
