@@ -556,13 +556,13 @@ def write_set(
     if specs and specs[0].set_name in INTERVAL_SETS:
         # Every utterance's speech interval with its emotion, neutral included
         # (see the module docstring).
-        lines = [
+        speech = [
             f"{utt} {_fmt(start / SAMPLE_RATE)} {_fmt(end / SAMPLE_RATE)} {emotion}\n"
             for utt in sorted(by_id)
             for start, end, emotion in results[utt].segment_bounds
         ]
         with atomic_write(data_dir / "emo_segments") as fh:
-            fh.writelines(lines)
+            fh.writelines(speech)
     if specs and specs[0].set_name == "test_sed":
         zed: Dict[str, dict] = {}
         lines: List[str] = []
