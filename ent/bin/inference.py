@@ -112,6 +112,10 @@ def run(args: argparse.Namespace) -> None:
     # Sort by length so that batches hold similar lengths (less padding).
     lengths = {u: _duration(data, u) for u in utt_ids}
     order = sorted(utt_ids, key=lambda u: (-lengths[u], u))
+    stats = None
+    if recognizer.speaker_cmvn:
+        logging.info(f"the model uses per-speaker CMVN: statistics of every speaker of {args.data_dir}")
+        stats = recognizer.speaker_stats(data, order)
     logging.info(f"decoding {len(order)} utterances of {args.data_dir} with {options}")
     with DecodeWriter(args.out_dir) as writer, tqdm(total=len(order), unit="utt", file=sys.stderr) as bar:
         if args.streaming:
@@ -119,7 +123,8 @@ def run(args: argparse.Namespace) -> None:
             piece = max(1, int(round(args.chunk_ms / 1000.0 * session.sample_rate)))
             for utt in order:
                 wave = _pad_short(data.load_audio(utt), recognizer.min_samples)
-                result, _ = decode_stream(session, wave, piece, utt_id=utt)
+                result, _ = decode_stream(session, wave, piece, utt_id=utt,
+                                          speaker_cmvn=None if stats is None else stats[utt])
                 writer.add(result)
                 bar.update(1)
         else:
@@ -127,7 +132,8 @@ def run(args: argparse.Namespace) -> None:
             for start in range(0, len(order), options.batch_size):
                 chunk = order[start : start + options.batch_size]
                 waves = [_pad_short(data.load_audio(u), recognizer.min_samples) for u in chunk]
-                for result in recognizer.decode(chunk, waves, chunk_size, args.num_left_chunks):
+                cmvn = None if stats is None else [stats[u] for u in chunk]
+                for result in recognizer.decode(chunk, waves, chunk_size, args.num_left_chunks, cmvn):
                     writer.add(result)
                     num_tokens += len(result.tokens)
                     num_frames += len(result.frame_emotions)

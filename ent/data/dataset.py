@@ -16,6 +16,8 @@ text             int64 (U,)                 token ids (never 0 = ``<blank>``)
 emotion          int                        utterance emotion index (``utt2emo``)
 emo_intervals    float32 (K, 3)             rows ``[start_s, end_s, emotion index]`` from
                                             ``emo_segments`` (K = 0: no interval labels)
+speech_cmvn      float32 (2, D)             only with ``speaker_cmvn``: mean and std of the
+                                            utterance's speaker's features
 ===============  =========================  ====================================================
 
 :func:`collate` pads a list of items into a batch dict:
@@ -30,6 +32,7 @@ text_lengths           (B,) int64
 emotion                (B,) int64
 emo_intervals          (B, K_max, 3) f32    rows of -1 (K_max = 0 when no item has intervals)
 emo_intervals_lengths  (B,) int64           number of real rows per item
+speech_cmvn            (B, 2, D) float32    only when every item has it
 utt_id                 list of B str
 =====================  ===================  ================================================
 
@@ -45,7 +48,7 @@ key, the form ESPnet's ``Trainer`` expects from its data loaders.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -70,6 +73,9 @@ class EmotionASRDataset(Dataset):
         utt_ids: Restrict to these utterances (default: all, sorted).
         use_intervals: Read ``emo_segments``; False: every utterance comes
             without intervals (K = 0), as if the file were absent.
+        speaker_cmvn: Per-utterance feature statistics (2, D) of its speaker
+            (:func:`ent.features.cmvn.speaker_cmvn`), given to the model as
+            ``speech_cmvn``; None: the model's global CMVN.
 
     Raises:
         DataError: On a transcript that is empty after normalization or
@@ -85,6 +91,7 @@ class EmotionASRDataset(Dataset):
         emotions: Sequence[str] = DEFAULT_EMOTIONS,
         utt_ids: Optional[Sequence[str]] = None,
         use_intervals: bool = True,
+        speaker_cmvn: Optional[Mapping[str, np.ndarray]] = None,
     ) -> None:
         self.data = data_dir if isinstance(data_dir, DataDir) else DataDir.load(data_dir, allow_empty_text=True)
         self.tokenizer = tokenizer
@@ -100,6 +107,12 @@ class EmotionASRDataset(Dataset):
                 if utt not in self.data.text:
                     raise DataError(path / "text", None, f"utterance '{utt}' not found")
         self._index = {utt: i for i, utt in enumerate(self.utt_ids)}
+        if speaker_cmvn is not None:
+            missing = [utt for utt in self.utt_ids if utt not in speaker_cmvn]
+            if missing:
+                raise ValueError(f"{path}: no speaker CMVN statistics for '{missing[0]}' "
+                                 f"({len(missing)} utterances)")
+        self.speaker_cmvn = speaker_cmvn
         if len(self._index) != len(self.utt_ids):
             raise ValueError("utt_ids contains duplicates")
 
@@ -149,13 +162,16 @@ class EmotionASRDataset(Dataset):
         """One item (see the module docstring); ``key`` is a position or an utterance id."""
         i = self.index_of(key)
         utt = self.utt_ids[i]
-        return {
+        item = {
             "utt_id": utt,
             "speech": self.data.load_audio(utt),
             "text": self._tokens[i],
             "emotion": self._emotion[i],
             "emo_intervals": self._intervals[i],
         }
+        if self.speaker_cmvn is not None:
+            item["speech_cmvn"] = self.speaker_cmvn[utt]
+        return item
 
     def token_ids(self, key: Union[int, str]) -> np.ndarray:
         """Token ids (U,) of an item, without reading its audio."""
@@ -182,7 +198,7 @@ def collate(batch: List[Dict[str, Any]]) -> Dict[str, Any]:
     speech = [torch.as_tensor(np.asarray(b["speech"], dtype=np.float32)) for b in batch]
     text = [torch.as_tensor(np.asarray(b["text"], dtype=np.int64)) for b in batch]
     intervals = [torch.as_tensor(np.asarray(b["emo_intervals"], dtype=np.float32).reshape(-1, 3)) for b in batch]
-    return {
+    out = {
         "speech": _pad(speech, 0.0),
         "speech_lengths": torch.tensor([s.shape[0] for s in speech], dtype=torch.long),
         "text": _pad(text, IGNORE_ID),
@@ -192,6 +208,12 @@ def collate(batch: List[Dict[str, Any]]) -> Dict[str, Any]:
         "emo_intervals_lengths": torch.tensor([iv.shape[0] for iv in intervals], dtype=torch.long),
         "utt_id": [b["utt_id"] for b in batch],
     }
+    has_cmvn = ["speech_cmvn" in b for b in batch]
+    if any(has_cmvn):
+        if not all(has_cmvn):
+            raise ValueError("some items of the batch have speech_cmvn and some do not")
+        out["speech_cmvn"] = torch.as_tensor(np.stack([np.asarray(b["speech_cmvn"], dtype=np.float32) for b in batch]))
+    return out
 
 
 def collate_espnet(batch: List[Dict[str, Any]]) -> Tuple[List[str], Dict[str, torch.Tensor]]:

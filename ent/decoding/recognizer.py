@@ -25,6 +25,7 @@ from ent.decoding.greedy import greedy_search
 from ent.decoding.hypothesis import utterance_emotion
 from ent.decoding.streaming import encode_chunked, min_samples
 from ent.decoding.writer import DecodeResult, make_result
+from ent.features.cmvn import utterance_cmvn
 from ent.utils.errors import DataError
 
 PathLike = Union[str, Path]
@@ -85,15 +86,20 @@ class EmotionRecognizer:
         model: The EmotionTransducer.
         tokenizer: The tokenizer it was trained with.
         options: Decoding options.
+        speaker_cmvn: Whether the model was trained with per-speaker CMVN
+            (``speaker_cmvn: true``); :meth:`decode` then needs the
+            statistics of each utterance's speaker, or falls back to the
+            utterance's own statistics.
         device: Where to run.
     """
 
     def __init__(self, model: torch.nn.Module, tokenizer: Any, options: DecodeOptions,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", speaker_cmvn: bool = False) -> None:
         self.model = model.to(device).eval()
         self.tokenizer = tokenizer
         self.options = options
         self.device = device
+        self.speaker_cmvn = speaker_cmvn
 
     @classmethod
     def from_model_dir(
@@ -141,7 +147,23 @@ class EmotionRecognizer:
         model.load_state_dict(state)
         logging.info(f"loaded {checkpoint} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters)")
         tokenizer = Tokenizer.from_dir(args["token_dir"])
-        return cls(model, tokenizer, options or DecodeOptions(), device)
+        return cls(model, tokenizer, options or DecodeOptions(), device,
+                   speaker_cmvn=bool(args.get("speaker_cmvn", False)))
+
+    def speaker_stats(self, data: Any, utt_ids: Sequence[str], nj: int = 1) -> Dict[str, np.ndarray]:
+        """Per-speaker CMVN statistics of a data directory for :meth:`decode`.
+
+        Args:
+            data: A :class:`~ent.data.datadir.DataDir`.
+            utt_ids: The utterances to decode (an utterance without
+                ``utt2spk`` entry is its own speaker).
+
+        Returns:
+            ``{utt: (2, F) float32}`` (see :func:`ent.features.cmvn.speaker_cmvn`).
+        """
+        from ent.features.cmvn import speaker_cmvn
+
+        return speaker_cmvn(data, self.model.frontend, nj=nj, utt_ids=utt_ids)
 
     @torch.no_grad()
     def decode(
@@ -150,6 +172,7 @@ class EmotionRecognizer:
         waves: Sequence[np.ndarray],
         chunk_size: Optional[int] = None,
         num_left_chunks: Optional[int] = None,
+        cmvn: Optional[Sequence[np.ndarray]] = None,
     ) -> List[DecodeResult]:
         """Decode one batch of waveforms.
 
@@ -161,6 +184,11 @@ class EmotionRecognizer:
                 :func:`~ent.decoding.streaming.encode_chunked`). None: full context.
             num_left_chunks: Earlier chunks visible with ``chunk_size`` (0:
                 all); default the encoder's.
+            cmvn: Per-utterance speaker statistics (B of (2, F), from
+                :meth:`speaker_stats`) for a model trained with per-speaker
+                CMVN. Without them such a model normalizes each utterance
+                with its own statistics (each utterance its own speaker);
+                other models ignore them and use their global CMVN.
 
         Returns:
             One :class:`DecodeResult` per utterance, in input order.
@@ -171,10 +199,18 @@ class EmotionRecognizer:
         for i, w in enumerate(waves):
             speech[i, : len(w)] = torch.from_numpy(np.asarray(w, dtype=np.float32))
         speech, lengths = speech.to(self.device), lengths.to(self.device)
+        stats: Optional[torch.Tensor] = None
+        if self.speaker_cmvn:
+            if cmvn is not None:
+                stats = torch.as_tensor(np.stack([np.asarray(c, dtype=np.float32) for c in cmvn]))
+            else:
+                feats, feats_lens = model.frontend(speech, lengths)
+                stats = utterance_cmvn(feats, feats_lens)
+            stats = stats.to(self.device)
         if chunk_size is None:
-            enc_out, enc_lens = model.encode(speech, lengths)
+            enc_out, enc_lens = model.encode(speech, lengths, stats)
         else:
-            enc_out, enc_lens = encode_chunked(model, speech, lengths, chunk_size, num_left_chunks)
+            enc_out, enc_lens = encode_chunked(model, speech, lengths, chunk_size, num_left_chunks, stats)
         opts = self.options
         if opts.search == "greedy":
             hyps = greedy_search(model, enc_out, enc_lens, opts.max_symbols_per_frame)

@@ -43,6 +43,7 @@ Example::
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, List, Optional, Tuple, Union
 
@@ -53,6 +54,7 @@ from torch import Tensor
 from ent.decoding.greedy import PredictorRows, StepScorer
 from ent.decoding.hypothesis import Hypothesis, TokenizerLike, UttEmotion, Word, utterance_emotion, words_with_times
 from ent.decoding.writer import DecodeResult, make_result
+from ent.features.cmvn import apply_cmvn
 from ent.features.online_fbank import OnlineFbank
 
 
@@ -95,6 +97,7 @@ def encode_chunked(
     speech_lengths: Tensor,
     chunk_size: int,
     num_left_chunks: Optional[int] = None,
+    speech_cmvn: Optional[Tensor] = None,
 ) -> Tuple[Tensor, Tensor]:
     """Simulated streaming: whole utterances through the encoder with chunk attention masks.
 
@@ -105,13 +108,17 @@ def encode_chunked(
         speech_lengths: Samples per utterance. (B,)
         chunk_size: Encoder frames per chunk.
         num_left_chunks: Earlier chunks visible (0: all); default the encoder's.
+        speech_cmvn: Per-speaker feature statistics used instead of the
+            global CMVN. (B, 2, F)
 
     Returns:
         enc_out: (B, T, D_e); enc_lens: (B,).
     """
     check_streaming_model(model)
     feats, feats_lens = model.frontend(speech, speech_lengths)
-    if model.normalize is not None:
+    if speech_cmvn is not None:
+        feats = apply_cmvn(feats, feats_lens, speech_cmvn)
+    elif model.normalize is not None:
         feats, feats_lens = model.normalize(feats, feats_lens)
     return model.encoder(feats, feats_lens, chunk_size=chunk_size, num_left_chunks=num_left_chunks)
 
@@ -307,6 +314,12 @@ class StreamingSession:
         lattice_rule: ``max`` or ``mean`` (``lattice`` only).
         lattice_threshold: Peak posterior an emotion needs under ``max``.
         utt_id: Id of the final :class:`DecodeResult`.
+        speaker_cmvn: Feature mean and standard deviation of the speaker
+            (2, F), for a model trained with per-speaker CMVN (e.g. one row of
+            :meth:`~ent.decoding.recognizer.EmotionRecognizer.speaker_stats`,
+            or statistics of earlier audio of the same speaker). Without
+            them the model's global CMVN is used (the utterance's own
+            statistics are not known before its end).
 
     Raises:
         ValueError: If the model cannot stream (see :func:`check_streaming_model`)
@@ -324,6 +337,7 @@ class StreamingSession:
         lattice_rule: Optional[str] = None,
         lattice_threshold: Optional[float] = None,
         utt_id: str = "stream",
+        speaker_cmvn: Optional[np.ndarray] = None,
     ) -> None:
         options = None
         if isinstance(recognizer_or_model, torch.nn.Module):
@@ -350,17 +364,34 @@ class StreamingSession:
         self.device = next(model.parameters()).device
         self.sample_rate = int(model.frontend.sample_rate)
         self.min_samples = min_samples(model)
-        self.reset()
+        self.speaker_cmvn: Optional[Tensor] = None
+        if speaker_cmvn is None and getattr(recognizer_or_model, "speaker_cmvn", False):
+            logging.getLogger(__name__).warning(
+                "this model was trained with per-speaker CMVN; streaming without speaker "
+                "statistics (speaker_cmvn=...) uses its global CMVN instead")
+        self.reset(speaker_cmvn=speaker_cmvn)
 
     @property
     def chunk_seconds(self) -> float:
         """Duration of one chunk (whole encoder frames)."""
         return self.chunk_size * self.frame_shift
 
-    def reset(self, utt_id: Optional[str] = None) -> None:
-        """Forget the stream: the session is ready for a new one (named ``utt_id`` if given)."""
+    def reset(self, utt_id: Optional[str] = None, speaker_cmvn: Optional[np.ndarray] = None) -> None:
+        """Forget the stream: the session is ready for a new one.
+
+        Args:
+            utt_id: Name of the new stream (default: keep).
+            speaker_cmvn: Speaker statistics (2, F) for the new stream
+                (default: keep); see the class arguments.
+        """
         if utt_id is not None:
             self.utt_id = utt_id
+        if speaker_cmvn is not None:
+            stats = torch.as_tensor(np.asarray(speaker_cmvn, dtype=np.float32))
+            if stats.shape != (2, self.model.frontend.output_size()):
+                raise ValueError(f"speaker_cmvn must have shape (2, {self.model.frontend.output_size()}), "
+                                 f"got {tuple(stats.shape)}")
+            self.speaker_cmvn = stats.to(self.device)
         self._fbank = OnlineFbank(self.model.frontend)
         self._enc_state = self.model.encoder.init_streaming_state(
             self.chunk_size, self.num_left_chunks, batch_size=1, device=self.device
@@ -423,7 +454,9 @@ class StreamingSession:
             enc = torch.zeros(1, 0, model.encoder.output_size(), device=self.device)
         else:
             x = feats.to(self.device).unsqueeze(0)
-            if model.normalize is not None and x.size(1) > 0:
+            if self.speaker_cmvn is not None and x.size(1) > 0:
+                x = apply_cmvn(x, torch.tensor([x.size(1)], device=self.device), self.speaker_cmvn[None])
+            elif model.normalize is not None and x.size(1) > 0:
                 x, _ = model.normalize(x, torch.tensor([x.size(1)], device=self.device))
             enc = model.encoder.chunk_forward(x, self._enc_state, is_final=final)
         search = self._search
@@ -514,6 +547,7 @@ def decode_stream(
     wave: np.ndarray,
     piece_samples: int,
     utt_id: Optional[str] = None,
+    speaker_cmvn: Optional[np.ndarray] = None,
 ) -> Tuple[DecodeResult, List[PartialResult]]:
     """Feed a whole waveform to a fresh stream in pieces and finalize it.
 
@@ -522,13 +556,15 @@ def decode_stream(
         wave: The waveform. (N,)
         piece_samples: Samples per piece (>= 1).
         utt_id: Id of the result (default: the session's).
+        speaker_cmvn: Speaker statistics (2, F) for this stream (default:
+            the session's).
 
     Returns:
         The final result and every partial result (the last one is final).
     """
     if piece_samples < 1:
         raise ValueError(f"piece_samples must be >= 1, got {piece_samples}")
-    session.reset(utt_id)
+    session.reset(utt_id, speaker_cmvn)
     updates = [session.accept(wave[i : i + piece_samples]) for i in range(0, len(wave), piece_samples)]
     final = session.finalize()
     updates.append(final)

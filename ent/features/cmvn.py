@@ -1,4 +1,4 @@
-"""Global cepstral mean and variance normalization (CMVN).
+"""Cepstral mean and variance normalization (CMVN): global and per speaker.
 
 :func:`compute_cmvn_stats` accumulates, over the utterances of a data
 directory, the frame count and the per-dimension sum and sum of squares of
@@ -17,13 +17,27 @@ which reads that file (``mean = sum / count``,
 ``std = sqrt(max(sum_square / count - mean², eps))``);
 :func:`build_global_cmvn` builds it. Features are computed by the frontend in
 evaluation mode (no dither), i.e. exactly what the model sees at test time.
+
+Per-speaker CMVN (Kaldi's ``compute-cmvn-stats --spk2utt`` followed by
+``apply-cmvn --utt2spk``): :func:`speaker_cmvn` gives every utterance the
+mean and standard deviation of all frames of its speaker (``utt2spk``) in
+its data directory, as a ``(2, D)`` float32 array; the model subtracts and
+divides by them instead of the global statistics (``speaker_cmvn: true`` in
+a training config). This removes each voice's habitual level and spectral
+envelope, which speech emotion recognition otherwise confuses with emotion
+on unseen speakers. The statistics of a set are computed without labels,
+from its audio only, and cached in the data directory as
+``spk_cmvn.npz`` (recomputed when the audio list, the speakers or the
+frontend change).
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -161,3 +175,177 @@ def build_global_cmvn(stats_file: PathLike, norm_means: bool = True, norm_vars: 
     does not require grad it is modified in place.
     """
     return GlobalMVN(str(stats_file), norm_means=norm_means, norm_vars=norm_vars)
+
+
+def _speaker_of(data: DataDir, utt: str) -> str:
+    """The utterance's speaker; an utterance without ``utt2spk`` entry is its own speaker."""
+    return data.utt2spk.get(utt, utt) if data.utt2spk else utt
+
+
+def _speaker_stats_key(data: DataDir, fbank: Fbank, utts: Sequence[str]) -> str:
+    """What the cached speaker statistics depend on: frontend, utterances, audio files, speakers."""
+    digest = hashlib.sha256(repr(fbank).encode())
+    for utt in utts:
+        seg = data.segments.get(utt) if data.segments is not None else None
+        rec = seg.recording if seg is not None else utt
+        audio = data.wav_scp.get(rec, "")
+        try:  # a rewritten file at the same path changes the key too
+            st = os.stat(audio)
+            audio = f"{audio} {st.st_size} {st.st_mtime_ns}"
+        except OSError:
+            pass
+        digest.update(f"{utt} {_speaker_of(data, utt)} {audio} {seg}\n".encode())
+    return digest.hexdigest()
+
+
+def compute_speaker_cmvn_stats(
+    data_dir: Union[PathLike, DataDir],
+    fbank: Optional[Fbank] = None,
+    nj: int = 1,
+    utt_ids: Optional[Sequence[str]] = None,
+) -> Dict[str, Stats]:
+    """Frame count, sum and sum of squares of the features of every speaker.
+
+    Args:
+        data_dir: Kaldi-style data directory (path or loaded).
+        fbank: The frontend (default ``Fbank()``); used in eval mode.
+        nj: Number of worker processes.
+        utt_ids: The utterances to use (default: all, the keys of ``text``).
+
+    Returns:
+        ``{speaker: (count, sum (D,) float64, sum_square (D,) float64)}``.
+
+    Raises:
+        DataError: On unreadable audio.
+        ValueError: If a speaker has no feature frame.
+    """
+    fbank = Fbank() if fbank is None else fbank
+    data = data_dir if isinstance(data_dir, DataDir) else DataDir.load(data_dir, allow_empty_text=True)
+    utt_ids = data.utt_ids if utt_ids is None else list(utt_ids)
+    by_speaker: Dict[str, List[str]] = {}
+    for utt in utt_ids:
+        by_speaker.setdefault(_speaker_of(data, utt), []).append(utt)
+    # Chunks never mix speakers, so each result adds to exactly one speaker.
+    jobs = [(spk, utts[i : i + CHUNK_SIZE]) for spk, utts in sorted(by_speaker.items())
+            for i in range(0, len(utts), CHUNK_SIZE)]
+    totals: Dict[str, Stats] = {}
+    progress = tqdm(total=len(utt_ids), desc="speaker cmvn stats", unit="utt", disable=None)
+
+    def add(spk: str, res: Stats) -> None:
+        if spk in totals:
+            c, s1, s2 = totals[spk]
+            res = (c + res[0], s1 + res[1], s2 + res[2])
+        totals[spk] = res
+
+    if nj <= 1:
+        for spk, chunk in jobs:
+            add(spk, accumulate_stats(data, fbank, chunk))
+            progress.update(len(chunk))
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(nj, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(str(data.path), fbank)) as pool:
+            for (spk, chunk), res in zip(jobs, pool.map(_worker_chunk, [c for _, c in jobs])):
+                add(spk, res)
+                progress.update(len(chunk))
+    progress.close()
+    for spk, (count, _, _) in totals.items():
+        if count == 0:
+            raise ValueError(f"{data.path}: speaker '{spk}' has no feature frames")
+    return totals
+
+
+def speaker_cmvn(
+    data_dir: Union[PathLike, DataDir],
+    fbank: Optional[Fbank] = None,
+    nj: int = 1,
+    cache: bool = True,
+    eps: float = 1.0e-20,
+    utt_ids: Optional[Sequence[str]] = None,
+) -> Dict[str, np.ndarray]:
+    """Per-utterance normalization statistics from the utterance's speaker.
+
+    The per-speaker sums are cached in ``<data_dir>/spk_cmvn.npz`` (written
+    atomically; a read-only data directory is recomputed each time) together
+    with a key of the frontend, the utterances, their audio entries and
+    speakers, and are recomputed when the key changes.
+
+    Args:
+        data_dir: Kaldi-style data directory (path or loaded).
+        fbank: The frontend (default ``Fbank()``).
+        nj: Worker processes for computing the statistics.
+        cache: Read and write ``spk_cmvn.npz``.
+        eps: Variance floor (as :func:`load_cmvn_stats`).
+        utt_ids: The utterances (default: all, the keys of ``text``); one
+            without ``utt2spk`` entry is its own speaker.
+
+    Returns:
+        ``{utt: array (2, D) float32}``: row 0 the speaker's mean, row 1 its
+        standard deviation.
+    """
+    fbank = Fbank() if fbank is None else fbank
+    data = data_dir if isinstance(data_dir, DataDir) else DataDir.load(data_dir, allow_empty_text=True)
+    utt_ids = data.utt_ids if utt_ids is None else list(utt_ids)
+    key = _speaker_stats_key(data, fbank, utt_ids)
+    path = Path(data.path) / "spk_cmvn.npz"
+    totals: Optional[Dict[str, Stats]] = None
+    if cache and path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                if str(f["key"]) == key:
+                    totals = {str(spk): (int(c), s1, s2) for spk, c, s1, s2 in
+                              zip(f["speakers"], f["count"], f["sum"], f["sum_square"])}
+        except (OSError, KeyError, ValueError) as exc:
+            logger.warning("%s: unreadable (%s); recomputing", path, exc)
+    if totals is None:
+        totals = compute_speaker_cmvn_stats(data, fbank, nj, utt_ids)
+        if cache:
+            speakers = sorted(totals)
+            try:
+                with atomic_write(path, "wb") as fh:
+                    np.savez(
+                        fh, key=np.asarray(key), speakers=np.asarray(speakers),
+                        count=np.asarray([totals[s][0] for s in speakers], dtype=np.int64),
+                        sum=np.stack([totals[s][1] for s in speakers]),
+                        sum_square=np.stack([totals[s][2] for s in speakers]),
+                    )
+                logger.info("wrote per-speaker CMVN stats of %d speakers to %s", len(speakers), path)
+            except OSError as exc:
+                logger.warning("could not cache speaker CMVN stats in %s (%s)", path, exc)
+    per_speaker: Dict[str, np.ndarray] = {}
+    for spk, (count, total, total_sq) in totals.items():
+        mean = total / count
+        std = np.sqrt(np.maximum(total_sq / count - mean * mean, eps))
+        per_speaker[spk] = np.stack([mean, std]).astype(np.float32)
+    return {utt: per_speaker[_speaker_of(data, utt)] for utt in utt_ids}
+
+
+def utterance_cmvn(feats: torch.Tensor, feats_lens: torch.Tensor, eps: float = 1.0e-20) -> torch.Tensor:
+    """Each utterance's own mean and standard deviation (an utterance as its own speaker).
+
+    Args:
+        feats: (B, T, D) features, padded; feats_lens: (B,).
+
+    Returns:
+        (B, 2, D): mean and standard deviation over each utterance's frames.
+    """
+    mask = (torch.arange(feats.size(1), device=feats.device)[None, :] < feats_lens[:, None]).unsqueeze(-1)
+    n = feats_lens.clamp(min=1).to(feats.dtype)[:, None]
+    mean = feats.masked_fill(~mask, 0.0).sum(1) / n
+    dev = (feats - mean[:, None]).masked_fill(~mask, 0.0)  # two passes: no cancellation in float32
+    var = (dev * dev).sum(1) / n
+    return torch.stack([mean, var.clamp(min=eps).sqrt()], dim=1)
+
+
+def apply_cmvn(feats: torch.Tensor, feats_lens: torch.Tensor, cmvn: torch.Tensor) -> torch.Tensor:
+    """Normalize with per-utterance statistics; padded frames become 0 (as GlobalMVN).
+
+    Args:
+        feats: (B, T, D); feats_lens: (B,); cmvn: (B, 2, D) mean and std.
+
+    Returns:
+        (B, T, D) ``(feats - mean) / std``.
+    """
+    mask = (torch.arange(feats.size(1), device=feats.device)[None, :] < feats_lens[:, None]).unsqueeze(-1)
+    out = (feats - cmvn[:, 0:1].to(feats.dtype)) / cmvn[:, 1:2].to(feats.dtype)
+    return out.masked_fill(~mask, 0.0)

@@ -48,6 +48,7 @@ from espnet2.torch_utils.device_funcs import force_gatherable
 from espnet2.train.abs_espnet_model import AbsESPnetModel
 from torch.nn import functional as F
 
+from ent.features.cmvn import apply_cmvn
 from ent.losses.fused_lattice import (
     LATTICE_BACKENDS,
     fused_lattice_max_pool_loss,
@@ -222,22 +223,32 @@ class EmotionTransducer(AbsESPnetModel):
 
     # ----------------------------------------------------------------- encoder
     def encode(
-        self, speech: torch.Tensor, speech_lengths: torch.Tensor
+        self,
+        speech: torch.Tensor,
+        speech_lengths: torch.Tensor,
+        speech_cmvn: Optional[torch.Tensor] = None,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Waveforms to encoder outputs.
 
         Args:
             speech: (B, N) 16 kHz waveforms, zero padded.
             speech_lengths: (B,) samples per utterance.
+            speech_cmvn: (B, 2, F) per-utterance feature mean and standard
+                deviation (per-speaker CMVN) used instead of ``normalize``;
+                None: ``normalize``.
 
         Returns:
             enc_out: (B, T, D_e), or (B, T, 2 D_e) ``[enc | enc_blank]`` with a
                 blank-branch weighting (module docstring); enc_lens: (B,).
         """
         if self.blank_branch is not None:
+            if speech_cmvn is not None:
+                raise ValueError("speech_cmvn (per-speaker CMVN) is not supported with a blank-branch weighting")
             return self._encode_with_blank_branch(speech, speech_lengths)
         feats, feats_lens = self.frontend(speech, speech_lengths)
-        if self.normalize is not None:
+        if speech_cmvn is not None:
+            feats = apply_cmvn(feats, feats_lens, speech_cmvn)
+        elif self.normalize is not None:
             feats, feats_lens = self.normalize(feats, feats_lens)
         if self.specaug is not None and self.training:
             feats, feats_lens = self.specaug(feats, feats_lens)
@@ -304,6 +315,7 @@ class EmotionTransducer(AbsESPnetModel):
         text_lengths: torch.Tensor,
         emotion: torch.Tensor,
         emo_intervals: Optional[torch.Tensor] = None,
+        speech_cmvn: Optional[torch.Tensor] = None,
         **kwargs: torch.Tensor,
     ) -> Tuple[torch.Tensor, Dict[str, Optional[torch.Tensor]], torch.Tensor]:
         """Compute the training loss.
@@ -317,13 +329,15 @@ class EmotionTransducer(AbsESPnetModel):
                 ``(start_s, end_s, emotion_id)`` padded with rows of -1.
                 Utterances with at least one interval are trained with the
                 supervised lattice loss instead of lattice max pooling.
+            speech_cmvn: optional (B, 2, F) per-speaker feature statistics
+                (see :meth:`encode`).
 
         Returns:
             loss, stats (loss terms and the head's accuracy), batch size.
         """
         batch = speech.shape[0]
         text = text[:, : int(text_lengths.max())] if text.shape[1] > 0 else text
-        enc_out, enc_lens = self.encode(speech, speech_lengths)
+        enc_out, enc_lens = self.encode(speech, speech_lengths, speech_cmvn)
         token_pred, emo_pred = self.predict(text)
         enc4 = enc_out.unsqueeze(2)
 

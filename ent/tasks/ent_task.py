@@ -38,7 +38,7 @@ from ent.data.datadir import DataDir  # noqa: E402
 from ent.data.dataset import EmotionASRDataset, collate_espnet  # noqa: E402
 from ent.data.emotions import DEFAULT_EMOTIONS, parse_emotion_list  # noqa: E402
 from ent.data.sampler import LengthBucketBatchSampler, utterance_lengths  # noqa: E402
-from ent.features.cmvn import build_global_cmvn  # noqa: E402
+from ent.features.cmvn import build_global_cmvn, speaker_cmvn  # noqa: E402
 from ent.features.fbank import Fbank  # noqa: E402
 from ent.features.ssl import SSLFrontend  # noqa: E402
 from ent.features.specaug import build_specaug  # noqa: E402
@@ -86,6 +86,11 @@ class ENTTask(AbsTask):
                            help="train the emotion lattice with the supervised interval loss on "
                                 "utterances listed in emo_segments; false: utterance labels only "
                                 "(lattice max pooling everywhere, the ENT paper's weak supervision)")
+        group.add_argument("--speaker_cmvn", type=str2bool, default=False,
+                           help="normalize the fbank features of every utterance with the mean and "
+                                "std of its speaker (utt2spk) in its data dir, instead of the global "
+                                "CMVN (Kaldi's per-speaker CMVN); decoding then computes the "
+                                "statistics of each decoded set the same way")
 
         group = parser.add_argument_group("ENT model")
         # --frontend (fbank | ssl) and --frontend_conf come from frontend_choices.
@@ -146,8 +151,12 @@ class ENTTask(AbsTask):
             )
         if not keep:
             raise RuntimeError(f"{data_dir}: no utterance is long enough to train on")
+        spk_cmvn = None
+        if getattr(args, "speaker_cmvn", False):
+            spk_cmvn = speaker_cmvn(data, cls.speaker_cmvn_frontend(args))
         dataset = EmotionASRDataset(data, tokenizer, parse_emotion_list(args.emotions), utt_ids=keep,
-                                    use_intervals=getattr(args, "use_emo_segments", True))
+                                    use_intervals=getattr(args, "use_emo_segments", True),
+                                    speaker_cmvn=spk_cmvn)
         world, rank = 1, 0
         if distributed_option.distributed:
             world = torch.distributed.get_world_size()
@@ -177,6 +186,18 @@ class ENTTask(AbsTask):
             collate_fn=collate_espnet,
             pin_memory=args.ngpu > 0,
         )
+
+    @classmethod
+    def speaker_cmvn_frontend(cls, args: argparse.Namespace) -> Fbank:
+        """The fbank frontend whose features ``--speaker_cmvn`` normalizes.
+
+        Raises:
+            ValueError: If the model's frontend is not fbank.
+        """
+        frontend_name = getattr(args, "frontend", None) or "fbank"
+        if frontend_name != "fbank":
+            raise ValueError(f"--speaker_cmvn needs the fbank frontend, not '{frontend_name}'")
+        return Fbank(**(args.frontend_conf or {}))
 
     # ----------------------------------------------------------------- model
     @classmethod

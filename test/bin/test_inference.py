@@ -65,3 +65,51 @@ def test_dense_output_warns_only_for_modified_beam_search(caplog) -> None:
         inference._warn_if_dense("modified_beam_search", 30, 100)
         inference._warn_if_dense("modified_beam_search", 0, 0)
     assert caplog.text == ""
+
+
+def test_speaker_cmvn_model_trains_and_decodes_with_each_sets_speakers(tiny_recipe: dict, tmp_path: Path,
+                                                                        capsys) -> None:
+    import shutil
+
+    import numpy as np
+
+    from ent.bin import train
+    from ent.data.datadir import DataDir
+    from ent.decoding.recognizer import DecodeOptions, EmotionRecognizer
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_recipe["data"], data)
+    utts = sorted(line.split()[0] for line in (data / "utt2emo").read_text().splitlines())
+    (data / "utt2spk").write_text("".join(f"{u} spk{i % 2}\n" for i, u in enumerate(utts)))
+    model_dir = tmp_path / "exp"
+    train.main([
+        "--config", str(tiny_recipe["config"]), "--train_data_dir", str(data), "--valid_data_dir", str(data),
+        "--token_dir", str(tiny_recipe["tokens"]), "--normalize_conf", f"stats_file={tiny_recipe['stats']}",
+        "--output_dir", str(model_dir), "--max_epoch", "1", "--speaker_cmvn", "true",
+    ])
+    assert (data / "spk_cmvn.npz").is_file()  # the training set's statistics, cached
+    out = tmp_path / "decode"
+    inference.main(["--model-dir", str(model_dir), "--data-dir", str(data), "--out-dir", str(out),
+                    "--search", "greedy", "--model-file", "1epoch.pth"])
+    recognizer = EmotionRecognizer.from_model_dir(model_dir, "1epoch.pth", DecodeOptions(search="greedy"))
+    assert recognizer.speaker_cmvn
+    dd = DataDir.load(data)
+    stats = recognizer.speaker_stats(dd, utts)
+    assert np.array_equal(stats[utts[0]], stats[utts[2]]) and not np.array_equal(stats[utts[0]], stats[utts[1]])
+    waves = [dd.load_audio(u) for u in utts]
+    with_stats = recognizer.decode(utts, waves, cmvn=[stats[u] for u in utts])
+    written = {r["utt"]: r for r in map(json.loads, (out / "result.jsonl").read_text().splitlines())}
+    for r in with_stats:  # the CLI used the speaker statistics of the set
+        assert written[r.utt]["emotion_scores"] == pytest.approx(r.emotion_scores, abs=1e-5)
+    own = recognizer.decode(utts, waves)  # no statistics: each utterance its own speaker
+    alone = recognizer.decode(utts[:1], waves[:1], cmvn=[_utt_stats(recognizer, waves[0])])
+    assert own[0].emotion_scores == pytest.approx(alone[0].emotion_scores, abs=1e-5)
+    assert own[0].emotion_scores != pytest.approx(with_stats[0].emotion_scores, abs=1e-5)
+
+
+def _utt_stats(recognizer, wave):
+    import numpy as np
+    import torch
+
+    feats = recognizer.model.frontend.extract(torch.from_numpy(np.asarray(wave, dtype=np.float32)))
+    return np.stack([feats.mean(0).numpy(), feats.std(0, unbiased=False).numpy()])

@@ -135,3 +135,19 @@ def test_subset_and_unknown_utt(tmp_path, tokenizer):
         ds["u2"]
     with pytest.raises(DataError, match="'nope' not found"):
         EmotionASRDataset(d, tokenizer, utt_ids=["nope"])
+
+
+def test_speaker_cmvn_rows_are_collated(tmp_path, tokenizer):
+    d = _make_data_dir(tmp_path)
+    utts = sorted(UTTS)
+    stats = {utt: np.full((2, 4), i, dtype=np.float32) for i, utt in enumerate(utts)}
+    ds = EmotionASRDataset(d, tokenizer, speaker_cmvn=stats)
+    item = ds["u2"]
+    np.testing.assert_array_equal(item["speech_cmvn"], stats["u2"])
+    out = collate([ds[0], ds[1]])
+    assert out["speech_cmvn"].shape == (2, 2, 4) and out["speech_cmvn"].dtype == torch.float32
+    assert "speech_cmvn" not in collate([EmotionASRDataset(d, tokenizer)[0]])
+    with pytest.raises(ValueError, match="some items"):
+        collate([ds[0], EmotionASRDataset(d, tokenizer)[1]])
+    with pytest.raises(ValueError, match="no speaker CMVN"):
+        EmotionASRDataset(d, tokenizer, speaker_cmvn={"u1": stats["u1"]})

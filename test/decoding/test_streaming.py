@@ -143,6 +143,24 @@ def test_lattice_utterance_emotion_equals_simulated(models: Dict[str, EmotionRec
     assert result.emotion_scores == pytest.approx(simulated.emotion_scores, abs=1e-4)
 
 
+def test_speaker_cmvn_streams_like_simulated_streaming(models: Dict[str, EmotionRecognizer], caplog) -> None:
+    base = models["fent"]
+    rec = EmotionRecognizer(base.model, base.tokenizer, base.options, speaker_cmvn=True)
+    feats = Fbank().eval().extract(torch.from_numpy(WAVE)).numpy()
+    stats = np.stack([feats.mean(0) + 0.5, feats.std(0) * 1.5]).astype(np.float32)  # another "speaker"
+    session = StreamingSession(rec, chunk_ms=320, speaker_cmvn=stats)
+    result, _ = decode_stream(session, WAVE, 3000, utt_id="u")
+    (simulated,) = rec.decode(["u"], [WAVE], chunk_size=session.chunk_size, cmvn=[stats])
+    same_result(result, simulated)
+    (global_cmvn,) = base.decode(["u"], [WAVE], chunk_size=session.chunk_size)
+    assert result.emotion_scores != pytest.approx(global_cmvn.emotion_scores, abs=1e-4)
+    with pytest.raises(ValueError, match="shape"):
+        session.reset(speaker_cmvn=stats[:, :10])
+    with caplog.at_level("WARNING"):
+        StreamingSession(rec, chunk_ms=320)
+    assert "global CMVN" in caplog.text
+
+
 @pytest.mark.parametrize("max_symbols", [1, 3])
 def test_streaming_greedy_equals_greedy_search(models: Dict[str, EmotionRecognizer], max_symbols: int) -> None:
     model = models["ent"].model

@@ -7,7 +7,15 @@ import torch
 from ent.bin.compute_cmvn_stats import main
 from ent.data.audio import write_audio
 from ent.data.datadir import DataDir
-from ent.features.cmvn import build_global_cmvn, compute_cmvn_stats, load_cmvn_stats, select_utterances
+from ent.features.cmvn import (
+    apply_cmvn,
+    build_global_cmvn,
+    compute_cmvn_stats,
+    load_cmvn_stats,
+    select_utterances,
+    speaker_cmvn,
+    utterance_cmvn,
+)
 from ent.features.fbank import Fbank
 
 
@@ -112,3 +120,73 @@ def test_cli_skips_when_done(tmp_path, caplog):
     with pytest.raises(SystemExit):
         main(["--data-dir", str(d), "--out", str(out), "--force"])
     assert "wav.scp:1" in caplog.text
+
+
+# ------------------------------------------------------------ per-speaker CMVN
+def _two_speaker_dir(tmp_path):
+    d = _make_data_dir(tmp_path, n=5)
+    (d / "utt2spk").write_text("utt0 a\nutt1 b\nutt2 a\nutt3 b\nutt4 a\n", encoding="utf-8")
+    return d
+
+
+def _frames_of(d, utts):
+    data = DataDir.load(d)
+    fbank = Fbank().eval()
+    return torch.cat([fbank.extract(torch.from_numpy(data.load_audio(u))) for u in utts]).double().numpy()
+
+
+def test_speaker_cmvn_is_each_speakers_mean_and_std(tmp_path):
+    d = _two_speaker_dir(tmp_path)
+    stats = speaker_cmvn(d, Fbank(), nj=1)
+    assert sorted(stats) == [f"utt{i}" for i in range(5)]
+    for spk_utts in (["utt0", "utt2", "utt4"], ["utt1", "utt3"]):
+        frames = _frames_of(d, spk_utts)
+        for utt in spk_utts:
+            assert stats[utt].shape == (2, 80) and stats[utt].dtype == np.float32
+            np.testing.assert_allclose(stats[utt][0], frames.mean(0), rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(stats[utt][1], frames.std(0), rtol=1e-4, atol=1e-5)
+    assert not np.allclose(stats["utt0"], stats["utt1"])
+    parallel = speaker_cmvn(d, Fbank(), nj=2, cache=False)
+    for utt in stats:
+        np.testing.assert_allclose(parallel[utt], stats[utt], rtol=1e-6)
+
+
+def test_speaker_cmvn_cache_is_reused_and_invalidated(tmp_path, monkeypatch):
+    import ent.features.cmvn as cmvn
+
+    d = _two_speaker_dir(tmp_path)
+    first = speaker_cmvn(d, Fbank())
+    assert (d / "spk_cmvn.npz").is_file()
+    calls = []
+    real = cmvn.compute_speaker_cmvn_stats
+    monkeypatch.setattr(cmvn, "compute_speaker_cmvn_stats", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = cmvn.speaker_cmvn(d, Fbank())
+    assert calls == [] and all(np.array_equal(again[u], first[u]) for u in first)
+    cmvn.speaker_cmvn(d, Fbank(n_mels=40))  # another frontend: recomputed
+    assert calls == [1]
+    (d / "utt2spk").write_text("utt0 a\nutt1 a\nutt2 a\nutt3 b\nutt4 a\n", encoding="utf-8")
+    moved = cmvn.speaker_cmvn(d, Fbank())  # speakers changed: recomputed
+    assert calls == [1, 1] and not np.allclose(moved["utt1"], first["utt1"])
+
+
+def test_speaker_cmvn_without_utt2spk_entry_is_per_utterance(tmp_path):
+    d = _two_speaker_dir(tmp_path)
+    data = DataDir.load(d)
+    data.utt2spk.clear()
+    stats = speaker_cmvn(data, Fbank(), cache=False)
+    frames = _frames_of(d, ["utt3"])
+    np.testing.assert_allclose(stats["utt3"][0], frames.mean(0), rtol=1e-5, atol=1e-5)
+
+
+def test_apply_and_utterance_cmvn_ignore_padding():
+    torch.manual_seed(0)
+    feats = torch.randn(2, 7, 3) * 2 + 1
+    lens = torch.tensor([7, 4])
+    stats = utterance_cmvn(feats, lens)
+    assert stats.shape == (2, 2, 3)
+    torch.testing.assert_close(stats[1, 0], feats[1, :4].mean(0))
+    torch.testing.assert_close(stats[1, 1], feats[1, :4].std(0, unbiased=False))
+    out = apply_cmvn(feats, lens, stats)
+    torch.testing.assert_close(out[1, :4], (feats[1, :4] - stats[1, 0]) / stats[1, 1])
+    assert torch.all(out[1, 4:] == 0)
+    torch.testing.assert_close(out[0].mean(0), torch.zeros(3), atol=1e-5, rtol=0)

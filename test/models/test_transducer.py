@@ -119,3 +119,27 @@ def test_auxiliary_ctc_equals_per_utterance_ctc() -> None:
     with torch.no_grad():
         loss0, _, _ = plain(speech, lens, text, tlens, emo)
     assert torch.isclose(loss, loss0 + 0.5 * stats["loss_ctc"], atol=1e-4)
+
+
+def test_speaker_cmvn_replaces_the_global_normalization_and_keeps_padding_invariance() -> None:
+    model = tiny_model("ent").eval()
+    speech, lens, text, tlens, emo = batch()
+    g = torch.Generator().manual_seed(3)
+    cmvn = torch.stack([torch.randn(3, 20, generator=g), 0.5 + torch.rand(3, 20, generator=g)], dim=1)
+    with torch.no_grad():
+        enc, enc_lens = model.encode(speech, lens, cmvn)
+        feats, feats_lens = model.frontend(speech, lens)
+        manual = (feats - cmvn[:, 0:1]) / cmvn[:, 1:2]
+        manual = manual * (torch.arange(feats.size(1))[None, :, None] < feats_lens[:, None, None])
+        ref, _ = model.encoder(manual, feats_lens)
+        for i in range(3):
+            t = int(enc_lens[i])
+            torch.testing.assert_close(enc[i, :t], ref[i, :t])
+        assert not torch.allclose(enc[0, :5], model.encode(speech, lens)[0][0, :5])
+        full, _, _ = model(speech, lens, text, tlens, emo, speech_cmvn=cmvn)
+        alone = [
+            model(speech[i : i + 1, : lens[i]], lens[i : i + 1], text[i : i + 1, : tlens[i]], tlens[i : i + 1],
+                  emo[i : i + 1], speech_cmvn=cmvn[i : i + 1])[0]
+            for i in range(3)
+        ]
+    assert torch.allclose(full, torch.stack(alone).mean(), atol=1e-5)
