@@ -65,7 +65,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-file", default="valid.loss.ave.pth", help="checkpoint in --model-dir")
     parser.add_argument("--config", type=Path, default=RECIPE / "conf" / "train_ent_streaming.yaml",
                         help="training config of the random model")
-    parser.add_argument("--token-dir", type=Path, default=RECIPE / "data" / "token_list" / "bpe200",
+    parser.add_argument("--token-dir", type=Path, default=RECIPE / "data" / "token_list" / "char",
                         help="token list of the random model")
     parser.add_argument("--stats", type=Path, default=RECIPE / "exp" / "stats_fbank80" / "feats_stats.npz",
                         help="CMVN statistics of the random model (skipped if missing)")

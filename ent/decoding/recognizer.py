@@ -25,7 +25,6 @@ from ent.decoding.greedy import greedy_search
 from ent.decoding.hypothesis import utterance_emotion
 from ent.decoding.streaming import encode_chunked, min_samples
 from ent.decoding.writer import DecodeResult, make_result
-from ent.features.cmvn import utterance_cmvn
 from ent.utils.errors import DataError
 
 PathLike = Union[str, Path]
@@ -87,9 +86,9 @@ class EmotionRecognizer:
         tokenizer: The tokenizer it was trained with.
         options: Decoding options.
         speaker_cmvn: Whether the model was trained with per-speaker CMVN
-            (``speaker_cmvn: true``); :meth:`decode` then needs the
+            (``speaker_cmvn: true``); :meth:`decode` then takes the
             statistics of each utterance's speaker, or falls back to the
-            utterance's own statistics.
+            model's global CMVN.
         device: Where to run.
     """
 
@@ -100,6 +99,7 @@ class EmotionRecognizer:
         self.options = options
         self.device = device
         self.speaker_cmvn = speaker_cmvn
+        self._warned_global_cmvn = False
 
     @classmethod
     def from_model_dir(
@@ -186,9 +186,11 @@ class EmotionRecognizer:
                 all); default the encoder's.
             cmvn: Per-utterance speaker statistics (B of (2, F), from
                 :meth:`speaker_stats`) for a model trained with per-speaker
-                CMVN. Without them such a model normalizes each utterance
-                with its own statistics (each utterance its own speaker);
-                other models ignore them and use their global CMVN.
+                CMVN. Without them such a model uses its global CMVN (on
+                ``mini_emo`` test, ENT: UA 67.0 % against 76.8 % with the
+                speaker statistics, and 49.8 % with each utterance's own
+                statistics, which remove the emotion's level); other models
+                ignore them.
 
         Returns:
             One :class:`DecodeResult` per utterance, in input order.
@@ -200,13 +202,14 @@ class EmotionRecognizer:
             speech[i, : len(w)] = torch.from_numpy(np.asarray(w, dtype=np.float32))
         speech, lengths = speech.to(self.device), lengths.to(self.device)
         stats: Optional[torch.Tensor] = None
-        if self.speaker_cmvn:
-            if cmvn is not None:
-                stats = torch.as_tensor(np.stack([np.asarray(c, dtype=np.float32) for c in cmvn]))
-            else:
-                feats, feats_lens = model.frontend(speech, lengths)
-                stats = utterance_cmvn(feats, feats_lens)
-            stats = stats.to(self.device)
+        if self.speaker_cmvn and cmvn is not None:
+            if len(cmvn) != len(waves):
+                raise ValueError(f"{len(cmvn)} cmvn statistics for {len(waves)} waveforms")
+            stats = torch.as_tensor(np.stack([np.asarray(c, dtype=np.float32) for c in cmvn])).to(self.device)
+        elif self.speaker_cmvn and not self._warned_global_cmvn:
+            logging.warning("this model was trained with per-speaker CMVN; without speaker statistics "
+                            "it uses its global CMVN (emotions are less accurate)")
+            self._warned_global_cmvn = True
         if chunk_size is None:
             enc_out, enc_lens = model.encode(speech, lengths, stats)
         else:

@@ -8,7 +8,8 @@ Nothing is computed twice:
 
 1. :class:`~ent.features.online_fbank.OnlineFbank` computes each feature
    frame once, as soon as its last sample has arrived;
-2. global CMVN is applied to the new frames;
+2. CMVN is applied to the new frames (the global statistics, or the
+   speaker's given as ``speaker_cmvn``);
 3. :meth:`ConformerEncoder.chunk_forward` encodes whole chunks of
    ``chunk_size`` encoder frames (attention and convolution caches carried);
 4. greedy search goes on from where it stopped: the predictor state and the
@@ -18,8 +19,9 @@ Nothing is computed twice:
 Every frame of an encoded chunk is decided in the same call: its emotion
 (for FENT read from the blank branch) is known one chunk, plus the
 subsampling look-ahead (:attr:`ConformerEncoder.frontend_lookahead` feature
-frames, 50 ms at subsampling 6, and the 15 ms the fbank window reaches past
-its shift), after the audio of the chunk's first frame arrived. Tokens are
+frames: none with frame stacking, 50 ms with conv2d subsampling 6; and the
+15 ms the fbank window reaches past its shift), after the audio of the
+chunk's first frame arrived. Tokens are
 never revised; a word is reported when the next word starts (or at the end),
 the word still growing is given as ``partial_word``.
 
@@ -66,8 +68,9 @@ def chunk_frames(chunk_ms: float, frame_shift: float) -> int:
         frame_shift: Encoder frame shift in seconds (``model.frame_shift``).
 
     Returns:
-        ``max(1, round(chunk_ms / (1000 * frame_shift)))``; e.g. with 60 ms
-        frames 160, 320 and 640 ms give 3, 5 and 11 frames (180, 300, 660 ms).
+        ``max(1, round(chunk_ms / (1000 * frame_shift)))``; e.g. with 40 ms
+        frames 160, 320 and 640 ms give 4, 8 and 16 frames; with 60 ms frames
+        3, 5 and 11 (180, 300, 660 ms).
     """
     if not chunk_ms > 0:
         raise ValueError(f"chunk_ms must be positive, got {chunk_ms}")

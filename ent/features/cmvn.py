@@ -320,23 +320,6 @@ def speaker_cmvn(
     return {utt: per_speaker[_speaker_of(data, utt)] for utt in utt_ids}
 
 
-def utterance_cmvn(feats: torch.Tensor, feats_lens: torch.Tensor, eps: float = 1.0e-20) -> torch.Tensor:
-    """Each utterance's own mean and standard deviation (an utterance as its own speaker).
-
-    Args:
-        feats: (B, T, D) features, padded; feats_lens: (B,).
-
-    Returns:
-        (B, 2, D): mean and standard deviation over each utterance's frames.
-    """
-    mask = (torch.arange(feats.size(1), device=feats.device)[None, :] < feats_lens[:, None]).unsqueeze(-1)
-    n = feats_lens.clamp(min=1).to(feats.dtype)[:, None]
-    mean = feats.masked_fill(~mask, 0.0).sum(1) / n
-    dev = (feats - mean[:, None]).masked_fill(~mask, 0.0)  # two passes: no cancellation in float32
-    var = (dev * dev).sum(1) / n
-    return torch.stack([mean, var.clamp(min=eps).sqrt()], dim=1)
-
-
 def apply_cmvn(feats: torch.Tensor, feats_lens: torch.Tensor, cmvn: torch.Tensor) -> torch.Tensor:
     """Normalize with per-utterance statistics; padded frames become 0 (as GlobalMVN).
 
