@@ -16,6 +16,10 @@ be decoded as a stream: ``--streaming`` feeds each utterance to a
 (features, encoder and greedy search truly chunk by chunk);
 ``--simulate-streaming`` encodes whole utterances with chunk attention masks
 (batched, any search). With greedy search both give the same outputs.
+
+A model trained with per-speaker CMVN (``speaker_cmvn: true``) is decoded
+with the statistics of each speaker (``utt2spk``) of ``--data-dir``, computed
+from the set's audio and cached in ``<data-dir>/spk_cmvn.npz``.
 """
 
 from __future__ import annotations
