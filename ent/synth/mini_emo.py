@@ -266,6 +266,12 @@ class CorpusOptions:
         num_test_sed: Utterances in test_sed.
         noise_prob: Probability that an utterance gets background noise.
         snr_range: (low, high) SNR in dB, drawn uniformly.
+        multi_sentence_every: Every N-th utterance of train and dev (index
+            ``i`` with ``i % N == N - 1``) joins two or three sentences of
+            one voice like test_sed: neutral sentences around one sentence of
+            the utterance's emotion (all neutral for a neutral utterance), so
+            that training sees emotions change inside an utterance; 0: every
+            train/dev utterance is one sentence.
         noise_floor_db: (low, high) level in dBFS (RMS) of the faint white
             noise floor every utterance gets, drawn uniformly. Real recordings
             never hold digital silence; eSpeak's output does, and its log-mel
@@ -282,6 +288,7 @@ class CorpusOptions:
     noise_prob: float = 0.3
     snr_range: Tuple[float, float] = (10.0, 30.0)
     noise_floor_db: Tuple[float, float] = (-90.0, -78.0)
+    multi_sentence_every: int = 0
 
     def size(self, set_name: str) -> int:
         """Number of utterances of ``set_name``."""
@@ -292,6 +299,8 @@ class CorpusOptions:
         for name in SETS:
             if self.size(name) < 0:
                 raise ValueError(f"--num-{name.replace('_', '-')} must be >= 0")
+        if self.multi_sentence_every < 0:
+            raise ValueError(f"--multi-sentence-every must be >= 0, got {self.multi_sentence_every}")
         if not 0.0 <= self.noise_prob <= 1.0:
             raise ValueError(f"--noise-prob must be in [0, 1], got {self.noise_prob}")
         low, high = self.snr_range
@@ -315,14 +324,33 @@ def _grammars() -> Dict[str, SentenceGrammar]:
         "dev": SentenceGrammar(4, 9),
         "test": SentenceGrammar(4, 9),
         "test_sed": SentenceGrammar(4, 7),
+        "train_extra": SentenceGrammar(4, 9),
+        "dev_extra": SentenceGrammar(4, 9),
     }
 
 
 def sentence_pools(options: CorpusOptions) -> Dict[str, List[str]]:
-    """Distinct sentences for every set (test_sed gets 3 per utterance)."""
+    """Distinct sentences for every set (test_sed gets 3 per utterance).
+
+    The 2 further sentences of each multi-sentence train/dev utterance are
+    drawn after all sets and appended to the set's list, so the other sets'
+    sentences do not depend on ``multi_sentence_every``.
+    """
     sizes = {name: options.size(name) * (3 if name == "test_sed" else 1) for name in SETS}
+    for name in INTERVAL_SETS:
+        extra = 2 * _num_multi(options.size(name), options.multi_sentence_every)
+        if extra:
+            sizes[f"{name}_extra"] = extra
     rng = random.Random(f"mini_emo/{options.seed}/sentences")
-    return make_disjoint_sentence_sets(sizes, rng, _grammars())
+    pools = make_disjoint_sentence_sets(sizes, rng, _grammars())
+    for name in INTERVAL_SETS:
+        pools[name] = pools[name] + pools.pop(f"{name}_extra", [])
+    return pools
+
+
+def _num_multi(index: int, every: int) -> int:
+    """Multi-sentence utterances among the first ``index`` of a train/dev set."""
+    return index // every if every > 0 else 0
 
 
 def _balanced_emotions(n: int, rng: random.Random) -> List[str]:
@@ -370,8 +398,21 @@ def plan_set(
             emotion = emotions[i]
             weights = [variant_weight(emotion, v.espeak) for v in TRAIN_VOICES]
             voice = rng.choices(TRAIN_VOICES, weights=weights)[0]
-            segments = (_segment(sentences[i], emotion, voice, rng),)
+            every = options.multi_sentence_every
             gaps: Tuple[float, ...] = ()
+            if every > 0 and i % every == every - 1:
+                # Its own sentence and 2 from the end of the list (sentence_pools).
+                extra = n + 2 * _num_multi(i, every)
+                texts = (sentences[i], sentences[extra], sentences[extra + 1])
+                patterns = [p for p, _ in SED_PATTERNS]
+                pattern = rng.choices(patterns, weights=[w for _, w in SED_PATTERNS])[0]
+                segments = tuple(
+                    _segment(texts[j], emotion if is_emo else NEUTRAL, voice, rng)
+                    for j, is_emo in enumerate(pattern)
+                )
+                gaps = tuple(round(rng.uniform(*SED_GAP_S), 3) for _ in range(len(segments) - 1))
+            else:
+                segments = (_segment(sentences[i], emotion, voice, rng),)
         elif set_name == "test":
             # Latin-square order: every 4 consecutive utterances cover all
             # emotions, and every 16 all voice x emotion cells.
@@ -599,11 +640,16 @@ def _remove_stale_wavs(set_wav_dir: Path, set_name: str, keep: "set[str]") -> No
 
 
 def _set_signature(set_name: str, options: CorpusOptions, wav_dir: Path) -> dict:
+    opts = asdict(options)
+    if set_name not in INTERVAL_SETS or not options.multi_sentence_every:
+        # Added later; it changes train/dev only, and 0 gives the corpus of
+        # before, whose finished sets stay valid.
+        del opts["multi_sentence_every"]
     signature = {
         "corpus": "mini_emo",
         "tables": TABLES_VERSION,
         "set": set_name,
-        "options": asdict(options),
+        "options": opts,
         "wav_dir": str(wav_dir),
     }
     return json.loads(json.dumps(signature))  # tuples -> lists, as read back
@@ -747,6 +793,11 @@ def get_parser() -> argparse.ArgumentParser:
         help="level range in dBFS of the faint noise floor every utterance gets (no digital silence)",
     )
     parser.add_argument(
+        "--multi-sentence-every", type=int, default=0, metavar="N",
+        help="every N-th train/dev utterance joins 2-3 sentences (neutral around emotional, like "
+        "test_sed); 0: none",
+    )
+    parser.add_argument(
         "--backend", choices=("auto", "ctypes", "program"), default="auto",
         help="eSpeak NG back end: the library via ctypes (espeakng-loader) or the espeak-ng program",
     )
@@ -771,6 +822,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         noise_prob=args.noise_prob,
         snr_range=(float(args.snr_range[0]), float(args.snr_range[1])),
         noise_floor_db=(float(args.noise_floor_db[0]), float(args.noise_floor_db[1])),
+        multi_sentence_every=args.multi_sentence_every,
     )
     generate_corpus(
         args.out_dir, options, wav_dir=args.wav_dir, nj=args.nj, backend=args.backend,

@@ -360,3 +360,30 @@ def test_bad_options_raise(tmp_path: Path) -> None:
         main(["--out-dir", str(tmp_path), "--snr-range", "30", "10"])
     with pytest.raises(ValueError, match="nj"):
         main(["--out-dir", str(tmp_path), "--nj", "0"])
+
+
+def test_multi_sentence_train_utterances_leave_the_other_sets_unchanged() -> None:
+    multi = replace(OPTIONS, multi_sentence_every=3)
+    plain_pools, multi_pools = sentence_pools(OPTIONS), sentence_pools(multi)
+    for name in ("test", "test_sed"):
+        assert multi_pools[name] == plain_pools[name]
+    all_sentences = [s for pool in multi_pools.values() for s in pool]
+    assert len(set(map(normalize_text, all_sentences))) == len(all_sentences)  # still all distinct
+    for name in ("train", "dev"):
+        plain = plan_set(name, OPTIONS, plain_pools[name], Path("wav"))
+        specs = plan_set(name, multi, multi_pools[name], Path("wav"))
+        assert [s.emotion for s in specs] == [s.emotion for s in plain]  # labels stay balanced
+        for i, (spec, ref) in enumerate(zip(specs, plain)):
+            if i % 3 != 2:
+                assert spec == ref  # single-sentence utterances are unchanged
+                continue
+            assert 2 <= len(spec.segments) <= 3 and len(spec.gaps) == len(spec.segments) - 1
+            assert spec.segments[0].text == ref.segments[0].text  # its own sentence, then 1-2 more
+            emotions = [seg.emotion for seg in spec.segments]
+            if spec.emotion == NEUTRAL:
+                assert set(emotions) == {NEUTRAL}
+            else:
+                assert emotions.count(spec.emotion) == 1 and emotions.count(NEUTRAL) == len(emotions) - 1
+            assert len({seg.params.voice for seg in spec.segments}) == 1
+    with pytest.raises(ValueError, match="multi-sentence-every"):
+        replace(OPTIONS, multi_sentence_every=-1).check()

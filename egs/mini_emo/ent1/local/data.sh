@@ -20,6 +20,7 @@ num_train=2000    # Training utterances.
 num_dev=200       # Validation utterances.
 num_test=400      # Test utterances (balanced over the 4 emotions, held-out voices).
 num_test_sed=200  # Emotion diarization utterances (ZED-like, held-out voices).
+multi_sentence_every=0  # Every N-th train/dev utterance joins 2-3 sentences (like test_sed); 0: none.
 noise_prob=0.3    # Probability that an utterance gets background noise.
 snr_low=10        # Lowest SNR of the background noise in dB.
 snr_high=30       # Highest SNR of the background noise in dB.
@@ -40,6 +41,8 @@ Options (default in brackets):
   --num_dev N         validation utterances [${num_dev}]
   --num_test N        test utterances [${num_test}]
   --num_test_sed N    emotion diarization utterances [${num_test_sed}]
+  --multi_sentence_every N  every N-th train/dev utterance joins 2-3 sentences, neutral
+                      around emotional like test_sed (0: none) [${multi_sentence_every}]
   --noise_prob P      probability of background noise [${noise_prob}]
   --snr_low DB        lowest noise SNR [${snr_low}]
   --snr_high DB       highest noise SNR [${snr_high}]
@@ -79,6 +82,7 @@ opts=(
   --num-dev "${num_dev}"
   --num-test "${num_test}"
   --num-test-sed "${num_test_sed}"
+  --multi-sentence-every "${multi_sentence_every}"
   --noise-prob "${noise_prob}"
   --snr-range "${snr_low}" "${snr_high}"
   --backend "${backend}"
