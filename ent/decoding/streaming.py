@@ -56,7 +56,6 @@ from torch import Tensor
 from ent.decoding.greedy import PredictorRows, StepScorer
 from ent.decoding.hypothesis import Hypothesis, TokenizerLike, UttEmotion, Word, utterance_emotion, words_with_times
 from ent.decoding.writer import DecodeResult, make_result
-from ent.features.cmvn import apply_cmvn
 from ent.features.online_fbank import OnlineFbank
 
 
@@ -119,10 +118,7 @@ def encode_chunked(
     """
     check_streaming_model(model)
     feats, feats_lens = model.frontend(speech, speech_lengths)
-    if speech_cmvn is not None:
-        feats = apply_cmvn(feats, feats_lens, speech_cmvn)
-    elif model.normalize is not None:
-        feats, feats_lens = model.normalize(feats, feats_lens)
+    feats = model.normalize_feats(feats, feats_lens, speech_cmvn)
     return model.encoder(feats, feats_lens, chunk_size=chunk_size, num_left_chunks=num_left_chunks)
 
 
@@ -457,10 +453,9 @@ class StreamingSession:
             enc = torch.zeros(1, 0, model.encoder.output_size(), device=self.device)
         else:
             x = feats.to(self.device).unsqueeze(0)
-            if self.speaker_cmvn is not None and x.size(1) > 0:
-                x = apply_cmvn(x, torch.tensor([x.size(1)], device=self.device), self.speaker_cmvn[None])
-            elif model.normalize is not None and x.size(1) > 0:
-                x, _ = model.normalize(x, torch.tensor([x.size(1)], device=self.device))
+            if x.size(1) > 0:
+                stats = None if self.speaker_cmvn is None else self.speaker_cmvn[None]
+                x = model.normalize_feats(x, torch.tensor([x.size(1)], device=self.device), stats)
             enc = model.encoder.chunk_forward(x, self._enc_state, is_final=final)
         search = self._search
         first_frame, first_token = search.num_frames, len(search.tokens)

@@ -99,6 +99,26 @@ def _worker_chunk(utt_ids: List[str]) -> Stats:
     return accumulate_stats(_worker_state["data"], _worker_state["fbank"], utt_ids)  # type: ignore[arg-type]
 
 
+def _accumulate_chunks(data: DataDir, fbank: Fbank, chunks: List[List[str]], nj: int, desc: str) -> List[Stats]:
+    """:func:`accumulate_stats` of each chunk of utterances, in chunk order, in ``nj`` processes."""
+    results: List[Stats] = []
+    progress = tqdm(total=sum(len(c) for c in chunks), desc=desc, unit="utt", disable=None)
+    if nj <= 1:
+        for chunk in chunks:
+            results.append(accumulate_stats(data, fbank, chunk))
+            progress.update(len(chunk))
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(nj, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(str(data.path), fbank)) as pool:
+            # map keeps chunk order, so the float sums do not depend on scheduling.
+            for chunk, res in zip(chunks, pool.map(_worker_chunk, chunks)):
+                results.append(res)
+                progress.update(len(chunk))
+    progress.close()
+    return results
+
+
 def compute_cmvn_stats(
     data_dir: PathLike,
     fbank: Optional[Fbank] = None,
@@ -128,21 +148,7 @@ def compute_cmvn_stats(
     data = DataDir.load(data_dir)
     utts = select_utterances(data.utt_ids, max_utts)
     chunks = [utts[i : i + CHUNK_SIZE] for i in range(0, len(utts), CHUNK_SIZE)]
-    results: List[Stats] = []
-    progress = tqdm(total=len(utts), desc="cmvn stats", unit="utt", disable=None)
-    if nj <= 1:
-        for chunk in chunks:
-            results.append(accumulate_stats(data, fbank, chunk))
-            progress.update(len(chunk))
-    else:
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(nj, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(str(data_dir), fbank)) as pool:
-            # map keeps chunk order, so the float sums do not depend on scheduling.
-            for chunk, res in zip(chunks, pool.map(_worker_chunk, chunks)):
-                results.append(res)
-                progress.update(len(chunk))
-    progress.close()
+    results = _accumulate_chunks(data, fbank, chunks, nj, "cmvn stats")
     count = sum(r[0] for r in results)
     if count == 0:
         raise ValueError(f"{data_dir}: no feature frames (utterances shorter than one window?)")
@@ -229,26 +235,12 @@ def compute_speaker_cmvn_stats(
     jobs = [(spk, utts[i : i + CHUNK_SIZE]) for spk, utts in sorted(by_speaker.items())
             for i in range(0, len(utts), CHUNK_SIZE)]
     totals: Dict[str, Stats] = {}
-    progress = tqdm(total=len(utt_ids), desc="speaker cmvn stats", unit="utt", disable=None)
-
-    def add(spk: str, res: Stats) -> None:
+    results = _accumulate_chunks(data, fbank, [c for _, c in jobs], nj, "speaker cmvn stats")
+    for (spk, _), res in zip(jobs, results):
         if spk in totals:
             c, s1, s2 = totals[spk]
             res = (c + res[0], s1 + res[1], s2 + res[2])
         totals[spk] = res
-
-    if nj <= 1:
-        for spk, chunk in jobs:
-            add(spk, accumulate_stats(data, fbank, chunk))
-            progress.update(len(chunk))
-    else:
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(nj, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(str(data.path), fbank)) as pool:
-            for (spk, chunk), res in zip(jobs, pool.map(_worker_chunk, [c for _, c in jobs])):
-                add(spk, res)
-                progress.update(len(chunk))
-    progress.close()
     for spk, (count, _, _) in totals.items():
         if count == 0:
             raise ValueError(f"{data.path}: speaker '{spk}' has no feature frames")

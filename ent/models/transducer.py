@@ -246,13 +246,28 @@ class EmotionTransducer(AbsESPnetModel):
                 raise ValueError("speech_cmvn (per-speaker CMVN) is not supported with a blank-branch weighting")
             return self._encode_with_blank_branch(speech, speech_lengths)
         feats, feats_lens = self.frontend(speech, speech_lengths)
-        if speech_cmvn is not None:
-            feats = apply_cmvn(feats, feats_lens, speech_cmvn)
-        elif self.normalize is not None:
-            feats, feats_lens = self.normalize(feats, feats_lens)
+        feats = self.normalize_feats(feats, feats_lens, speech_cmvn)
         if self.specaug is not None and self.training:
             feats, feats_lens = self.specaug(feats, feats_lens)
         return self.encoder(feats, feats_lens)
+
+    def normalize_feats(
+        self, feats: torch.Tensor, feats_lens: torch.Tensor, speech_cmvn: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
+        """CMVN of frontend features: the speaker's statistics if given, else ``normalize``.
+
+        Args:
+            feats: (B, T, F) features; feats_lens: (B,).
+            speech_cmvn: (B, 2, F) per-speaker mean and standard deviation, or None.
+
+        Returns:
+            (B, T, F) normalized features (unchanged without any statistics).
+        """
+        if speech_cmvn is not None:
+            return apply_cmvn(feats, feats_lens, speech_cmvn)
+        if self.normalize is not None:
+            feats, _ = self.normalize(feats, feats_lens)
+        return feats
 
     def _encode_with_blank_branch(
         self, speech: torch.Tensor, speech_lengths: torch.Tensor
