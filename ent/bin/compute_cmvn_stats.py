@@ -1,4 +1,4 @@
-"""Compute global CMVN statistics of a data directory's fbank features.
+"""Compute global CMVN statistics of a data directory's fbank (+ pitch) features.
 
 Example::
 
@@ -30,7 +30,7 @@ def get_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
     parser = argparse.ArgumentParser(
         prog="python -m ent.bin.compute_cmvn_stats",
-        description="Accumulate frame count, sum and sum of squares of the Kaldi fbank features of "
+        description="Accumulate frame count, sum and sum of squares of the Kaldi fbank (+ pitch) features of "
         "a data directory (for global mean/variance normalization) into an .npz file.",
     )
     parser.add_argument("--data-dir", required=True, type=Path, help="Kaldi-style data directory.")
@@ -38,6 +38,9 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--n-mels", type=int, default=80, help="Number of mel bins (default: 80).")
     parser.add_argument("--frame-length-ms", type=float, default=25.0, help="Window length (default: 25).")
     parser.add_argument("--frame-shift-ms", type=float, default=10.0, help="Frame shift (default: 10).")
+    parser.add_argument("--pitch", action="store_true",
+                        help="Append the 2 pitch features (log F0, NCCF) of the fbank frontend's "
+                        "`pitch: true` (ent.sh --feats_type fbank_pitch).")
     parser.add_argument("--max-utts", type=int, default=None,
                         help="Use at most this many utterances, evenly spread (default: all).")
     parser.add_argument("--nj", type=int, default=1, help="Number of worker processes (default: 1).")
@@ -52,7 +55,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     if args.out.is_file() and not args.force:
         logger.info("%s exists; skipping (use --force to recompute)", args.out)
         return
-    fbank = Fbank(n_mels=args.n_mels, frame_length_ms=args.frame_length_ms, frame_shift_ms=args.frame_shift_ms)
+    fbank = Fbank(
+        n_mels=args.n_mels, frame_length_ms=args.frame_length_ms, frame_shift_ms=args.frame_shift_ms,
+        pitch=args.pitch,
+    )
     try:
         compute_cmvn_stats(args.data_dir, fbank, args.out, max_utts=args.max_utts, nj=args.nj)
     except DataError as exc:

@@ -437,7 +437,7 @@ class StreamingSession:
         """
         if self._finished:
             raise ValueError("the stream is finalized; call reset() to start a new one")
-        feats = torch.zeros(0, self.model.frontend.n_mels)
+        feats = torch.zeros(0, self.model.frontend.output_size())
         if 0 < self.num_samples < self.min_samples:
             feats = self._fbank.accept(np.zeros(self.min_samples - self.num_samples, dtype=np.float32))
         update = self._step(feats, final=True)

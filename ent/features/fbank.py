@@ -10,6 +10,10 @@ Waveforms in ENT are floats in [-1, 1]; they are scaled by 32768 before the
 transform so that features (and the dither amount) are on Kaldi's 16-bit
 integer scale, as in Kaldi, WeNet and icefall.
 
+With ``pitch: true`` two pitch features of the same frames follow the mel bins
+(:mod:`ent.features.pitch`: log F0 and NCCF voicing strength; Kaldi's
+``fbank_pitch`` feature type has three, computed across frames).
+
 Each utterance is transformed on its own (a loop over the batch), so padding
 never changes an utterance's features; padded frames are zero.
 """
@@ -21,6 +25,8 @@ from typing import Tuple, Union
 import torch
 import torchaudio.compliance.kaldi as kaldi
 from espnet2.asr.frontend.abs_frontend import AbsFrontend
+
+from ent.features.pitch import PITCH_DIM, lag_range, nccf_pitch
 
 SAMPLE_RATE = 16000
 INT16_SCALE = 32768.0
@@ -40,6 +46,11 @@ class Fbank(AbsFrontend):
         sample_rate: Sample rate of the input waveforms.
         scale: Factor applied to the waveform before the transform (32768
             maps [-1, 1] floats to the 16-bit scale Kaldi expects).
+        pitch: Append log F0 and NCCF voicing strength of each frame
+            (:func:`ent.features.pitch.nccf_pitch`); the feature dimension
+            becomes ``n_mels + 2``.
+        pitch_fmin: Lowest F0 searched, Hz (its period must fit in a frame).
+        pitch_fmax: Highest F0 searched, Hz.
     """
 
     def __init__(
@@ -51,6 +62,9 @@ class Fbank(AbsFrontend):
         energy_floor: float = 0.0,
         sample_rate: int = SAMPLE_RATE,
         scale: float = INT16_SCALE,
+        pitch: bool = False,
+        pitch_fmin: float = 60.0,
+        pitch_fmax: float = 450.0,
     ) -> None:
         super().__init__()
         if n_mels <= 0 or frame_length_ms <= 0 or frame_shift_ms <= 0 or dither < 0:
@@ -65,10 +79,20 @@ class Fbank(AbsFrontend):
         # Same rounding as torchaudio/Kaldi: int(sample_rate * ms * 0.001).
         self.window_size = int(sample_rate * frame_length_ms * 0.001)
         self.window_shift = int(sample_rate * frame_shift_ms * 0.001)
+        self.pitch = bool(pitch)
+        self.pitch_fmin = float(pitch_fmin)
+        self.pitch_fmax = float(pitch_fmax)
+        if self.pitch:
+            lmin, lmax = lag_range(sample_rate, self.pitch_fmin, self.pitch_fmax)
+            if not 1 <= lmin < lmax < self.window_size:
+                raise ValueError(
+                    f"pitch_fmin/pitch_fmax {pitch_fmin}/{pitch_fmax} Hz give lags {lmin}-{lmax} samples; "
+                    f"they must lie in [1, {self.window_size - 1}] (the {frame_length_ms} ms frame)"
+                )
 
     def output_size(self) -> int:
-        """Feature dimension."""
-        return self.n_mels
+        """Feature dimension: ``n_mels``, plus 2 with ``pitch``."""
+        return self.n_mels + (PITCH_DIM if self.pitch else 0)
 
     def num_frames(self, num_samples: Union[int, torch.Tensor]) -> Union[int, torch.Tensor]:
         """Kaldi's frame count with ``snip_edges``: ``1 + (N - window) // shift``, 0 when ``N < window``.
@@ -92,12 +116,12 @@ class Fbank(AbsFrontend):
             wave: (N,) waveform in [-1, 1].
 
         Returns:
-            feats: (num_frames(N), n_mels) float32.
+            feats: (num_frames(N), output_size()) float32.
         """
         n = int(wave.shape[0])
         if n < self.window_size:
-            return wave.new_zeros((0, self.n_mels), dtype=torch.float32)
-        return kaldi.fbank(
+            return wave.new_zeros((0, self.output_size()), dtype=torch.float32)
+        feats = kaldi.fbank(
             wave.to(torch.float32).unsqueeze(0) * self.scale,
             num_mel_bins=self.n_mels,
             frame_length=self.frame_length_ms,
@@ -107,6 +131,11 @@ class Fbank(AbsFrontend):
             sample_frequency=float(self.sample_rate),
             snip_edges=True,
         )
+        if not self.pitch:
+            return feats
+        frames = wave.to(torch.float32).unfold(0, self.window_size, self.window_shift)
+        pitch = nccf_pitch(frames, self.sample_rate, self.pitch_fmin, self.pitch_fmax)
+        return torch.cat([feats, pitch.to(feats.device)], dim=1)
 
     def forward(self, input: torch.Tensor, input_lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Compute features for a padded batch.
@@ -116,7 +145,7 @@ class Fbank(AbsFrontend):
             input_lengths: (B,) number of valid samples of each waveform.
 
         Returns:
-            feats: (B, T, n_mels) float32, zero beyond each utterance's frames,
+            feats: (B, T, output_size()) float32, zero beyond each utterance's frames,
                 with ``T = max(feats_lens)``.
             feats_lens: (B,) int64 frame counts (``num_frames(input_lengths)``).
         """
@@ -131,7 +160,7 @@ class Fbank(AbsFrontend):
         feats = [self.extract(input[i, : int(n)]) for i, n in enumerate(lengths)]
         feats_lens = torch.tensor([f.shape[0] for f in feats], dtype=torch.long, device=input.device)
         t_max = int(feats_lens.max()) if feats else 0
-        out = input.new_zeros((len(feats), t_max, self.n_mels), dtype=torch.float32)
+        out = input.new_zeros((len(feats), t_max, self.output_size()), dtype=torch.float32)
         for i, f in enumerate(feats):
             out[i, : f.shape[0]] = f
         return out, feats_lens
@@ -140,4 +169,5 @@ class Fbank(AbsFrontend):
         return (
             f"n_mels={self.n_mels}, frame_length_ms={self.frame_length_ms}, "
             f"frame_shift_ms={self.frame_shift_ms}, dither={self.dither}"
+            + (f", pitch=True, pitch_fmin={self.pitch_fmin}, pitch_fmax={self.pitch_fmax}" if self.pitch else "")
         )

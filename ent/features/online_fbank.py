@@ -31,7 +31,7 @@ class OnlineFbank:
 
         online = OnlineFbank(model.frontend)
         for piece in pieces:
-            feats = online.accept(piece)   # (n, n_mels), n >= 0
+            feats = online.accept(piece)   # (n, output_size()), n >= 0
     """
 
     def __init__(self, fbank: Fbank) -> None:
@@ -54,7 +54,7 @@ class OnlineFbank:
             samples: The next samples, 16 kHz mono floats in [-1, 1]. (N,)
 
         Returns:
-            The new frames, in order. (n, n_mels) float32, n >= 0
+            The new frames, in order. (n, output_size()) float32, n >= 0
 
         Raises:
             ValueError: If ``samples`` is not one-dimensional or not floating point.
@@ -71,7 +71,7 @@ class OnlineFbank:
         ready = int(fb.num_frames(int(buf.numel())))
         if ready == 0:
             self._buffer = buf
-            return torch.zeros(0, fb.n_mels, dtype=torch.float32)
+            return torch.zeros(0, fb.output_size(), dtype=torch.float32)
         feats = fb.extract(buf[: (ready - 1) * fb.window_shift + fb.window_size])
         self._buffer = buf[ready * fb.window_shift :].clone()
         self.num_frames += ready

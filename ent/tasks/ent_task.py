@@ -215,6 +215,13 @@ class ENTTask(AbsTask):
             logging.info("--frontend ssl: --normalize_conf (global CMVN of fbank features) is not applied")
         elif args.normalize_conf:
             normalize = build_global_cmvn(**args.normalize_conf)
+            stats_dim = int(normalize.mean.shape[-1])
+            if stats_dim != frontend.output_size():
+                raise ValueError(
+                    f"{args.normalize_conf.get('stats_file')} holds CMVN statistics of {stats_dim}-dim features "
+                    f"but the frontend ({frontend}) gives {frontend.output_size()}: compute them for this "
+                    "frontend (ent.sh --feats_type fbank_pitch for `pitch: true`, fbank otherwise)"
+                )
         specaug = build_specaug(args.specaug_conf) if args.specaug_conf else None
         encoder = encoder_choices.get_class(args.encoder)(
             input_size=frontend.output_size(), **args.encoder_conf

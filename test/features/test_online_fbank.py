@@ -26,9 +26,9 @@ def _cuts(n: int, seed: int) -> List[int]:
     return sizes
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_online_equals_offline_for_any_cut(seed: int) -> None:
-    fbank = Fbank().eval()
+@pytest.mark.parametrize("seed,pitch", [(0, False), (1, False), (2, False), (3, True)])
+def test_online_equals_offline_for_any_cut(seed: int, pitch: bool) -> None:
+    fbank = Fbank(pitch=pitch).eval()
     wave = _wave(16000 + 1234, seed)
     offline = fbank.extract(torch.from_numpy(wave))
     online = OnlineFbank(fbank)
@@ -39,7 +39,7 @@ def test_online_equals_offline_for_any_cut(seed: int) -> None:
         frames.append(online.accept(piece if size % 2 else torch.from_numpy(piece)))
         pos += size
     streamed = torch.cat(frames)
-    assert streamed.shape == offline.shape == (fbank.num_frames(len(wave)), 80)
+    assert streamed.shape == offline.shape == (fbank.num_frames(len(wave)), 82 if pitch else 80)
     torch.testing.assert_close(streamed, offline, rtol=1e-5, atol=1e-4)
     assert online.num_frames == offline.shape[0] and online.num_samples == len(wave)
 

@@ -58,6 +58,7 @@ streaming_chunk_ms="320"             # Chunk sizes for streaming decoding, space
 
 # Feature options
 n_mels=80                 # Log-mel fbank dimension (computed on the fly).
+feats_type=fbank          # fbank, or fbank_pitch: fbank + log F0 and NCCF (configs with frontend_conf.pitch: true).
 cmvn_max_utts=0           # Utterances used for CMVN statistics (0: all).
 ssl_cache_configs=""      # Stage 11: configs whose SSL hidden states are cached (frontend_conf.cache_dir).
 
@@ -91,6 +92,8 @@ Usage: $0 [options]
   --streaming_chunk_ms "N"  streaming chunk sizes in ms (default: "${streaming_chunk_ms}")
   --emotions "..."          emotion classes, neutral first (default: "${emotions}")
   --n_mels N                fbank dimension (default: ${n_mels})
+  --feats_type TYPE         fbank or fbank_pitch (CMVN statistics with the 2 pitch features of
+                            frontend_conf.pitch: true) (default: ${feats_type})
   --cmvn_max_utts N         utterances for CMVN statistics, 0 = all (default: ${cmvn_max_utts})
   --ssl_cache_configs "A B" stage 11: cache the SSL hidden states of these configs (default: none)
   --token_type TYPE         char, bpe or unigram (default: ${token_type})
@@ -132,7 +135,11 @@ if [ "${token_type}" = char ]; then
 else
   token_dir="${datadir}/token_list/${token_type}${nbpe}"
 fi
-stats_dir="${expdir}/stats_fbank${n_mels}"
+case "${feats_type}" in
+  fbank) stats_dir="${expdir}/stats_fbank${n_mels}"; pitch_opts=() ;;
+  fbank_pitch) stats_dir="${expdir}/stats_fbank${n_mels}_pitch"; pitch_opts=(--pitch) ;;
+  *) echo "$0: --feats_type must be fbank or fbank_pitch, not '${feats_type}'" >&2; exit 2 ;;
+esac
 
 mkdir -p "${expdir}"
 echo "${run_args}" >> "${expdir}/run.sh.log"
@@ -174,7 +181,7 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
   cmvn_opts=()
   [ "${cmvn_max_utts}" -gt 0 ] && cmvn_opts+=(--max-utts "${cmvn_max_utts}")
   ${python} -m ent.bin.compute_cmvn_stats --data-dir "${datadir}/${train_sp_set}" \
-    --out "${stats_dir}/feats_stats.npz" --n-mels "${n_mels}" --nj "${nj}" "${cmvn_opts[@]}"
+    --out "${stats_dir}/feats_stats.npz" --n-mels "${n_mels}" "${pitch_opts[@]}" --nj "${nj}" "${cmvn_opts[@]}"
 fi
 
 if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
