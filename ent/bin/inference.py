@@ -61,6 +61,9 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=None, help="overrides the config")
     parser.add_argument("--utt-emotion-from", choices=("head", "lattice"), default=None,
                         help="overrides the config")
+    parser.add_argument("--frame-switch-penalty", type=float, default=None,
+                        help="smooth the frame emotions (Viterbi; nats per change of emotion, 0: off); "
+                        "overrides the config")
     stream = parser.add_mutually_exclusive_group()
     stream.add_argument("--streaming", action="store_true",
                         help="decode each utterance chunk by chunk (streaming model; greedy search)")
@@ -96,10 +99,14 @@ def run(args: argparse.Namespace) -> None:
     options = DecodeOptions.from_yaml(args.config, {
         "search": args.search, "beam": args.beam, "batch_size": args.batch_size,
         "utt_emotion_from": args.utt_emotion_from,
+        "frame_switch_penalty": args.frame_switch_penalty,
     })
     device = "cuda" if args.ngpu > 0 else "cpu"
     recognizer = EmotionRecognizer.from_model_dir(args.model_dir, args.model_file, options, device)
     chunk_size = None
+    if args.streaming and options.frame_switch_penalty > 0:
+        logging.warning("--streaming: frame emotions are not smoothed (frame_switch_penalty needs the whole "
+                        "utterance); each frame keeps its own decision")
     if args.streaming or args.simulate_streaming:
         try:
             check_streaming_model(recognizer.model)

@@ -22,6 +22,7 @@ import yaml
 
 from ent.decoding.beam_search import modified_beam_search
 from ent.decoding.greedy import greedy_search
+from ent.decoding.emotion_smoothing import smooth_hypothesis
 from ent.decoding.hypothesis import utterance_emotion
 from ent.decoding.streaming import encode_chunked, min_samples
 from ent.decoding.writer import DecodeResult, make_result
@@ -44,6 +45,12 @@ class DecodeOptions:
         lattice_rule: ``max`` or ``mean`` pooling for ``utt_emotion_from: lattice``.
         lattice_threshold: Peak posterior an emotion needs under ``max``.
         batch_size: Utterances decoded together.
+        frame_switch_penalty: Offline decoding: smooth the frame emotions into
+            the best piecewise-constant path, each change of emotion costing
+            this many nats of log posterior
+            (:func:`~ent.decoding.emotion_smoothing.smooth_frame_emotions`);
+            each token then takes the smoothed emotion of its frame. 0: the
+            per-frame decisions.
     """
 
     search: str = "modified_beam_search"
@@ -53,12 +60,15 @@ class DecodeOptions:
     lattice_rule: str = "max"
     lattice_threshold: float = 0.5
     batch_size: int = 16
+    frame_switch_penalty: float = 0.0
 
     def __post_init__(self) -> None:
         if self.search not in SEARCHES:
             raise ValueError(f"unknown search {self.search!r}; valid: {list(SEARCHES)}")
         if self.beam < 1 or self.max_symbols_per_frame < 1 or self.batch_size < 1:
             raise ValueError("beam, max_symbols_per_frame and batch_size must be >= 1")
+        if self.frame_switch_penalty < 0:
+            raise ValueError(f"frame_switch_penalty must be >= 0, got {self.frame_switch_penalty}")
 
     @classmethod
     def from_yaml(cls, path: Optional[PathLike], overrides: Mapping[str, Any] = ()) -> "DecodeOptions":
@@ -219,6 +229,8 @@ class EmotionRecognizer:
             hyps = greedy_search(model, enc_out, enc_lens, opts.max_symbols_per_frame)
         else:
             hyps = modified_beam_search(model, enc_out, enc_lens, beam=opts.beam)
+        if opts.frame_switch_penalty > 0:
+            hyps = [smooth_hypothesis(hyp, opts.frame_switch_penalty) for hyp in hyps]
         utt_emos = utterance_emotion(
             model, hyps, enc_out, enc_lens, utt_emotion_from=opts.utt_emotion_from,
             lattice_rule=opts.lattice_rule, threshold=opts.lattice_threshold,

@@ -299,6 +299,8 @@ if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ] && [ -n "${streaming_conf
   for config in ${streaming_configs}; do
     tag=$(model_tag "${config}")
     mdir="${expdir}/${tag}"
+    # Frame emotions are the per-frame decisions in every row (no smoothing,
+    # which needs the whole utterance), so that full context and streams compare.
     for chunk in full ${streaming_chunk_ms}; do
       if [ "${chunk}" = full ]; then
         sopts=(); name="${tag}_greedy"
@@ -310,7 +312,7 @@ if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ] && [ -n "${streaming_conf
         if [ ! -f "${out}/.done" ]; then
           log "Stage 10: ${name} decoding of ${datadir}/${dset}"
           ${python} -m ent.bin.inference --model-dir "${mdir}" --model-file "${inference_model}" \
-            --config "${decode_config}" --search greedy "${sopts[@]}" \
+            --config "${decode_config}" --search greedy --frame-switch-penalty 0 "${sopts[@]}" \
             --data-dir "${datadir}/${dset}" --out-dir "${out}" --ngpu "${ngpu}"
           touch "${out}/.done"
         fi
