@@ -74,6 +74,22 @@ from ent.nets.utterance_head import UtteranceEmotionHead
 VARIANTS: Tuple[str, ...] = ("ent", "fent")
 
 
+def mixed_intervals(emo_intervals: torch.Tensor) -> torch.Tensor:
+    """Which utterances' emotion intervals hold more than one emotion.
+
+    Args:
+        emo_intervals: (B, K, 3) ``(start_s, end_s, emotion_id)`` rows, padded with rows of -1.
+
+    Returns:
+        (B,) bool.
+    """
+    emo = emo_intervals[..., 2].double()
+    valid = emo >= 0
+    high = torch.where(valid, emo, torch.full_like(emo, -1)).amax(dim=1)
+    low = torch.where(valid, emo, torch.full_like(emo, float("inf"))).amin(dim=1)
+    return valid.any(dim=1) & (high != low)
+
+
 class EmotionTransducer(AbsESPnetModel):
     """ENT or FENT: a transducer with an emotion lattice and an utterance emotion head.
 
@@ -106,6 +122,12 @@ class EmotionTransducer(AbsESPnetModel):
             :class:`~ent.nets.utterance_head.UtteranceEmotionHead`).
         head_hidden_dim: Size of the head's hidden layer (0: a linear head).
         label_smoothing: Label smoothing of the utterance head's cross entropy.
+        head_skip_mixed: Leave utterances whose emotion intervals hold more
+            than one emotion (e.g. neutral, then happy) out of the utterance
+            head's cross entropy: their label names only a part of them, and
+            pooling the whole utterance against it teaches the head that
+            neutral-sounding speech is emotional. The supervised lattice loss
+            still learns them frame by frame.
         frame_shift: Encoder frame shift in seconds (for interval labels).
         ctc_weight: Weight of an auxiliary CTC loss on the encoder output
             (a linear layer to the V tokens, blank shared). It speeds up the
@@ -143,6 +165,7 @@ class EmotionTransducer(AbsESPnetModel):
         head_pooling: str = "mean",
         head_hidden_dim: int = 0,
         label_smoothing: float = 0.0,
+        head_skip_mixed: bool = False,
         frame_shift: float = 0.04,
         ctc_weight: float = 0.0,
         lattice_backend: str = "auto",
@@ -176,6 +199,7 @@ class EmotionTransducer(AbsESPnetModel):
         self.lattice_weight = lattice_weight
         self.lm_weight = lm_weight
         self.label_smoothing = label_smoothing
+        self.head_skip_mixed = head_skip_mixed
         self.frame_shift = frame_shift
         self.ctc_weight = ctc_weight
         self.lattice_backend = lattice_backend if joint_activation == "tanh" else "torch"
@@ -364,9 +388,15 @@ class EmotionTransducer(AbsESPnetModel):
         loss_lattice = self._lattice_loss(enc_out, emo_pred, enc_lens, text_lengths, emotion, emo_intervals)
 
         head_logits = self.head(enc_out, enc_lens, emo_pred, text_lengths)
-        loss_ce = F.cross_entropy(
-            head_logits, emotion, ignore_index=-1, label_smoothing=self.label_smoothing
-        )
+        head_target = emotion
+        if self.head_skip_mixed and emo_intervals is not None:
+            head_target = torch.where(mixed_intervals(emo_intervals), torch.full_like(emotion, -1), emotion)
+        if bool((head_target >= 0).any()):
+            loss_ce = F.cross_entropy(
+                head_logits, head_target, ignore_index=-1, label_smoothing=self.label_smoothing
+            )
+        else:  # no utterance of the batch trains the head (a mean over none would be NaN)
+            loss_ce = head_logits.sum() * 0.0
         loss = (
             self.rnnt_weight * loss_rnnt
             + self.head_weight * loss_ce

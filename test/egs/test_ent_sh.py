@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,6 +72,15 @@ def test_stages_1_to_4_prepare_and_skip_finished_work(recipe: Path) -> None:
     assert again.returncode == 0, again.stderr
     assert "data already prepared" in again.stdout
     assert again.stdout.count("already validated") == 3
+    # --feats_type fbank_pitch: statistics of the 80 mel bins and the 2 pitch features, in their own dir
+    pitch = run(recipe, "--stage", "3", "--stop_stage", "3", "--nj", "1", "--feats_type", "fbank_pitch")
+    assert pitch.returncode == 0, pitch.stdout + pitch.stderr
+    with np.load(recipe / "exp" / "stats_fbank80_pitch" / "feats_stats.npz") as stats, \
+            np.load(recipe / "exp" / "stats_fbank80" / "feats_stats.npz") as plain:
+        assert stats["sum"].shape == (82,) and plain["sum"].shape == (80,)
+        np.testing.assert_allclose(stats["sum"][:80], plain["sum"], rtol=1e-6)
+    bad = run(recipe, "--stage", "3", "--stop_stage", "3", "--feats_type", "mfcc")
+    assert bad.returncode == 2 and "--feats_type must be fbank or fbank_pitch, not 'mfcc'" in bad.stderr
 
 
 def test_invalid_data_stops_the_run_at_validation(recipe: Path) -> None:

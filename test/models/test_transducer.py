@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ent.features.fbank import Fbank
-from ent.models.transducer import EmotionTransducer
+from ent.models.transducer import EmotionTransducer, mixed_intervals
 from ent.nets.encoder import ConformerEncoder
 from ent.nets.predictor import RNNPredictor
 
@@ -88,6 +88,29 @@ def test_interval_utterances_use_the_supervised_loss() -> None:
         _, s1, _ = model(speech, lens, text, tlens, emo, emo_intervals=with_iv)
     assert not torch.isclose(s0["loss_lattice"], s1["loss_lattice"])
     assert torch.isclose(s0["loss_rnnt"], s1["loss_rnnt"])
+
+
+def test_head_skip_mixed_leaves_mixed_utterances_out_of_the_head_loss() -> None:
+    speech, lens, text, tlens, emo = batch()
+    iv = torch.full((3, 3, 3), -1.0)
+    iv[0, 0], iv[0, 1], iv[0, 2] = torch.tensor([0.0, 0.1, 0.0]), torch.tensor([0.1, 0.3, 1.0]), torch.tensor([0.3, 0.5, 0.0])
+    iv[1, 0] = torch.tensor([0.0, 0.3, 0.0])  # one emotion: not mixed
+    iv[2, 0], iv[2, 1] = torch.tensor([0.0, 0.1, 3.0]), torch.tensor([0.1, 0.2, 3.0])  # two intervals, one emotion
+    assert mixed_intervals(iv).tolist() == [True, False, False]
+    assert mixed_intervals(iv.long()).tolist() == [True, False, False]
+    model = tiny_model("ent", head_skip_mixed=True).eval()
+    with torch.no_grad():
+        _, stats, _ = model(speech, lens, text, tlens, emo, emo_intervals=iv)
+        logits = model.head(*model.encode(speech, lens), model.predict(text)[1], tlens)
+    expected = torch.nn.functional.cross_entropy(logits[1:], emo[1:])
+    assert torch.isclose(stats["loss_ce"], expected, atol=1e-6)
+    # without the option every utterance counts; with all utterances mixed the head loss is 0, not NaN
+    plain = tiny_model("ent").eval()
+    with torch.no_grad():
+        _, stats_all, _ = plain(speech, lens, text, tlens, emo, emo_intervals=iv)
+        _, stats_none, _ = model(speech[:1], lens[:1], text[:1, : tlens[0]], tlens[:1], emo[:1], emo_intervals=iv[:1])
+    assert torch.isclose(stats_all["loss_ce"], torch.nn.functional.cross_entropy(logits, emo), atol=1e-6)
+    assert stats_none["loss_ce"] == 0
 
 
 def test_bad_configuration_is_refused() -> None:
