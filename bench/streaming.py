@@ -67,7 +67,7 @@ def get_parser() -> argparse.ArgumentParser:
                         help="training config of the random model")
     parser.add_argument("--token-dir", type=Path, default=RECIPE / "data" / "token_list" / "char",
                         help="token list of the random model")
-    parser.add_argument("--stats", type=Path, default=RECIPE / "exp" / "stats_fbank80" / "feats_stats.npz",
+    parser.add_argument("--stats", type=Path, default=RECIPE / "exp" / "stats_fbank80_pitch" / "feats_stats.npz",
                         help="CMVN statistics of the random model (skipped if missing)")
     parser.add_argument("--wav-dir", type=Path, default=RECIPE / "wav" / "test", help="audio files (*.wav)")
     parser.add_argument("--max-files", type=int, default=40, help="files used (sorted by name)")

@@ -42,5 +42,6 @@ fi
     --train_configs "${train_configs}" \
     --decode_config conf/decode.yaml \
     --token_type char \
+    --feats_type fbank_pitch \
     "${stream_opts[@]}" \
     "${args[@]}"
