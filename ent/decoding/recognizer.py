@@ -197,7 +197,7 @@ class EmotionRecognizer:
             cmvn: Per-utterance speaker statistics (B of (2, F), from
                 :meth:`speaker_stats`) for a model trained with per-speaker
                 CMVN. Without them such a model uses its global CMVN (on
-                ``mini_emo`` test, ENT: UA 67.0 % against 76.8 % with the
+                ``mini_emo`` test, ENT before pitch: UA 67.0 % against 76.8 % with the
                 speaker statistics, and 49.8 % with each utterance's own
                 statistics, which remove the emotion's level); other models
                 ignore them.
