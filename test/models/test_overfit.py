@@ -50,9 +50,12 @@ def test_tiny_model_overfits_four_utterances(variant: str) -> None:
         text[i, : len(t)] = torch.tensor(t)
     tlens = torch.tensor([len(t) for t in TEXTS])
     emo = torch.tensor(LABELS)
-    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    # lr 0.005: at 0.01 FENT got stuck for hundreds of steps without the last token of
+    # two utterances on some machines (it memorized after 750 steps); at 0.005 ENT and
+    # FENT memorize after about 400 and 500 steps.
+    opt = torch.optim.Adam(model.parameters(), lr=0.005)
     decoded = None
-    for step in range(1, 601):
+    for step in range(1, 1001):
         model.train()
         loss, _, _ = model(speech, lens, text, tlens, emo)
         opt.zero_grad()
