@@ -1,13 +1,14 @@
 """Frame-local pitch features: log F0 and voicing strength from the NCCF.
 
 Emotional speech differs from neutral speech largely in its pitch level and
-pitch movement, which log-mel filterbanks resolve poorly (one mel bin spans
-several low harmonics at 80 bins). :func:`nccf_pitch` adds two features per
+pitch movement, which log-mel filterbanks show only indirectly (in their
+lowest bins; above about 1 kHz one of 80 mel bins spans several harmonics). :func:`nccf_pitch` adds two features per
 frame, computed on the very frames the filterbank uses (Kaldi's
 ``snip_edges`` framing, so streaming stays exact):
 
 * ``log_f0``: the natural log of the F0 candidate in Hz whose lag has the
-  largest normalized cross-correlation function (NCCF) in the frame,
+  largest normalized cross-correlation function (NCCF) in the frame, less a
+  small cost per octave of lag (:data:`OCTAVE_COST`) against period doubling,
 * ``nccf``: that largest NCCF, in [-1, 1]; near 1 in voiced frames, low in
   silence, noise and fricatives, so the model can weigh ``log_f0`` by it.
 
