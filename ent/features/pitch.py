@@ -29,6 +29,8 @@ and 88.0 % with these pitch features added.
 
 from __future__ import annotations
 
+from typing import Tuple
+
 import torch
 
 PITCH_DIM = 2
@@ -45,9 +47,20 @@ OCTAVE_COST = 0.02
 """Penalty on the NCCF per octave of lag above the shortest lag searched."""
 
 
-def lag_range(sample_rate: int, fmin: float, fmax: float) -> tuple:
-    """The smallest and largest lag (samples) searched for F0 in [``fmin``, ``fmax``] Hz."""
-    return int(sample_rate // fmax), int(-(-sample_rate // fmin))
+def lag_range(sample_rate: int, fmin: float, fmax: float, win: int) -> Tuple[int, int]:
+    """The smallest and largest lag (samples) searched for F0 in [``fmin``, ``fmax``] Hz.
+
+    Raises:
+        ValueError: If the range is empty or its longest lag does not fit in a
+            frame of ``win`` samples.
+    """
+    lmin, lmax = int(sample_rate // fmax), int(-(-sample_rate // fmin))
+    if not 1 <= lmin < lmax < win:
+        raise ValueError(
+            f"pitch_fmin/pitch_fmax {fmin}/{fmax} Hz give lags {lmin}-{lmax} samples; they must lie in "
+            f"[1, {win - 1}] (the frame length at {sample_rate} Hz)"
+        )
+    return lmin, lmax
 
 
 def _fft_size(n: int) -> int:
@@ -79,12 +92,7 @@ def nccf_pitch(frames: torch.Tensor, sample_rate: int, fmin: float, fmax: float)
         ValueError: If the lag range is empty or does not fit in a frame.
     """
     num_frames, win = frames.shape
-    lmin, lmax = lag_range(sample_rate, fmin, fmax)
-    if not 1 <= lmin < lmax < win:
-        raise ValueError(
-            f"pitch range {fmin}-{fmax} Hz gives lags {lmin}-{lmax} samples, which must lie in [1, {win - 1}] "
-            f"(the frame length at {sample_rate} Hz)"
-        )
+    lmin, lmax = lag_range(sample_rate, fmin, fmax, win)
     if num_frames == 0:
         return frames.new_zeros((0, PITCH_DIM), dtype=torch.float32)
     x = frames.to(torch.float32)

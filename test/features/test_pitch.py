@@ -57,7 +57,7 @@ def test_nccf_equals_direct_sums() -> None:
     win, fmin, fmax = 400, 60.0, 450.0
     frames = torch.from_numpy(rng.standard_normal((3, win)).astype(np.float32) * 0.3)
     out = nccf_pitch(frames, SR, fmin, fmax)
-    lmin, lmax = lag_range(SR, fmin, fmax)
+    lmin, lmax = lag_range(SR, fmin, fmax, win)
     for i, frame in enumerate(frames.double().numpy()):
         x = frame - frame.mean()
         nccf = {}
