@@ -14,13 +14,20 @@ With ``pitch: true`` two pitch features of the same frames follow the mel bins
 (:mod:`ent.features.pitch`: log F0 and NCCF voicing strength; Kaldi's
 ``fbank_pitch`` feature type has three, computed across frames).
 
+With ``vtlp_range: [lo, hi]`` each training utterance gets its own random
+vocal tract length perturbation (VTLP, Jaitly and Hinton 2013): Kaldi's VTLN
+warp of the mel filterbank's frequency axis with a factor drawn uniformly from
+``[lo, hi]``, which mimics a longer or shorter vocal tract, i.e. another
+speaker's formants, at no extra cost. Evaluation mode never warps. The pitch
+features read the waveform and are not warped.
+
 Each utterance is transformed on its own (a loop over the batch), so padding
 never changes an utterance's features; padded frames are zero.
 """
 
 from __future__ import annotations
 
-from typing import Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torchaudio.compliance.kaldi as kaldi
@@ -51,6 +58,10 @@ class Fbank(AbsFrontend):
             becomes ``n_mels + 2``.
         pitch_fmin: Lowest F0 searched, Hz (its period must fit in a frame).
         pitch_fmax: Highest F0 searched, Hz.
+        vtlp_range: ``[lo, hi]`` warp factors of vocal tract length
+            perturbation, drawn per utterance in training mode only (Kaldi's
+            ``--vtln-warp``; 1.0 is no warp, ``[0.9, 1.1]`` is usual); None:
+            no perturbation.
     """
 
     def __init__(
@@ -65,6 +76,7 @@ class Fbank(AbsFrontend):
         pitch: bool = False,
         pitch_fmin: float = 60.0,
         pitch_fmax: float = 450.0,
+        vtlp_range: Optional[Sequence[float]] = None,
     ) -> None:
         super().__init__()
         if n_mels <= 0 or frame_length_ms <= 0 or frame_shift_ms <= 0 or dither < 0:
@@ -84,6 +96,15 @@ class Fbank(AbsFrontend):
         self.pitch_fmax = float(pitch_fmax)
         if self.pitch:  # refuse a bad range now rather than at the first utterance
             lag_range(sample_rate, self.pitch_fmin, self.pitch_fmax, self.window_size)
+        self.vtlp_range: Optional[Tuple[float, float]] = None
+        if vtlp_range is not None:
+            if len(vtlp_range) != 2:
+                raise ValueError(f"vtlp_range must be [lo, hi], got {vtlp_range!r}")
+            lo, hi = float(vtlp_range[0]), float(vtlp_range[1])
+            # Kaldi's piecewise-linear warp stays monotonic for moderate factors only.
+            if not 0.5 <= lo <= hi <= 2.0:
+                raise ValueError(f"vtlp_range must satisfy 0.5 <= lo <= hi <= 2.0, got [{lo}, {hi}]")
+            self.vtlp_range = (lo, hi)
 
     def output_size(self) -> int:
         """Feature dimension: ``n_mels``, plus 2 with ``pitch``."""
@@ -104,11 +125,22 @@ class Fbank(AbsFrontend):
             return 0
         return 1 + (n - self.window_size) // self.window_shift
 
-    def extract(self, wave: torch.Tensor) -> torch.Tensor:
+    def draw_warp(self) -> float:
+        """The VTLP warp factor of the next utterance: 1.0 unless training with ``vtlp_range``.
+
+        Draws from torch's global generator, so seeded training is reproducible.
+        """
+        if not self.training or self.vtlp_range is None:
+            return 1.0
+        lo, hi = self.vtlp_range
+        return lo + (hi - lo) * float(torch.rand(()))
+
+    def extract(self, wave: torch.Tensor, warp: Optional[float] = None) -> torch.Tensor:
         """Features of one utterance.
 
         Args:
             wave: (N,) waveform in [-1, 1].
+            warp: VTLN warp factor of the mel bins; None: :meth:`draw_warp`.
 
         Returns:
             feats: (num_frames(N), output_size()) float32.
@@ -125,6 +157,7 @@ class Fbank(AbsFrontend):
             energy_floor=self.energy_floor,
             sample_frequency=float(self.sample_rate),
             snip_edges=True,
+            vtln_warp=self.draw_warp() if warp is None else float(warp),
         )
         if not self.pitch:
             return feats
@@ -165,4 +198,5 @@ class Fbank(AbsFrontend):
             f"n_mels={self.n_mels}, frame_length_ms={self.frame_length_ms}, "
             f"frame_shift_ms={self.frame_shift_ms}, dither={self.dither}"
             + (f", pitch=True, pitch_fmin={self.pitch_fmin}, pitch_fmax={self.pitch_fmax}" if self.pitch else "")
+            + (f", vtlp_range={list(self.vtlp_range)}" if self.vtlp_range is not None else "")
         )

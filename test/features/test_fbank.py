@@ -69,3 +69,39 @@ def test_frontend_interface_and_bad_shapes():
         fbank(torch.zeros(2, 100), torch.tensor([100]))
     with pytest.raises(ValueError):
         fbank(torch.zeros(1, 100), torch.tensor([101]))
+
+
+def test_vtlp_warps_in_training_only_with_kaldi_vtln():
+    fbank = Fbank(pitch=True, vtlp_range=[0.9, 1.1])
+    plain = Fbank(pitch=True).eval()
+    wave, lens = _batch([8000, 6000])
+    fbank.eval()
+    torch.testing.assert_close(fbank(wave, lens)[0], plain(wave, lens)[0], rtol=0, atol=0)
+    fbank.train()
+    torch.manual_seed(3)
+    warps = [0.9 + 0.2 * float(torch.rand(())) for _ in range(2)]
+    torch.manual_seed(3)
+    feats, feats_lens = fbank(wave, lens)
+    ref_plain, _ = plain(wave, lens)
+    for i, n in enumerate(lens.tolist()):
+        assert 0.9 <= warps[i] <= 1.1 and warps[i] != 1.0
+        ref = kaldi.fbank(wave[i : i + 1, :n] * 32768, num_mel_bins=80, frame_length=25.0,
+                          frame_shift=10.0, dither=0.0, sample_frequency=16000.0, vtln_warp=warps[i])
+        torch.testing.assert_close(feats[i, : feats_lens[i], :80], ref)
+        assert not torch.allclose(feats[i, : feats_lens[i], :80], ref_plain[i, : feats_lens[i], :80])
+        # The pitch features read the waveform: never warped.
+        torch.testing.assert_close(feats[i, : feats_lens[i], 80:], ref_plain[i, : feats_lens[i], 80:])
+
+
+def test_vtlp_moves_a_tone_across_mel_bins():
+    t = torch.arange(16000) / 16000.0
+    tone = 0.3 * torch.sin(2 * torch.pi * 1000.0 * t)
+    fbank = Fbank()
+    peak = {a: int(fbank.extract(tone, warp=a).mean(0).argmax()) for a in (0.9, 1.0, 1.1)}
+    assert peak[0.9] < peak[1.0] < peak[1.1]
+
+
+@pytest.mark.parametrize("bad", [[1.1], [1.1, 0.9], [0.3, 1.0], [1.0, 2.5]])
+def test_vtlp_range_is_validated(bad):
+    with pytest.raises(ValueError, match="vtlp_range"):
+        Fbank(vtlp_range=bad)
