@@ -19,6 +19,12 @@ emotions and token frames of the one with the larger individual score are
 kept. With ``beam=1`` the search is greedy search with
 ``max_symbols_per_frame=1``.
 
+Shallow fusion with a token n-gram language model (``lm``,
+:class:`~ent.lm.ngram.NgramScorer`): every emitted token adds ``lm_weight *
+log p_LM(token | history)`` to the score, blank adds nothing, and the final
+ranking adds ``lm_weight * log p_LM(</s> | history)``. ``token_bonus`` is added
+per emitted token (it offsets the LM's pull towards deletions).
+
 All hypotheses of all utterances still running at a frame go through the
 joint networks and the predictors together; only the top-k bookkeeping
 (at most ``beam`` pairs per utterance) is a Python loop.
@@ -30,11 +36,22 @@ import math
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from ent.decoding.greedy import PredictorRows, StepScorer, check_inputs
 from ent.decoding.hypothesis import Hypothesis, evaluating
+from ent.lm.ngram import NgramScorer
+
+
+@dataclass(frozen=True, eq=False)
+class _Emission:
+    """A token emitted by a hypothesis, with the emotion of its node."""
+
+    token: int
+    emotion: int
+    posterior: Tensor  # (C,)
 
 
 @dataclass(eq=False)
@@ -43,40 +60,42 @@ class _Trace:
 
     Attributes:
         parent: Previous frame's trace (None before frame 0).
-        frame_emotion: Emotion id of this frame.
+        frame_emotion: Emotion id of this frame (at the node where the path leaves it).
         frame_posterior: Its posteriors (C,).
-        token: Token emitted at this frame, or None for blank.
-        token_emotion: Emotion id of that token (when emitted).
-        token_posterior: Its posteriors (C,) (when emitted).
+        tokens: Tokens emitted at this frame, in order.
     """
 
     parent: Optional["_Trace"]
     frame_emotion: int
     frame_posterior: Tensor
-    token: Optional[int] = None
-    token_emotion: int = 0
-    token_posterior: Optional[Tensor] = None
+    tokens: Tuple[_Emission, ...] = ()
 
 
 @dataclass(eq=False)
 class _Beam:
-    """A live hypothesis: its tokens, score, history and predictor row."""
+    """A live hypothesis: its tokens, score, history, predictor row and LM state.
+
+    ``pending`` holds the tokens it emitted at the current frame so far (they
+    join its trace when it leaves the frame).
+    """
 
     tokens: Tuple[int, ...]
     score: float
     trace: Optional[_Trace]
-    row: int
+    row: Tuple[int, int]  # (part, index) of its predictor row among this frame's row tensors
+    lm_state: Tuple[int, ...] = ()
+    pending: Tuple[_Emission, ...] = ()
 
 
 @dataclass(eq=False)
-class _Candidate:
-    """A (hypothesis, symbol) pair kept at one frame, before the predictors run."""
+class _Closed:
+    """A hypothesis that has left the current frame, merged by token sequence."""
 
-    parent: _Beam
-    pos: int  # the parent's position among the hypotheses scored at this frame
-    symbol: int  # blank_id or a token
-    score: float  # this pair's own score
-    total: float  # log-add of every merged pair's score
+    beam: _Beam
+    frame_emotion: int
+    frame_posterior: Tensor
+    score: float  # this path's own score
+    total: float  # log-add of every merged path's score
 
 
 def modified_beam_search(
@@ -84,6 +103,10 @@ def modified_beam_search(
     enc_out: Tensor,
     enc_lens: Tensor,
     beam: int = 4,
+    lm: Optional[NgramScorer] = None,
+    lm_weight: float = 0.0,
+    token_bonus: float = 0.0,
+    max_symbols_per_frame: int = 1,
 ) -> List[Hypothesis]:
     """Best hypothesis of each utterance by modified beam search.
 
@@ -92,11 +115,21 @@ def modified_beam_search(
         enc_out: Encoder outputs. (B, T, D_e)
         enc_lens: Encoder lengths T_b. (B,)
         beam: Hypotheses kept per frame (>= 1).
+        lm: Token n-gram language model for shallow fusion (None: none).
+        lm_weight: Weight of its log probabilities.
+        token_bonus: Added to the score of every emitted token.
+        max_symbols_per_frame: Most tokens a hypothesis emits at one frame
+            (1: icefall's modified beam search).
 
     Returns:
         One hypothesis per utterance, in batch order (the highest score).
     """
-    return [nbest[0] for nbest in modified_beam_search_nbest(model, enc_out, enc_lens, beam)]
+    return [
+        nbest[0]
+        for nbest in modified_beam_search_nbest(
+            model, enc_out, enc_lens, beam, lm, lm_weight, token_bonus, max_symbols_per_frame
+        )
+    ]
 
 
 def modified_beam_search_nbest(
@@ -104,6 +137,10 @@ def modified_beam_search_nbest(
     enc_out: Tensor,
     enc_lens: Tensor,
     beam: int = 4,
+    lm: Optional[NgramScorer] = None,
+    lm_weight: float = 0.0,
+    token_bonus: float = 0.0,
+    max_symbols_per_frame: int = 1,
 ) -> List[List[Hypothesis]]:
     """All final hypotheses of each utterance by modified beam search.
 
@@ -112,20 +149,64 @@ def modified_beam_search_nbest(
         enc_out: Encoder outputs. (B, T, D_e)
         enc_lens: Encoder lengths T_b. (B,)
         beam: Hypotheses kept per frame (>= 1).
+        lm: Token n-gram language model for shallow fusion (None: none).
+        lm_weight: Weight of its log probabilities (>= 0).
+        token_bonus: Added to the score of every emitted token.
+        max_symbols_per_frame: Most tokens a hypothesis emits at one frame
+            (>= 1; 1: icefall's modified beam search).
 
     Returns:
         For each utterance (batch order), its hypotheses (at most ``beam``,
-        distinct token sequences) sorted by decreasing score; tensors on the
-        CPU.
+        distinct token sequences) sorted by decreasing score (LM and bonus
+        included); tensors on the CPU.
     """
-    if beam < 1:
-        raise ValueError(f"beam must be >= 1, got {beam}")
+    if beam < 1 or max_symbols_per_frame < 1:
+        raise ValueError(f"beam and max_symbols_per_frame must be >= 1, got {beam} and {max_symbols_per_frame}")
+    if lm_weight < 0:
+        raise ValueError(f"lm_weight must be >= 0, got {lm_weight}")
+    if lm is not None and lm.vocab_size != model.vocab_size:
+        raise ValueError(f"the LM's token list has {lm.vocab_size} tokens, the model {model.vocab_size}")
     lens = check_inputs(enc_out, enc_lens)
+    fusion = _Fusion(lm if lm_weight > 0 else None, lm_weight, token_bonus)
     with evaluating(model):
-        return _search(model, enc_out, lens, beam)
+        return _search(model, enc_out, lens, beam, fusion, max_symbols_per_frame)
 
 
-def _search(model: torch.nn.Module, enc_out: Tensor, lens: Tensor, beam: int) -> List[List[Hypothesis]]:
+@dataclass
+class _Fusion:
+    """What beam search adds to the transducer's token scores."""
+
+    lm: Optional[NgramScorer]
+    lm_weight: float
+    token_bonus: float
+
+    @property
+    def active(self) -> bool:
+        return self.lm is not None or self.token_bonus != 0.0
+
+    def initial_state(self) -> Tuple[int, ...]:
+        return self.lm.initial_state() if self.lm is not None else ()
+
+    def next_state(self, state: Tuple[int, ...], token: int) -> Tuple[int, ...]:
+        return self.lm.next_state(state, token) if self.lm is not None else ()
+
+    def token_scores(self, states: List[Tuple[int, ...]], blank_id: int, vocab: int) -> Tensor:
+        """Added score of each token after each state, blank 0. (H, V) float64"""
+        if self.lm is not None:
+            scores = torch.from_numpy(np.stack([self.lm.logprobs(s) for s in states])).double() * self.lm_weight
+        else:
+            scores = torch.zeros(len(states), vocab, dtype=torch.float64)
+        scores += self.token_bonus
+        scores[:, blank_id] = 0.0
+        return scores
+
+    def final(self, state: Tuple[int, ...]) -> float:
+        return self.lm_weight * self.lm.final(state) if self.lm is not None else 0.0
+
+
+def _search(
+    model: torch.nn.Module, enc_out: Tensor, lens: Tensor, beam: int, fusion: _Fusion, max_symbols: int
+) -> List[List[Hypothesis]]:
     """:func:`modified_beam_search_nbest` without the checks."""
     batch, max_t = enc_out.shape[:2]
     device = enc_out.device
@@ -133,8 +214,10 @@ def _search(model: torch.nn.Module, enc_out: Tensor, lens: Tensor, beam: int) ->
     num_classes = len(model.emotions)
     scorer = StepScorer(model, enc_out)
     rows: PredictorRows = scorer.start(batch)
-    hyps: List[List[_Beam]] = [[_Beam((), 0.0, None, b)] for b in range(batch)]
+    start_state = fusion.initial_state()
+    hyps: List[List[_Beam]] = [[_Beam((), 0.0, None, (0, b), start_state)] for b in range(batch)]
     lens_l = lens.tolist()
+    prune = fusion.token_bonus <= 0  # then a path's score never grows within a frame
 
     def longs(values: List[int]) -> Tensor:
         return torch.tensor(values, dtype=torch.long, device=device)
@@ -143,86 +226,119 @@ def _search(model: torch.nn.Module, enc_out: Tensor, lens: Tensor, beam: int) ->
         active = [b for b in range(batch) if lens_l[b] > t]
         if not active:
             break
-        # ---- score every live hypothesis of the running utterances at frame t
-        flat = [(a, h) for a, b in enumerate(active) for h in range(len(hyps[b]))]
-        utt = longs([active[a] for a, _ in flat])
-        sub = scorer.select(rows, longs([hyps[active[a]][h].row for a, h in flat]))
-        frame = torch.full_like(utt, t)
-        logp = torch.log_softmax(scorer.token_logits(utt, frame, sub).float(), dim=-1)
-        emo_logits = scorer.emotion_logits(utt, frame, sub).float()
-        vocab = logp.size(1)
+        parts: List[PredictorRows] = [rows]  # every predictor row tensor of this frame
+        closed: Dict[int, Dict[Tuple[int, ...], _Closed]] = {b: {} for b in active}
+        cur: Dict[int, List[_Beam]] = {b: hyps[b] for b in active}
 
-        max_h = max(len(hyps[b]) for b in active)
-        prior = torch.tensor(
-            [hyps[active[a]][h].score for a, h in flat], dtype=torch.float64, device=device
-        )
-        total = torch.full((len(active), max_h, vocab), float("-inf"), dtype=torch.float64, device=device)
-        total[longs([a for a, _ in flat]), longs([h for _, h in flat])] = prior.unsqueeze(1) + logp.double()
-        k = min(beam, max_h * vocab)
-        top_val, top_idx = total.view(len(active), -1).topk(k, dim=1)
-        top_val_l, top_idx_l = top_val.tolist(), top_idx.tolist()
+        def close(b: int, hyp: _Beam, emotion: int, posterior: Tensor, score: float) -> None:
+            old = closed[b].get(hyp.tokens)
+            if old is None:
+                closed[b][hyp.tokens] = _Closed(hyp, emotion, posterior, score, score)
+            elif score > old.score:
+                closed[b][hyp.tokens] = _Closed(hyp, emotion, posterior, score, _log_add(old.total, score))
+            else:
+                old.total = _log_add(old.total, score)
 
-        emo_here = emo_logits.argmax(dim=-1).tolist()
-        post_here = torch.softmax(emo_logits, dim=-1).cpu()
-        # position of (a, h) in the flat arrays
-        flat_pos: Dict[Tuple[int, int], int] = {ah: i for i, ah in enumerate(flat)}
+        for step in range(max_symbols):
+            flat = [(b, h) for b in active for h in cur[b]]
+            if not flat:
+                break
+            # ---- score every hypothesis still in frame t
+            utt = longs([b for b, _ in flat])
+            part = flat[0][1].row[0]  # all in one tensor: the frame's rows, then the last emitters'
+            assert all(h.row[0] == part for _, h in flat)
+            sub = scorer.select(parts[part], longs([h.row[1] for _, h in flat]))
+            parts.append(sub)
+            p_sub = len(parts) - 1
+            frame = torch.full_like(utt, t)
+            logp = torch.log_softmax(scorer.token_logits(utt, frame, sub).float(), dim=-1)
+            emo_logits = scorer.emotion_logits(utt, frame, sub).float()
+            emo_here = emo_logits.argmax(dim=-1).tolist()
+            post_here = torch.softmax(emo_logits, dim=-1).cpu()
+            scores = logp.double()
+            if fusion.active:
+                scores = scores + fusion.token_scores([h.lm_state for _, h in flat], blank_id, logp.size(1)).to(device)
+            vocab = scores.size(1)
 
-        # ---- top-k pairs per utterance, merged by token sequence
-        kept: List[Dict[Tuple[int, ...], _Candidate]] = []
-        for a, b in enumerate(active):
-            merged: Dict[Tuple[int, ...], _Candidate] = {}
-            for val, idx in zip(top_val_l[a], top_idx_l[a]):
-                if val == float("-inf"):
+            # ---- the best (hypothesis, symbol) pairs of each utterance: blank
+            # leaves the frame at the hypothesis' node, a token extends it
+            prior = torch.tensor([h.score for _, h in flat], dtype=torch.float64, device=device)
+            total = prior.unsqueeze(1) + scores
+            emitters: List[Tuple[int, int, int, float]] = []  # (utterance, flat index, token, score)
+            lo = 0
+            for b in active:
+                hi = lo + len(cur[b])
+                if lo == hi:
                     continue
-                h, sym = divmod(idx, vocab)
-                parent = hyps[b][h]
-                pos = flat_pos[(a, h)]
-                key = parent.tokens if sym == blank_id else parent.tokens + (sym,)
-                old = merged.get(key)
-                if old is None:
-                    merged[key] = _Candidate(parent, pos, sym, val, val)
-                    continue
-                combined = _log_add(old.total, val)
-                if val > old.score:
-                    merged[key] = _Candidate(parent, pos, sym, val, combined)
-                else:
-                    old.total = combined
-            kept.append(merged)
-
-        # ---- run the predictors on the extended hypotheses
-        emitters = [(a, key, c) for a, m in enumerate(kept) for key, c in m.items() if c.symbol != blank_id]
-        stayers = [(a, key, c) for a, m in enumerate(kept) for key, c in m.items() if c.symbol == blank_id]
-        parts: List[PredictorRows] = []
-        if stayers:
-            parts.append(scorer.select(rows, longs([c.parent.row for _, _, c in stayers])))
-        new_emo: List[int] = []
-        new_post = torch.zeros(0, num_classes)
-        if emitters:
+                top_val, top_idx = total[lo:hi].reshape(-1).topk(min(beam, (hi - lo) * vocab))
+                threshold = float("-inf")
+                if prune and len(closed[b]) >= beam:
+                    threshold = sorted((c.total for c in closed[b].values()), reverse=True)[beam - 1]
+                for val, idx in zip(top_val.tolist(), top_idx.tolist()):
+                    if val == float("-inf") or val <= threshold:
+                        continue
+                    h, sym = divmod(idx, vocab)
+                    i = lo + h
+                    if sym == blank_id:
+                        hyp = flat[i][1]
+                        moved = _Beam(hyp.tokens, hyp.score, hyp.trace, (p_sub, i), hyp.lm_state, hyp.pending)
+                        close(b, moved, emo_here[i], post_here[i], val)
+                    else:
+                        emitters.append((b, i, sym, val))
+                lo = hi
+            if not emitters:
+                break
             e_rows = scorer.advance(
-                scorer.select(rows, longs([c.parent.row for _, _, c in emitters])),
-                longs([c.symbol for _, _, c in emitters]),
+                scorer.select(sub, longs([i for _, i, _, _ in emitters])), longs([s for _, _, s, _ in emitters])
             )
-            e_utt = longs([active[a] for a, _, _ in emitters])
-            e_logits = scorer.emotion_logits(e_utt, torch.full_like(e_utt, t), e_rows).float()
-            new_emo = e_logits.argmax(dim=-1).tolist()
-            new_post = torch.softmax(e_logits, dim=-1).cpu()
             parts.append(e_rows)
-        rows = scorer.concat(parts)
+            p_e = len(parts) - 1
+            last = step + 1 == max_symbols
+            if last:  # out of symbols: leave the frame at the new node without a blank
+                e_utt = longs([b for b, _, _, _ in emitters])
+                e_logits = scorer.emotion_logits(e_utt, torch.full_like(e_utt, t), e_rows).float()
+                e_emo = e_logits.argmax(dim=-1).tolist()
+                e_post = torch.softmax(e_logits, dim=-1).cpu()
+            cur = {b: [] for b in active}
+            for e, (b, i, sym, val) in enumerate(emitters):
+                parent = flat[i][1]
+                emission = _Emission(sym, emo_here[i], post_here[i])
+                child = _Beam(
+                    parent.tokens + (sym,), val, parent.trace, (p_e, e),
+                    fusion.next_state(parent.lm_state, sym), parent.pending + (emission,),
+                )
+                if last:
+                    close(b, child, e_emo[e], e_post[e], val)
+                else:
+                    cur[b].append(child)
 
-        # ---- new hypotheses (row order: stayers, then emitters)
-        new_hyps: Dict[int, Dict[Tuple[int, ...], _Beam]] = {b: {} for b in active}
-        for r, (a, key, c) in enumerate(stayers):
-            trace = _Trace(c.parent.trace, emo_here[c.pos], post_here[c.pos])
-            new_hyps[active[a]][key] = _Beam(key, c.total, trace, r)
-        for e, (a, key, c) in enumerate(emitters):
-            trace = _Trace(
-                c.parent.trace, new_emo[e], new_post[e], c.symbol, emo_here[c.pos], post_here[c.pos]
-            )
-            new_hyps[active[a]][key] = _Beam(key, c.total, trace, len(stayers) + e)
-        for a, b in enumerate(active):
-            # keep the top-k order (by each pair's own score)
-            hyps[b] = [new_hyps[b][key] for key in kept[a]]
+        # ---- the best closed hypotheses of each utterance start frame t + 1
+        kept = {b: sorted(closed[b].values(), key=lambda c: -c.total)[:beam] for b in active}
+        by_part: Dict[int, List[int]] = {}
+        for b in active:
+            for c in kept[b]:
+                by_part.setdefault(c.beam.row[0], []).append(c.beam.row[1])
+        new_index: Dict[Tuple[int, int], int] = {}
+        pieces: List[PredictorRows] = []
+        for part, idxs in by_part.items():
+            for j, idx in enumerate(idxs):
+                new_index[(part, idx)] = len(new_index)
+            pieces.append(scorer.select(parts[part], longs(idxs)))
+        rows = scorer.concat(pieces)  # (hypotheses of ended utterances are never scored again)
+        for b in active:
+            hyps[b] = [
+                _Beam(
+                    c.beam.tokens, c.total,
+                    _Trace(c.beam.trace, c.frame_emotion, c.frame_posterior, c.beam.pending),
+                    (0, new_index[c.beam.row]), c.beam.lm_state,
+                )
+                for c in kept[b]
+            ]
 
+    if fusion.lm is not None:
+        for b in range(batch):
+            for h in hyps[b]:
+                h.score += fusion.final(h.lm_state)
     return [_finish(hyps[b], lens_l[b], num_classes) for b in range(batch)]
 
 
@@ -251,12 +367,11 @@ def _finish(beams: List[_Beam], num_frames: int, num_classes: int) -> List[Hypot
             t -= 1
             frame_emotions.append(node.frame_emotion)
             frame_posts.append(node.frame_posterior)
-            if node.token is not None:
-                assert node.token_posterior is not None
-                tokens.append(node.token)
+            for emission in reversed(node.tokens):
+                tokens.append(emission.token)
                 token_frames.append(t)
-                token_emotions.append(node.token_emotion)
-                token_posts.append(node.token_posterior)
+                token_emotions.append(emission.emotion)
+                token_posts.append(emission.posterior)
             node = node.parent
         if t != 0:
             raise RuntimeError(f"internal error: a hypothesis covers {num_frames - t} of {num_frames} frames")

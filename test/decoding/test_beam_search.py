@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import collections
 import itertools
 import math
 from pathlib import Path
@@ -218,3 +219,111 @@ def test_beam_search_rejects_bad_beam() -> None:
     enc, lens = helpers.make_batch()
     with pytest.raises(ValueError, match="beam"):
         modified_beam_search(model, enc, lens, beam=0)
+
+
+# ------------------------------------------------ several symbols per frame
+@pytest.mark.parametrize("variant", ["ent", "fent"])
+@pytest.mark.parametrize("symbols", [2, 3])
+def test_beam_one_equals_greedy_with_several_symbols_per_frame(variant: str, symbols: int) -> None:
+    model = helpers.make_model(variant, seed=1, blank_bias=0.0)
+    enc, lens = helpers.make_batch(seed=12)
+    greedy = greedy_search(model, enc, lens, max_symbols_per_frame=symbols)
+    beam = modified_beam_search(model, enc, lens, beam=1, max_symbols_per_frame=symbols)
+    assert any(max(collections.Counter(g.token_frames).values(), default=0) > 1 for g in greedy)
+    for g, h in zip(greedy, beam):
+        assert h.tokens == g.tokens and h.token_frames == g.token_frames
+        assert h.token_emotions == g.token_emotions and h.frame_emotions == g.frame_emotions
+        assert h.score == pytest.approx(g.score, abs=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["ent", "fent"])
+def test_several_symbols_nbest_follows_the_lattice_and_batches(variant: str) -> None:
+    model = helpers.make_model(variant, seed=2, blank_bias=0.0)
+    enc, lens = helpers.make_batch(seed=4)
+    nbests = modified_beam_search_nbest(model, enc, lens, beam=4, max_symbols_per_frame=2)
+    dense = 0
+    for b, nbest in enumerate(nbests):
+        assert [h.score for h in nbest] == sorted((h.score for h in nbest), reverse=True)
+        for h in nbest:
+            path_score = helpers.check_against_lattice(model, enc[b, : LENS[b]], h, max_symbols=2)
+            assert h.score >= path_score - 1e-5
+            dense += max(collections.Counter(h.token_frames).values(), default=0) == 2
+        alone = modified_beam_search_nbest(model, enc[b : b + 1, : LENS[b]].clone(), lens[b : b + 1],
+                                           beam=4, max_symbols_per_frame=2)[0]
+        assert [h.tokens for h in nbest] == [h.tokens for h in alone]
+        assert [h.frame_emotions for h in nbest] == [h.frame_emotions for h in alone]
+    assert dense > 0  # some hypotheses do emit two tokens at a frame
+
+
+def brute_force_symbols(model: torch.nn.Module, enc: torch.Tensor, vocab: int, max_symbols: int) -> Dict[Tuple[int, ...], float]:
+    """Log-probability of every token sequence over all paths with at most ``max_symbols`` tokens per frame.
+
+    A frame emits 0..max_symbols tokens; fewer than ``max_symbols`` end with
+    a blank, exactly ``max_symbols`` move on without one.
+    """
+    frame_options = [()]
+    for n in range(1, max_symbols + 1):
+        frame_options += list(itertools.product(range(1, vocab), repeat=n))
+    lattices: Dict[Tuple[int, ...], torch.Tensor] = {}
+    sums: Dict[Tuple[int, ...], float] = {}
+    for path in itertools.product(frame_options, repeat=enc.size(0)):
+        tokens = tuple(k for frame in path for k in frame)
+        if tokens not in lattices:
+            with torch.no_grad():
+                tok_pred, emo_pred = model.predict(torch.tensor([tokens], dtype=torch.long).reshape(1, -1))
+                logits = model.token_logits(enc[:, None], tok_pred[0][None], emo_pred[0][None])
+            lattices[tokens] = torch.log_softmax(logits.double(), dim=-1)
+        lp, u, total = lattices[tokens], 0, 0.0
+        for t, frame in enumerate(path):
+            for k in frame:
+                total += float(lp[t, u, k])
+                u += 1
+            if len(frame) < max_symbols:
+                total += float(lp[t, u, 0])
+        sums[tokens] = float(torch.logaddexp(torch.tensor(sums.get(tokens, -math.inf)), torch.tensor(total)))
+    return sums
+
+
+@pytest.mark.parametrize("variant", ["ent", "fent"])
+def test_unpruned_several_symbols_beam_equals_brute_force(variant: str) -> None:
+    vocab, frames = 3, 3  # 7 choices per frame, 343 paths
+    model = helpers.make_model(variant, seed=6, vocab=vocab, blank_bias=0.0)
+    enc, lens = helpers.make_batch(seed=8, lens=[frames])
+    nbest = modified_beam_search_nbest(model, enc, lens, beam=1000, max_symbols_per_frame=2)[0]
+    expected = brute_force_symbols(model, enc[0], vocab, 2)
+    assert len(nbest) == len(expected)
+    for h in nbest:
+        assert h.score == pytest.approx(expected[tuple(h.tokens)], abs=1e-4)
+
+
+# ------------------------------------------------------------ LM fusion
+def _token_lm(vocab: int, favourite: int):
+    """A bigram LM over tokens '1'..'V-2' (V-1 is <sos/eos>) whose text repeats ``favourite``."""
+    from ent.lm.ngram import NgramScorer, train_ngram
+
+    names = [str(k) for k in range(1, vocab - 1)]
+    lm = train_ngram([[str(favourite)] * n for n in range(1, 6)], 2, vocabulary=names)
+    return lm, NgramScorer(lm, ["<blank>"] + names + ["<sos/eos>"])
+
+
+@pytest.mark.parametrize("variant", ["ent", "fent"])
+def test_lm_fusion_adds_weighted_lm_score_and_bonus(variant: str) -> None:
+    model = helpers.make_model(variant, seed=3, blank_bias=0.0)
+    enc, lens = helpers.make_batch(seed=5)
+    plain = modified_beam_search(model, enc, lens, beam=1, max_symbols_per_frame=2)
+    favourite = 1 + max(range(model.vocab_size - 2),
+                        key=lambda k: -sum(h.tokens.count(k + 1) for h in plain))  # the rarest token
+    lm, scorer = _token_lm(model.vocab_size, favourite)
+    weight, bonus = 0.7, 0.3
+    fused = modified_beam_search(model, enc, lens, beam=1, lm=scorer, lm_weight=weight,
+                                 token_bonus=bonus, max_symbols_per_frame=2)
+    assert sum(h.tokens.count(favourite) for h in fused) > sum(h.tokens.count(favourite) for h in plain)
+    for b, h in enumerate(fused):
+        path = helpers.check_against_lattice(model, enc[b, : LENS[b]], h, max_symbols=2)
+        lm_score = lm.sentence_logprob([str(k) for k in h.tokens])
+        assert h.score == pytest.approx(path + weight * lm_score + bonus * len(h.tokens), abs=1e-4)
+    # Weight 0 is no LM at all.
+    zero = modified_beam_search(model, enc, lens, beam=1, lm=scorer, lm_weight=0.0, max_symbols_per_frame=2)
+    assert [h.tokens for h in zero] == [h.tokens for h in plain]
+    with pytest.raises(ValueError, match="lm_weight"):
+        modified_beam_search(model, enc, lens, lm=scorer, lm_weight=-1.0)
