@@ -64,6 +64,11 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--frame-switch-penalty", type=float, default=None,
                         help="smooth the frame emotions (Viterbi; nats per change of emotion, 0: off); "
                         "overrides the config")
+    parser.add_argument("--lm", default=None,
+                        help="token n-gram LM (ARPA, ent.bin.train_lm) for modified beam search; "
+                        "default: lm.arpa of a packed --model-dir, if any (used when lm_weight > 0)")
+    parser.add_argument("--lm-weight", type=float, default=None, help="overrides the config's lm_weight")
+    parser.add_argument("--token-bonus", type=float, default=None, help="overrides the config's token_bonus")
     stream = parser.add_mutually_exclusive_group()
     stream.add_argument("--streaming", action="store_true",
                         help="decode each utterance chunk by chunk (streaming model; greedy search)")
@@ -100,9 +105,16 @@ def run(args: argparse.Namespace) -> None:
         "search": args.search, "beam": args.beam, "batch_size": args.batch_size,
         "utt_emotion_from": args.utt_emotion_from,
         "frame_switch_penalty": args.frame_switch_penalty,
+        "lm_weight": args.lm_weight, "token_bonus": args.token_bonus,
     })
     device = "cuda" if args.ngpu > 0 else "cpu"
-    recognizer = EmotionRecognizer.from_model_dir(args.model_dir, args.model_file, options, device)
+    try:
+        recognizer = EmotionRecognizer.from_model_dir(args.model_dir, args.model_file, options, device,
+                                                      lm_file=args.lm)
+    except ValueError as exc:
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(args.config, None, str(exc)) from exc
     chunk_size = None
     if args.streaming and options.frame_switch_penalty > 0:
         logging.warning("--streaming: frame emotions are not smoothed (frame_switch_penalty needs the whole "
@@ -149,7 +161,7 @@ def run(args: argparse.Namespace) -> None:
                     num_tokens += len(result.tokens)
                     num_frames += len(result.frame_emotions)
                 bar.update(len(chunk))
-            _warn_if_dense(options.search, num_tokens, num_frames)
+            _warn_if_dense(options, num_tokens, num_frames)
     logging.info(f"wrote {args.out_dir}")
 
 
@@ -157,16 +169,16 @@ DENSE_TOKENS_PER_FRAME = 0.5
 """Above this mean rate, one symbol per frame is likely to drop tokens."""
 
 
-def _warn_if_dense(search: str, num_tokens: int, num_frames: int) -> None:
-    """Warn when modified beam search (one symbol per frame) decodes dense output."""
-    if search != "modified_beam_search" or num_frames == 0:
+def _warn_if_dense(options: DecodeOptions, num_tokens: int, num_frames: int) -> None:
+    """Warn when beam search with one symbol per frame decodes dense output."""
+    if options.search != "modified_beam_search" or options.max_symbols_per_frame > 1 or num_frames == 0:
         return
     rate = num_tokens / num_frames
     if rate > DENSE_TOKENS_PER_FRAME:
         logging.warning(
-            f"modified_beam_search emits at most one token per encoder frame and this model emits "
-            f"{rate:.2f} per frame on average, so fast stretches lose tokens (deletions); greedy search "
-            "(max_symbols_per_frame > 1), larger token units or shorter frames do not have this limit"
+            f"modified_beam_search with max_symbols_per_frame 1 emits at most one token per encoder frame "
+            f"and this model emits {rate:.2f} per frame on average, so fast stretches lose tokens "
+            "(deletions); allow more (max_symbols_per_frame: 2 or 3) or use larger token units"
         )
 
 

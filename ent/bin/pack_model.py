@@ -13,6 +13,10 @@ for wav2vec 2.0 base), ``absolute`` records its absolute path instead (a
 smaller pack that works on this machine only). The feature cache
 (``cache_dir``) belongs to the training data and is dropped.
 
+``--decode-config`` copies the recipe's decoding options into the pack
+(``decode.yaml``, the defaults of ``ent-transcribe``) and ``--lm`` a token
+n-gram LM (``lm.arpa``, fused when those options give ``lm_weight > 0``).
+
 Example::
 
     python -m ent.bin.pack_model --model-dir exp/ent --out-dir exp/ent/packed
@@ -36,6 +40,8 @@ from ent.utils.errors import DataError
 MODEL_FILE = "model.pth"
 SSL_MODEL_DIR = "ssl_model"
 SSL_MODES = ("copy", "absolute")
+DECODE_CONFIG = "decode.yaml"
+LM_FILE = "lm.arpa"  # the name EmotionRecognizer.from_model_dir looks for
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -47,10 +53,20 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ssl-model", choices=SSL_MODES, default="copy",
                         help="frontend ssl: copy the pretrained model dir into the pack, or record "
                              "its absolute path (default: %(default)s)")
+    parser.add_argument("--decode-config", type=Path, default=None,
+                        help="decoding options YAML to pack as decode.yaml (ent-transcribe's defaults)")
+    parser.add_argument("--lm", type=Path, default=None, help="token n-gram LM (ARPA) to pack as lm.arpa")
     return parser
 
 
-def pack_model(model_dir: Path, model_file: str, out_dir: Path, ssl_model: str = "copy") -> None:
+def pack_model(
+    model_dir: Path,
+    model_file: str,
+    out_dir: Path,
+    ssl_model: str = "copy",
+    decode_config: Optional[Path] = None,
+    lm: Optional[Path] = None,
+) -> None:
     """Copy what inference needs into ``out_dir`` (see the module docstring).
 
     Args:
@@ -58,17 +74,19 @@ def pack_model(model_dir: Path, model_file: str, out_dir: Path, ssl_model: str =
         model_file: Checkpoint to pack.
         out_dir: Packed model dir (replaced if it exists).
         ssl_model: ``copy`` or ``absolute`` (pretrained front ends only).
+        decode_config: Decoding options to copy as ``decode.yaml``.
+        lm: Token n-gram LM to copy as ``lm.arpa``.
 
     Raises:
-        DataError: If the config, checkpoint, token dir, statistics or
-            pretrained model dir are missing.
+        DataError: If the config, checkpoint, token dir, statistics,
+            pretrained model dir, decoding config or LM are missing.
     """
     if ssl_model not in SSL_MODES:
         raise ValueError(f"ssl_model must be one of {SSL_MODES}, got {ssl_model!r}")
     config_file = model_dir / "config.yaml"
     checkpoint = model_dir / model_file
-    for path in (config_file, checkpoint):
-        if not path.is_file():
+    for path in (config_file, checkpoint, decode_config, lm):
+        if path is not None and not path.is_file():
             raise DataError(path, None, "not found")
     with open(config_file, encoding="utf-8") as fh:
         config = yaml.safe_load(fh)
@@ -89,6 +107,10 @@ def pack_model(model_dir: Path, model_file: str, out_dir: Path, ssl_model: str =
             config["normalize_conf"]["stats_file"] = "feats_stats.npz"
         if config.get("frontend") == "ssl":
             _pack_ssl_model(config, config_file, tmp, ssl_model)
+        if decode_config is not None:
+            shutil.copy2(decode_config, tmp / DECODE_CONFIG)
+        if lm is not None:
+            shutil.copy2(lm, tmp / LM_FILE)
         config["packed_from"] = {"model_dir": str(model_dir), "model_file": model_file}
         with open(tmp / "config.yaml", "w", encoding="utf-8") as fh:
             yaml.safe_dump(config, fh, sort_keys=False, allow_unicode=True)
@@ -125,7 +147,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     setup_logging()
     args = get_parser().parse_args(argv)
     try:
-        pack_model(args.model_dir, args.model_file, args.out_dir, args.ssl_model)
+        pack_model(args.model_dir, args.model_file, args.out_dir, args.ssl_model, args.decode_config, args.lm)
     except DataError as exc:
         logging.error(str(exc))
         sys.exit(1)

@@ -52,8 +52,9 @@ def get_parser() -> argparse.ArgumentParser:
                         help="model dir: a packed model (ent.bin.pack_model) or a training dir")
     parser.add_argument("--model-file", default=None,
                         help="checkpoint in --model (default: model.pth if present, else valid.loss.ave.pth)")
-    parser.add_argument("--search", choices=("greedy", "modified_beam_search"), default="modified_beam_search")
-    parser.add_argument("--beam", type=int, default=4)
+    parser.add_argument("--search", choices=("greedy", "modified_beam_search"), default=None,
+                        help="default: the packed decode.yaml's, else modified_beam_search")
+    parser.add_argument("--beam", type=int, default=None, help="default: the packed decode.yaml's, else 4")
     parser.add_argument("--json", action="store_true", help="print one JSON object per file instead of text "
                         "(with --streaming: one per update; the last one has \"final\": true and the "
                         "file's object as \"result\")")
@@ -167,7 +168,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     if model_file is None:
         model_file = "model.pth" if (args.model / "model.pth").is_file() else "valid.loss.ave.pth"
     try:
-        options = DecodeOptions(search=args.search, beam=args.beam, batch_size=1)
+        packed = args.model / "decode.yaml"  # the recipe's decoding options (ent.bin.pack_model)
+        overrides = {"search": args.search, "beam": args.beam, "batch_size": 1}
+        if args.search == "greedy" or args.streaming:  # no LM outside beam search
+            overrides.update(lm_weight=0.0, token_bonus=0.0)
+        options = DecodeOptions.from_yaml(packed if packed.is_file() else None, overrides)
         recognizer = EmotionRecognizer.from_model_dir(args.model, model_file, options)
         session = None
         if args.streaming:

@@ -26,10 +26,13 @@ from ent.decoding.emotion_smoothing import smooth_hypothesis
 from ent.decoding.hypothesis import utterance_emotion
 from ent.decoding.streaming import encode_chunked, min_samples
 from ent.decoding.writer import DecodeResult, make_result
+from ent.lm.ngram import NgramLM, NgramScorer
 from ent.utils.errors import DataError
 
 PathLike = Union[str, Path]
 SEARCHES = ("greedy", "modified_beam_search")
+LM_NAME = "lm.arpa"
+"""File name of the language model inside a packed model directory."""
 
 
 @dataclass
@@ -39,7 +42,9 @@ class DecodeOptions:
     Attributes:
         search: ``greedy`` or ``modified_beam_search``.
         beam: Beam size of modified beam search.
-        max_symbols_per_frame: Greedy search: most tokens emitted per frame.
+        max_symbols_per_frame: Most tokens emitted per frame (greedy and
+            beam search; 1 in beam search is icefall's modified beam search,
+            which drops tokens when a model emits more than one per frame).
         utt_emotion_from: ``head`` (utterance head) or ``lattice`` (pooled
             frame posteriors along the decoded path).
         lattice_rule: ``max`` or ``mean`` pooling for ``utt_emotion_from: lattice``.
@@ -51,6 +56,11 @@ class DecodeOptions:
             (:func:`~ent.decoding.emotion_smoothing.smooth_frame_emotions`);
             each token then takes the smoothed emotion of its frame. 0: the
             per-frame decisions.
+        lm_weight: Shallow fusion weight of a token n-gram LM in modified
+            beam search (:mod:`ent.lm.ngram`; the LM file comes with
+            ``--lm`` or as ``lm.arpa`` in a packed model). 0: no LM.
+        token_bonus: Modified beam search: added to the score of every
+            emitted token (offsets the LM's preference for fewer tokens).
     """
 
     search: str = "modified_beam_search"
@@ -61,6 +71,8 @@ class DecodeOptions:
     lattice_threshold: float = 0.5
     batch_size: int = 16
     frame_switch_penalty: float = 0.0
+    lm_weight: float = 0.0
+    token_bonus: float = 0.0
 
     def __post_init__(self) -> None:
         if self.search not in SEARCHES:
@@ -69,6 +81,10 @@ class DecodeOptions:
             raise ValueError("beam, max_symbols_per_frame and batch_size must be >= 1")
         if self.frame_switch_penalty < 0:
             raise ValueError(f"frame_switch_penalty must be >= 0, got {self.frame_switch_penalty}")
+        if self.lm_weight < 0:
+            raise ValueError(f"lm_weight must be >= 0, got {self.lm_weight}")
+        if (self.lm_weight > 0 or self.token_bonus != 0) and self.search != "modified_beam_search":
+            raise ValueError("lm_weight and token_bonus need search: modified_beam_search")
 
     @classmethod
     def from_yaml(cls, path: Optional[PathLike], overrides: Mapping[str, Any] = ()) -> "DecodeOptions":
@@ -85,7 +101,10 @@ class DecodeOptions:
         unknown = sorted(set(conf) - known)
         if unknown:
             raise DataError(path, None, f"unknown decoding option(s) {unknown}; valid: {sorted(known)}")
-        return cls(**conf)
+        try:
+            return cls(**conf)
+        except (TypeError, ValueError) as err:  # a bad value: name the config (or the command line)
+            raise DataError(path if path is not None else "decoding options", None, str(err)) from None
 
 
 class EmotionRecognizer:
@@ -100,16 +119,26 @@ class EmotionRecognizer:
             statistics of each utterance's speaker, or falls back to the
             model's global CMVN.
         device: Where to run.
+        lm: Token n-gram LM over the tokenizer's token list, fused with
+            ``options.lm_weight`` (required when that weight is positive).
+
+    Raises:
+        ValueError: If ``options.lm_weight > 0`` and there is no LM.
     """
 
     def __init__(self, model: torch.nn.Module, tokenizer: Any, options: DecodeOptions,
-                 device: str = "cpu", speaker_cmvn: bool = False) -> None:
+                 device: str = "cpu", speaker_cmvn: bool = False, lm: Optional[NgramLM] = None) -> None:
         self.model = model.to(device).eval()
         self.tokenizer = tokenizer
         self.options = options
         self.device = device
         self.speaker_cmvn = speaker_cmvn
         self._warned_global_cmvn = False
+        if options.lm_weight > 0 and lm is None:
+            raise ValueError("lm_weight > 0 needs a language model (--lm FILE.arpa, or lm.arpa in a packed model)")
+        if lm is not None and options.lm_weight == 0:
+            logging.info("an LM is given but lm_weight is 0: decoding without it")
+        self.lm = NgramScorer(lm, tokenizer.token_list) if lm is not None and options.lm_weight > 0 else None
 
     @classmethod
     def from_model_dir(
@@ -118,8 +147,12 @@ class EmotionRecognizer:
         model_file: str = "valid.loss.ave.pth",
         options: Optional[DecodeOptions] = None,
         device: str = "cpu",
+        lm_file: Optional[PathLike] = None,
     ) -> "EmotionRecognizer":
         """Load ``<model_dir>/config.yaml`` and ``<model_dir>/<model_file>``.
+
+        The language model is ``lm_file``, else ``<model_dir>/lm.arpa`` when a
+        packed model holds one; it is read only if ``options.lm_weight > 0``.
 
         Relative paths in the config (token list, CMVN statistics, a
         pretrained front end's ``model_dir``) are taken relative to the
@@ -157,8 +190,18 @@ class EmotionRecognizer:
         model.load_state_dict(state)
         logging.info(f"loaded {checkpoint} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters)")
         tokenizer = Tokenizer.from_dir(args["token_dir"])
-        return cls(model, tokenizer, options or DecodeOptions(), device,
-                   speaker_cmvn=bool(args.get("speaker_cmvn", False)))
+        options = options or DecodeOptions()
+        lm = None
+        if options.lm_weight > 0:
+            if lm_file is None and (model_dir / LM_NAME).is_file():
+                lm_file = model_dir / LM_NAME
+            if lm_file is not None:
+                if not Path(lm_file).is_file():
+                    raise DataError(lm_file, None, "LM file not found")
+                lm = NgramLM.read_arpa(lm_file)
+                logging.info(f"loaded the {lm.order}-gram LM {lm_file} (weight {options.lm_weight})")
+        return cls(model, tokenizer, options, device,
+                   speaker_cmvn=bool(args.get("speaker_cmvn", False)), lm=lm)
 
     def speaker_stats(self, data: Any, utt_ids: Sequence[str], nj: int = 1) -> Dict[str, np.ndarray]:
         """Per-speaker CMVN statistics of a data directory for :meth:`decode`.
@@ -228,7 +271,9 @@ class EmotionRecognizer:
         if opts.search == "greedy":
             hyps = greedy_search(model, enc_out, enc_lens, opts.max_symbols_per_frame)
         else:
-            hyps = modified_beam_search(model, enc_out, enc_lens, beam=opts.beam)
+            hyps = modified_beam_search(model, enc_out, enc_lens, beam=opts.beam, lm=self.lm,
+                                        lm_weight=opts.lm_weight, token_bonus=opts.token_bonus,
+                                        max_symbols_per_frame=opts.max_symbols_per_frame)
         if opts.frame_switch_penalty > 0:
             hyps = [smooth_hypothesis(hyp, opts.frame_switch_penalty) for hyp in hyps]
         utt_emos = utterance_emotion(

@@ -55,15 +55,60 @@ def test_packed_model_transcribes_from_anywhere(tiny_recipe: dict, tmp_path: Pat
     assert record["file"] == str(wav) and record["emotion"] in ("neutral", "happy", "angry", "sad")
 
 
-def test_dense_output_warns_only_for_modified_beam_search(caplog) -> None:
+def test_lm_is_trained_fused_packed_and_used_by_transcribe(tiny_recipe: dict, tmp_path: Path, capsys,
+                                                          monkeypatch, caplog) -> None:
+    from ent.bin import train_lm
+    from ent.lm.ngram import NgramLM
+
+    arpa = tmp_path / "lm" / "lm.arpa"
+    train_lm.main(["--token-dir", str(tiny_recipe["tokens"]), "--text", str(tiny_recipe["data"] / "text"),
+                   "--order", "3", "--out", str(arpa)])
+    assert NgramLM.read_arpa(arpa).order == 3
+    decode_yaml = tmp_path / "decode.yaml"
+    decode_yaml.write_text("search: modified_beam_search\nbeam: 3\nmax_symbols_per_frame: 2\n"
+                           "lm_weight: 0.5\ntoken_bonus: 0.5\n")
+    common = ["--model-dir", str(tiny_recipe["model_dir"]), "--data-dir", str(tiny_recipe["data"]),
+              "--config", str(decode_yaml)]
+    # lm_weight > 0 without an LM: one clear line
+    proc = subprocess.run([sys.executable, "-m", "ent.bin.inference", *common, "--out-dir", str(tmp_path / "x")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "lm_weight > 0 needs a language model" in proc.stderr
+    inference.main([*common, "--out-dir", str(tmp_path / "fused"), "--lm", str(arpa)])
+    assert len((tmp_path / "fused" / "text").read_text().splitlines()) == 6
+    # greedy with an LM weight is refused (fusion needs beam search), naming the config
+    with caplog.at_level(logging.ERROR), pytest.raises(SystemExit):
+        inference.main([*common, "--out-dir", str(tmp_path / "g"), "--lm", str(arpa), "--search", "greedy"])
+    assert f"{decode_yaml}: lm_weight and token_bonus need search: modified_beam_search" in caplog.text
+
+    packed = tmp_path / "packed"
+    pack_model.main(["--model-dir", str(tiny_recipe["model_dir"]), "--out-dir", str(packed),
+                     "--decode-config", str(decode_yaml), "--lm", str(arpa)])
+    assert {"decode.yaml", "lm.arpa"} <= {p.name for p in packed.iterdir()}
+    monkeypatch.chdir(tmp_path)
+    wav = sorted((tiny_recipe["root"] / "audio").rglob("*.wav"))[0]
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        transcribe.main(["--model", str(packed), "--verbose", str(wav)])
+    assert "loaded the 3-gram LM" in caplog.text and "weight 0.5" in caplog.text
+    assert capsys.readouterr().out.startswith(f"{wav}: [")
+    # --search greedy turns the packed LM off instead of failing
+    transcribe.main(["--model", str(packed), "--search", "greedy", str(wav)])
+    assert capsys.readouterr().out.startswith(f"{wav}: [")
+
+
+def test_dense_output_warns_only_for_one_symbol_per_frame_beam_search(caplog) -> None:
+    from ent.decoding.recognizer import DecodeOptions
+
+    one = DecodeOptions(search="modified_beam_search", max_symbols_per_frame=1)
     with caplog.at_level(logging.WARNING):
-        inference._warn_if_dense("modified_beam_search", 65, 100)
-    assert "0.65 per frame" in caplog.text and "greedy" in caplog.text
+        inference._warn_if_dense(one, 65, 100)
+    assert "0.65 per frame" in caplog.text and "max_symbols_per_frame" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-        inference._warn_if_dense("greedy", 65, 100)
-        inference._warn_if_dense("modified_beam_search", 30, 100)
-        inference._warn_if_dense("modified_beam_search", 0, 0)
+        inference._warn_if_dense(DecodeOptions(search="greedy"), 65, 100)
+        inference._warn_if_dense(DecodeOptions(search="modified_beam_search", max_symbols_per_frame=2), 65, 100)
+        inference._warn_if_dense(one, 30, 100)
+        inference._warn_if_dense(one, 0, 0)
     assert caplog.text == ""
 
 

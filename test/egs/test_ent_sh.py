@@ -92,3 +92,19 @@ def test_invalid_data_stops_the_run_at_validation(recipe: Path) -> None:
     out = run(recipe, "--stage", "3", "--stop_stage", "3")
     assert out.returncode != 0
     assert "data/dev/utt2emo:2:" in out.stdout + out.stderr
+
+
+def test_stage_12_trains_the_token_lm_only_when_asked(recipe: Path) -> None:
+    from ent.lm.ngram import NgramLM
+
+    assert run(recipe, "--stage", "1", "--stop_stage", "4", "--nj", "1").returncode == 0
+    skipped = run(recipe, "--stage", "12", "--stop_stage", "12")
+    assert skipped.returncode == 0 and "Stage 12" not in skipped.stdout
+    out = run(recipe, "--stage", "12", "--stop_stage", "12", "--lm_order", "3")
+    assert out.returncode == 0, out.stdout + out.stderr
+    arpa = recipe / "exp" / "lm_char_3gram" / "lm.arpa"
+    lm = NgramLM.read_arpa(arpa)
+    assert lm.order == 3
+    tokens = (recipe / "data" / "token_list" / "char" / "tokens.txt").read_text().split()
+    assert set(tokens[1:-1]) <= set(lm.vocabulary)  # every token of the list has a probability
+    assert "perplexity" in out.stdout + out.stderr

@@ -17,6 +17,10 @@
 #      training) SSL feature cache: the hidden states of the frozen pretrained
 #      model of each listed config (frontend: ssl, frontend_conf.cache_dir) for
 #      every data set, extracted once. Alone: --stage 11 --stop_stage 11.
+#  12  (optional, only with --lm_order N > 0; runs after stage 4 and before
+#      training) Token n-gram LM (interpolated Kneser-Ney, ARPA) on the training
+#      text, fused in beam search with the decoding config's lm_weight and
+#      packed with each model.
 
 set -euo pipefail
 
@@ -62,6 +66,10 @@ feats_type=fbank          # fbank, or fbank_pitch: fbank + log F0 and NCCF (conf
 cmvn_max_utts=0           # Utterances used for CMVN statistics (0: all).
 ssl_cache_configs=""      # Stage 11: configs whose SSL hidden states are cached (frontend_conf.cache_dir).
 
+# Language model options
+lm_order=0                # Stage 12: order of the token n-gram LM for beam search (0: no LM).
+lm_train_text=""          # Its training text(s) (default: the training set's text).
+
 # Tokenizer options
 token_type=bpe            # char, bpe or unigram.
 nbpe=200                  # Vocabulary size for bpe and unigram.
@@ -96,6 +104,8 @@ Usage: $0 [options]
                             frontend_conf.pitch: true) (default: ${feats_type})
   --cmvn_max_utts N         utterances for CMVN statistics, 0 = all (default: ${cmvn_max_utts})
   --ssl_cache_configs "A B" stage 11: cache the SSL hidden states of these configs (default: none)
+  --lm_order N              stage 12: token n-gram LM order, 0 = no LM (default: ${lm_order})
+  --lm_train_text "A B"     LM training text files (default: the training set's text)
   --token_type TYPE         char, bpe or unigram (default: ${token_type})
   --nbpe N                  vocabulary size for bpe/unigram (default: ${nbpe})
   --text_case CASE          lower, upper or keep (default: ${text_case})
@@ -112,6 +122,7 @@ Stages:
   9  model packing
   10 streaming decoding and scoring
   11 SSL feature cache (optional: --ssl_cache_configs; runs between stages 4 and 5)
+  12 token n-gram LM (optional: --lm_order N; runs between stages 4 and 5)
 EOF2
 )
 
@@ -140,6 +151,10 @@ case "${feats_type}" in
   fbank_pitch) stats_dir="${expdir}/stats_fbank${n_mels}_pitch"; pitch_opts=(--pitch) ;;
   *) echo "$0: --feats_type must be fbank or fbank_pitch, not '${feats_type}'" >&2; exit 2 ;;
 esac
+
+lm_file="${expdir}/lm_$(basename "${token_dir}")_${lm_order}gram/lm.arpa"
+lm_opts=()
+[ "${lm_order}" -gt 0 ] && lm_opts=(--lm "${lm_file}")
 
 mkdir -p "${expdir}"
 echo "${run_args}" >> "${expdir}/run.sh.log"
@@ -211,6 +226,18 @@ if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ] && [ -n "${ssl_cache_conf
   done
 fi
 
+# -----------------------------------------------------------------------------
+# Stage 12 (optional): token n-gram LM, placed here like stage 11 so that it
+# exists before decoding. Only runs with --lm_order N > 0 (about a second).
+# -----------------------------------------------------------------------------
+if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 12 ] && [ "${lm_order}" -gt 0 ]; then
+  lm_texts=${lm_train_text:-${datadir}/${train_set}/text}
+  log "Stage 12: ${lm_order}-gram ${token_type} LM on ${lm_texts} -> ${lm_file}"
+  # shellcheck disable=SC2086
+  ${python} -m ent.bin.train_lm --token-dir "${token_dir}" --text ${lm_texts} \
+    --valid-text "${datadir}/${valid_set}/text" --order "${lm_order}" --out "${lm_file}"
+fi
+
 model_tag() { local b; b=$(basename "$1" .yaml); echo "${b#train_}"; }
 decode_tag=$(basename "${decode_config}" .yaml)
 
@@ -241,7 +268,7 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
       if [ -f "${out}/.done" ]; then log "Stage 6: ${out} already decoded"; continue; fi
       log "Stage 6: decoding ${datadir}/${dset} with ${mdir}/${inference_model} -> ${out}"
       ${python} -m ent.bin.inference --model-dir "${mdir}" --model-file "${inference_model}" \
-        --config "${decode_config}" --data-dir "${datadir}/${dset}" --out-dir "${out}" \
+        --config "${decode_config}" "${lm_opts[@]}" --data-dir "${datadir}/${dset}" --out-dir "${out}" \
         --ngpu "${ngpu}"
       touch "${out}/.done"
     done
@@ -270,7 +297,7 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ] && [ -n "${sed_sets}" ]; th
       if [ ! -f "${out}/.done" ]; then
         log "Stage 8: diarization decoding of ${datadir}/${dset} with ${tag}"
         ${python} -m ent.bin.inference --model-dir "${mdir}" --model-file "${inference_model}" \
-          --config "${decode_config}" --data-dir "${datadir}/${dset}" --out-dir "${out}" \
+          --config "${decode_config}" "${lm_opts[@]}" --data-dir "${datadir}/${dset}" --out-dir "${out}" \
           --ngpu "${ngpu}"
         touch "${out}/.done"
       fi
@@ -287,7 +314,8 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
     mdir="${expdir}/$(model_tag "${config}")"
     log "Stage 9: packing ${mdir} -> ${mdir}/packed"
     ${python} -m ent.bin.pack_model --model-dir "${mdir}" --model-file "${inference_model}" \
-      --out-dir "${mdir}/packed" --ssl-model "${pack_ssl_model}"
+      --out-dir "${mdir}/packed" --ssl-model "${pack_ssl_model}" \
+      --decode-config "${decode_config}" "${lm_opts[@]}"
   done
   if [ -f "${results}" ]; then
     ${python} -m ent.bin.score --print-summary "${results}"
@@ -312,7 +340,8 @@ if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ] && [ -n "${streaming_conf
         if [ ! -f "${out}/.done" ]; then
           log "Stage 10: ${name} decoding of ${datadir}/${dset}"
           ${python} -m ent.bin.inference --model-dir "${mdir}" --model-file "${inference_model}" \
-            --config "${decode_config}" --search greedy --frame-switch-penalty 0 "${sopts[@]}" \
+            --config "${decode_config}" --search greedy --frame-switch-penalty 0 \
+            --lm-weight 0 --token-bonus 0 "${sopts[@]}" \
             --data-dir "${datadir}/${dset}" --out-dir "${out}" --ngpu "${ngpu}"
           touch "${out}/.done"
         fi
