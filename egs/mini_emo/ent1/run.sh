@@ -43,5 +43,6 @@ fi
     --decode_config conf/decode.yaml \
     --token_type char \
     --feats_type fbank_pitch \
+    --lm_order 8 \
     "${stream_opts[@]}" \
     "${args[@]}"
