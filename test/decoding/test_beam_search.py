@@ -175,29 +175,8 @@ def test_batched_beam_equals_unbatched_reference(variant: str, beam: int) -> Non
 
 
 def brute_force(model: torch.nn.Module, enc: torch.Tensor, vocab: int) -> Dict[Tuple[int, ...], float]:
-    """Log-probability of every token sequence, summed over all one-symbol-per-frame paths.
-
-    Enumerates all ``vocab ** T`` symbol sequences; each path's probability
-    is the product of the token lattice probabilities along it.
-
-    Args:
-        enc: Encoder outputs of one utterance. (T, D)
-    """
-    lattices: Dict[Tuple[int, ...], torch.Tensor] = {}
-    sums: Dict[Tuple[int, ...], float] = {}
-    for path in itertools.product(range(vocab), repeat=enc.size(0)):
-        tokens = tuple(k for k in path if k != 0)
-        if tokens not in lattices:
-            with torch.no_grad():
-                tok_pred, emo_pred = model.predict(torch.tensor([tokens], dtype=torch.long).reshape(1, -1))
-                logits = model.token_logits(enc[:, None], tok_pred[0][None], emo_pred[0][None])
-            lattices[tokens] = torch.log_softmax(logits.double(), dim=-1)  # (T, U+1, V)
-        lp, u, total = lattices[tokens], 0, 0.0
-        for t, k in enumerate(path):
-            total += float(lp[t, u, k])
-            u += k != 0
-        sums[tokens] = float(torch.logaddexp(torch.tensor(sums.get(tokens, -math.inf)), torch.tensor(total)))
-    return sums
+    """Log-probability of every token sequence, summed over all one-symbol-per-frame paths."""
+    return brute_force_symbols(model, enc, vocab, max_symbols=1)
 
 
 @pytest.mark.parametrize("variant", ["ent", "fent"])
