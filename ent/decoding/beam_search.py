@@ -92,6 +92,7 @@ class _Closed:
     """A hypothesis that has left the current frame, merged by token sequence."""
 
     beam: _Beam
+    row: Tuple[int, int]  # (part, index) of its predictor row
     frame_emotion: int
     frame_posterior: Tensor
     score: float  # this path's own score
@@ -230,12 +231,12 @@ def _search(
         closed: Dict[int, Dict[Tuple[int, ...], _Closed]] = {b: {} for b in active}
         cur: Dict[int, List[_Beam]] = {b: hyps[b] for b in active}
 
-        def close(b: int, hyp: _Beam, emotion: int, posterior: Tensor, score: float) -> None:
+        def close(b: int, hyp: _Beam, row: Tuple[int, int], emotion: int, posterior: Tensor, score: float) -> None:
             old = closed[b].get(hyp.tokens)
             if old is None:
-                closed[b][hyp.tokens] = _Closed(hyp, emotion, posterior, score, score)
+                closed[b][hyp.tokens] = _Closed(hyp, row, emotion, posterior, score, score)
             elif score > old.score:
-                closed[b][hyp.tokens] = _Closed(hyp, emotion, posterior, score, _log_add(old.total, score))
+                closed[b][hyp.tokens] = _Closed(hyp, row, emotion, posterior, score, _log_add(old.total, score))
             else:
                 old.total = _log_add(old.total, score)
 
@@ -263,29 +264,31 @@ def _search(
             # ---- the best (hypothesis, symbol) pairs of each utterance: blank
             # leaves the frame at the hypothesis' node, a token extends it
             prior = torch.tensor([h.score for _, h in flat], dtype=torch.float64, device=device)
-            total = prior.unsqueeze(1) + scores
+            sizes = [len(cur[b]) for b in active]
+            max_h = max(sizes)
+            slot = [h for n in sizes for h in range(n)]  # each flat entry's place in its utterance
+            owner = [a for a, n in enumerate(sizes) for _ in range(n)]
+            padded = torch.full((len(active), max_h, vocab), float("-inf"), dtype=torch.float64, device=device)
+            padded[longs(owner), longs(slot)] = prior.unsqueeze(1) + scores
+            top_val, top_idx = padded.view(len(active), -1).topk(min(beam, max_h * vocab), dim=1)
+            starts = [0]
+            for n in sizes:
+                starts.append(starts[-1] + n)
             emitters: List[Tuple[int, int, int, float]] = []  # (utterance, flat index, token, score)
-            lo = 0
-            for b in active:
-                hi = lo + len(cur[b])
-                if lo == hi:
-                    continue
-                top_val, top_idx = total[lo:hi].reshape(-1).topk(min(beam, (hi - lo) * vocab))
+            for a, (vals, idxs) in enumerate(zip(top_val.tolist(), top_idx.tolist())):
+                b = active[a]
                 threshold = float("-inf")
                 if prune and len(closed[b]) >= beam:
                     threshold = sorted((c.total for c in closed[b].values()), reverse=True)[beam - 1]
-                for val, idx in zip(top_val.tolist(), top_idx.tolist()):
+                for val, idx in zip(vals, idxs):
                     if val == float("-inf") or val <= threshold:
                         continue
                     h, sym = divmod(idx, vocab)
-                    i = lo + h
+                    i = starts[a] + h
                     if sym == blank_id:
-                        hyp = flat[i][1]
-                        moved = _Beam(hyp.tokens, hyp.score, hyp.trace, (p_sub, i), hyp.lm_state, hyp.pending)
-                        close(b, moved, emo_here[i], post_here[i], val)
+                        close(b, flat[i][1], (p_sub, i), emo_here[i], post_here[i], val)
                     else:
                         emitters.append((b, i, sym, val))
-                lo = hi
             if not emitters:
                 break
             e_rows = scorer.advance(
@@ -308,7 +311,7 @@ def _search(
                     fusion.next_state(parent.lm_state, sym), parent.pending + (emission,),
                 )
                 if last:
-                    close(b, child, e_emo[e], e_post[e], val)
+                    close(b, child, child.row, e_emo[e], e_post[e], val)
                 else:
                     cur[b].append(child)
 
@@ -317,7 +320,7 @@ def _search(
         by_part: Dict[int, List[int]] = {}
         for b in active:
             for c in kept[b]:
-                by_part.setdefault(c.beam.row[0], []).append(c.beam.row[1])
+                by_part.setdefault(c.row[0], []).append(c.row[1])
         new_index: Dict[Tuple[int, int], int] = {}
         pieces: List[PredictorRows] = []
         for part, idxs in by_part.items():
@@ -330,7 +333,7 @@ def _search(
                 _Beam(
                     c.beam.tokens, c.total,
                     _Trace(c.beam.trace, c.frame_emotion, c.frame_posterior, c.beam.pending),
-                    (0, new_index[c.beam.row]), c.beam.lm_state,
+                    (0, new_index[c.row]), c.beam.lm_state,
                 )
                 for c in kept[b]
             ]

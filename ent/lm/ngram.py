@@ -325,6 +325,7 @@ class NgramScorer:
             else:
                 self._names.append(tok if tok in known else unk)
         self._eos_cache: Dict[Tuple[int, ...], float] = {}
+        self._next_cache: Dict[Tuple[Tuple[int, ...], int], Tuple[int, ...]] = {}
         # Contexts of each length, as id tuples: n-grams that other n-grams
         # extend or that carry a back-off weight. Any other history scores
         # like its suffix, so states drop it (for state reduction).
@@ -347,7 +348,11 @@ class NgramScorer:
 
     def next_state(self, state: Tuple[int, ...], token: int) -> Tuple[int, ...]:
         """The state after ``token``."""
-        return self._reduce(state + (int(token),))
+        key = (state, token)
+        nxt = self._next_cache.get(key)
+        if nxt is None:
+            nxt = self._next_cache[key] = self._reduce(state + (int(token),))
+        return nxt
 
     def _names_of(self, state: Tuple[int, ...]) -> List[str]:
         return [BOS if i == -2 else self.token_list[i] for i in state]

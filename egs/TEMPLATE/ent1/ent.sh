@@ -54,7 +54,7 @@ sed_sets=""               # Diarization sets (with emo_segments), space separate
 train_configs="conf/train_ent.yaml"  # One model per config, space separated.
 decode_config=conf/decode.yaml       # Decoding options.
 inference_model=valid.loss.ave.pth   # Checkpoint to decode with (in the model dir).
-inference_nj=1                       # Decoding jobs (threads are split among them).
+inference_nj=1                       # Parallel decoding jobs (one per model and set; the CPU threads are split among them).
 pack_ssl_model=copy                  # Stage 9, frontend ssl: copy the pretrained model into the pack, or record its absolute path.
 results=RESULTS.md                   # Results table, updated per model and set.
 streaming_configs=""                 # Models (among --train_configs) to decode in streaming mode.
@@ -94,6 +94,7 @@ Usage: $0 [options]
   --train_configs "A B"     one training config per model (default: "${train_configs}")
   --decode_config FILE      decoding options (default: ${decode_config})
   --inference_model FILE    checkpoint to decode with (default: ${inference_model})
+  --inference_nj N          parallel decoding jobs, each a model and a set (default: ${inference_nj})
   --pack_ssl_model MODE     stage 9, pretrained front ends: copy or absolute (default: ${pack_ssl_model})
   --results FILE            results table (default: ${results})
   --streaming_configs "A B" models to decode chunk by chunk (default: "${streaming_configs}")
@@ -260,6 +261,38 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
   done
 fi
 
+# Decoding jobs: decode_job MODEL_DIR SET OUT_DIR runs in the background when
+# --inference_nj > 1 (its log in OUT_DIR/decode.log) and waits for the oldest
+# job once that many run; wait_decode_jobs waits for the rest. A failed job
+# stops the run and shows its log.
+decode_pids=()
+decode_logs=()
+if [ "${inference_nj}" -lt 1 ]; then
+  log "Error: --inference_nj must be >= 1, got ${inference_nj}"; exit 2
+fi
+decode_threads=$(( $(nproc) / inference_nj )); [ "${decode_threads}" -ge 1 ] || decode_threads=1
+decode_one() {
+  local mdir=$1 dset=$2 out=$3
+  ${python} -m ent.bin.inference --model-dir "${mdir}" --model-file "${inference_model}" \
+    --config "${decode_config}" "${lm_opts[@]}" --data-dir "${datadir}/${dset}" --out-dir "${out}" \
+    --ngpu "${ngpu}" --num-threads "${decode_threads}" && touch "${out}/.done"
+}
+wait_decode_job() {
+  if ! wait "${decode_pids[0]}"; then
+    log "Error: decoding failed; the end of ${decode_logs[0]}:"; tail -n 20 "${decode_logs[0]}" >&2; exit 1
+  fi
+  decode_pids=("${decode_pids[@]:1}"); decode_logs=("${decode_logs[@]:1}")
+}
+decode_job() {
+  local mdir=$1 dset=$2 out=$3
+  if [ "${inference_nj}" -le 1 ]; then decode_one "${mdir}" "${dset}" "${out}"; return; fi
+  mkdir -p "${out}"
+  decode_one "${mdir}" "${dset}" "${out}" > "${out}/decode.log" 2>&1 &
+  decode_pids+=($!); decode_logs+=("${out}/decode.log")
+  [ "${#decode_pids[@]}" -lt "${inference_nj}" ] || wait_decode_job
+}
+wait_decode_jobs() { while [ "${#decode_pids[@]}" -gt 0 ]; do wait_decode_job; done; }
+
 if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
   for config in ${train_configs}; do
     mdir="${expdir}/$(model_tag "${config}")"
@@ -267,12 +300,10 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
       out="${mdir}/decode_${decode_tag}/${dset}"
       if [ -f "${out}/.done" ]; then log "Stage 6: ${out} already decoded"; continue; fi
       log "Stage 6: decoding ${datadir}/${dset} with ${mdir}/${inference_model} -> ${out}"
-      ${python} -m ent.bin.inference --model-dir "${mdir}" --model-file "${inference_model}" \
-        --config "${decode_config}" "${lm_opts[@]}" --data-dir "${datadir}/${dset}" --out-dir "${out}" \
-        --ngpu "${ngpu}"
-      touch "${out}/.done"
+      decode_job "${mdir}" "${dset}" "${out}"
     done
   done
+  wait_decode_jobs
 fi
 
 if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
@@ -296,10 +327,8 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ] && [ -n "${sed_sets}" ]; th
       out="${mdir}/decode_${decode_tag}/${dset}"
       if [ ! -f "${out}/.done" ]; then
         log "Stage 8: diarization decoding of ${datadir}/${dset} with ${tag}"
-        ${python} -m ent.bin.inference --model-dir "${mdir}" --model-file "${inference_model}" \
-          --config "${decode_config}" "${lm_opts[@]}" --data-dir "${datadir}/${dset}" --out-dir "${out}" \
-          --ngpu "${ngpu}"
-        touch "${out}/.done"
+        decode_job "${mdir}" "${dset}" "${out}"
+        wait_decode_jobs
       fi
       log "Stage 8: diarization scoring of ${tag} on ${dset}"
       ${python} -m ent.bin.score --ref-dir "${datadir}/${dset}" --hyp-dir "${out}" \

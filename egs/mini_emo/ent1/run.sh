@@ -44,5 +44,6 @@ fi
     --token_type char \
     --feats_type fbank_pitch \
     --lm_order 8 \
+    --inference_nj 2 \
     "${stream_opts[@]}" \
     "${args[@]}"
