@@ -21,22 +21,36 @@ warp of the mel filterbank's frequency axis with a factor drawn uniformly from
 speaker's formants, at no extra cost. Evaluation mode never warps. The pitch
 features read the waveform and are not warped.
 
-Each utterance is transformed on its own (a loop over the batch), so padding
-never changes an utterance's features; padded frames are zero.
+The pipeline is Kaldi's, step by step as in ``torchaudio.compliance.kaldi.fbank``
+(tested equal to it), split in two: the power spectrum of the frames, then the
+mel projection. Mel filterbanks are computed once per warp factor (VTLP
+factors are drawn on a grid of 0.001). With ``cache_mb > 0`` the power
+spectrum and pitch of each training waveform are kept in memory (keyed by a
+hash of the samples; training mode on the CPU without dither only), so that
+later epochs over the same audio only project and take the log: exactly the
+same features, for about a quarter of the cost. Each utterance is transformed on its own, so padding never
+changes an utterance's features; padded frames are zero.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
+
+import hashlib
 
 import torch
 import torchaudio.compliance.kaldi as kaldi
 from espnet2.asr.frontend.abs_frontend import AbsFrontend
+from torch import Tensor
 
 from ent.features.pitch import PITCH_DIM, lag_range, nccf_pitch
 
 SAMPLE_RATE = 16000
 INT16_SCALE = 32768.0
+PREEMPHASIS = 0.97  # Kaldi's --preemphasis-coefficient
+LOW_FREQ, HIGH_FREQ = 20.0, 0.0  # mel bins from 20 Hz to Nyquist (0: Nyquist)
+VTLN_LOW, VTLN_HIGH = 100.0, -500.0  # Kaldi's --vtln-low/--vtln-high (negative: offset from Nyquist)
+WARP_STEP = 0.001  # VTLP warp factors are drawn on this grid (one cached filterbank each)
 
 
 class Fbank(AbsFrontend):
@@ -62,6 +76,9 @@ class Fbank(AbsFrontend):
             perturbation, drawn per utterance in training mode only (Kaldi's
             ``--vtln-warp``; 1.0 is no warp, ``[0.9, 1.1]`` is usual); None:
             no perturbation.
+        cache_mb: Memory for the power spectra and pitch features of
+            training waveforms, in MiB (0: no cache); about 0.1 MiB per
+            second of audio. Evaluation mode never uses it.
     """
 
     def __init__(
@@ -77,6 +94,7 @@ class Fbank(AbsFrontend):
         pitch_fmin: float = 60.0,
         pitch_fmax: float = 450.0,
         vtlp_range: Optional[Sequence[float]] = None,
+        cache_mb: float = 0.0,
     ) -> None:
         super().__init__()
         if n_mels <= 0 or frame_length_ms <= 0 or frame_shift_ms <= 0 or dither < 0:
@@ -91,6 +109,13 @@ class Fbank(AbsFrontend):
         # Same rounding as torchaudio/Kaldi: int(sample_rate * ms * 0.001).
         self.window_size = int(sample_rate * frame_length_ms * 0.001)
         self.window_shift = int(sample_rate * frame_shift_ms * 0.001)
+        self.padded_window_size = 1 << (self.window_size - 1).bit_length()  # Kaldi's round_to_power_of_two
+        self._banks: Dict[Tuple[float, str], Tensor] = {}
+        if cache_mb < 0:
+            raise ValueError(f"cache_mb must be >= 0, got {cache_mb}")
+        self.cache_bytes = int(cache_mb * 2**20)
+        self._cache: Dict[bytes, Tuple[Tensor, Optional[Tensor]]] = {}
+        self._cached_bytes = 0
         self.pitch = bool(pitch)
         self.pitch_fmin = float(pitch_fmin)
         self.pitch_fmax = float(pitch_fmax)
@@ -128,12 +153,58 @@ class Fbank(AbsFrontend):
     def draw_warp(self) -> float:
         """The VTLP warp factor of the next utterance: 1.0 unless training with ``vtlp_range``.
 
-        Draws from torch's global generator, so seeded training is reproducible.
+        Uniform in the range, rounded to a multiple of 0.001; drawn from
+        torch's global generator, so seeded training is reproducible.
         """
         if not self.training or self.vtlp_range is None:
             return 1.0
         lo, hi = self.vtlp_range
-        return lo + (hi - lo) * float(torch.rand(()))
+        return round((lo + (hi - lo) * float(torch.rand(()))) / WARP_STEP) * WARP_STEP
+
+    def mel_banks(self, warp: float, device: torch.device) -> Tensor:
+        """Kaldi's mel filterbank for a VTLN warp factor, with its zero Nyquist column (cached).
+
+        Returns:
+            (n_mels, padded_window_size // 2 + 1) float32.
+        """
+        key = (round(float(warp), 6), str(device))
+        banks = self._banks.get(key)
+        if banks is None:
+            banks, _ = kaldi.get_mel_banks(
+                self.n_mels, self.padded_window_size, float(self.sample_rate),
+                LOW_FREQ, HIGH_FREQ, VTLN_LOW, VTLN_HIGH, float(warp),
+            )
+            banks = torch.nn.functional.pad(banks.to(device=device, dtype=torch.float32), (0, 1))
+            self._banks[key] = banks
+        return banks
+
+    def _spectrum_and_pitch(self, wave: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
+        """Power spectrum (T, padded_window_size // 2 + 1) and pitch (T, 2) or None of a waveform."""
+        frames = wave.to(torch.float32).unfold(0, self.window_size, self.window_shift)  # (T, window)
+        x = frames * self.scale
+        if self.training and self.dither > 0:
+            x = x + torch.randn_like(x) * self.dither
+        x = x - x.mean(dim=1, keepdim=True)  # DC offset
+        x = x - PREEMPHASIS * torch.cat([x[:, :1], x[:, :-1]], dim=1)  # Kaldi's replicate padding
+        window = torch.hann_window(self.window_size, periodic=False, device=x.device).pow(0.85)  # povey
+        power = torch.fft.rfft(x * window, n=self.padded_window_size).abs().pow(2.0)
+        pitch = nccf_pitch(frames, self.sample_rate, self.pitch_fmin, self.pitch_fmax) if self.pitch else None
+        return power, pitch
+
+    def _cached_spectrum_and_pitch(self, wave: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
+        """:meth:`_spectrum_and_pitch`, from the cache when it holds this waveform."""
+        if self.cache_bytes <= 0 or not self.training or self.dither > 0 or wave.device.type != "cpu":
+            return self._spectrum_and_pitch(wave)
+        key = hashlib.blake2b(wave.detach().to(torch.float32).contiguous().numpy().tobytes(), digest_size=16).digest()
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        value = self._spectrum_and_pitch(wave)
+        size = sum(t.numel() * t.element_size() for t in value if t is not None)
+        if self._cached_bytes + size <= self.cache_bytes:
+            self._cache[key] = value
+            self._cached_bytes += size
+        return value
 
     def extract(self, wave: torch.Tensor, warp: Optional[float] = None) -> torch.Tensor:
         """Features of one utterance.
@@ -145,24 +216,13 @@ class Fbank(AbsFrontend):
         Returns:
             feats: (num_frames(N), output_size()) float32.
         """
-        n = int(wave.shape[0])
-        if n < self.window_size:
+        if int(wave.shape[0]) < self.window_size:
             return wave.new_zeros((0, self.output_size()), dtype=torch.float32)
-        feats = kaldi.fbank(
-            wave.to(torch.float32).unsqueeze(0) * self.scale,
-            num_mel_bins=self.n_mels,
-            frame_length=self.frame_length_ms,
-            frame_shift=self.frame_shift_ms,
-            dither=self.dither if self.training else 0.0,
-            energy_floor=self.energy_floor,
-            sample_frequency=float(self.sample_rate),
-            snip_edges=True,
-            vtln_warp=self.draw_warp() if warp is None else float(warp),
-        )
-        if not self.pitch:
+        power, pitch = self._cached_spectrum_and_pitch(wave)
+        banks = self.mel_banks(self.draw_warp() if warp is None else warp, power.device)
+        feats = torch.clamp(power @ banks.T, min=torch.finfo(torch.float32).eps).log()
+        if pitch is None:
             return feats
-        frames = wave.to(torch.float32).unfold(0, self.window_size, self.window_shift)
-        pitch = nccf_pitch(frames, self.sample_rate, self.pitch_fmin, self.pitch_fmax)
         return torch.cat([feats, pitch.to(feats.device)], dim=1)
 
     def forward(self, input: torch.Tensor, input_lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
