@@ -100,6 +100,8 @@ def test_stage_12_trains_the_token_lm_only_when_asked(recipe: Path) -> None:
     assert run(recipe, "--stage", "1", "--stop_stage", "4", "--nj", "1").returncode == 0
     skipped = run(recipe, "--stage", "12", "--stop_stage", "12")
     assert skipped.returncode == 0 and "Stage 12" not in skipped.stdout
+    before_training = run(recipe, "--stage", "1", "--stop_stage", "4", "--lm_order", "3")
+    assert before_training.returncode == 0 and "Stage 12" not in before_training.stdout
     out = run(recipe, "--stage", "12", "--stop_stage", "12", "--lm_order", "3")
     assert out.returncode == 0, out.stdout + out.stderr
     arpa = recipe / "exp" / "lm_char_3gram" / "lm.arpa"
@@ -108,3 +110,36 @@ def test_stage_12_trains_the_token_lm_only_when_asked(recipe: Path) -> None:
     tokens = (recipe / "data" / "token_list" / "char" / "tokens.txt").read_text().split()
     assert set(tokens[1:-1]) <= set(lm.vocabulary)  # every token of the list has a probability
     assert "perplexity" in out.stdout + out.stderr
+    again = run(recipe, "--stage", "12", "--stop_stage", "12", "--lm_order", "3")
+    assert again.returncode == 0 and "already trained" in again.stdout
+
+
+def test_stages_5_to_9_train_decode_in_parallel_score_and_pack(recipe: Path) -> None:
+    sys.path.insert(0, str(ROOT / "test"))
+    from conftest import TINY_TRAIN_CONFIG
+
+    (recipe / "conf").mkdir()
+    (recipe / "conf" / "train_tiny.yaml").write_text(TINY_TRAIN_CONFIG + "max_epoch: 1\n")
+    (recipe / "conf" / "decode.yaml").write_text(
+        "search: modified_beam_search\nbeam: 2\nmax_symbols_per_frame: 2\nlm_weight: 0.3\ntoken_bonus: 0.5\n"
+    )
+    opts = ["--nj", "1", "--train_configs", "conf/train_tiny.yaml", "--lm_order", "3", "--inference_nj", "2",
+            "--test_sets", "test", "--sed_sets", "test"]
+    out = run(recipe, *opts, "--stop_stage", "9")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    for dset in ("dev", "test"):
+        ddir = recipe / "exp" / "tiny" / "decode_decode" / dset
+        assert (ddir / ".done").is_file() and (ddir / "decode.log").is_file()
+        assert len((ddir / "text").read_text().splitlines()) == 4
+    results = (recipe / "RESULTS.md").read_text()
+    assert "## tiny" in results and "EDER" in out.stdout + out.stderr
+    packed = recipe / "exp" / "tiny" / "packed"
+    assert (packed / "lm.arpa").is_file() and (packed / "decode.yaml").is_file()
+    # A failing decoding job stops the run and shows the end of its log.
+    (recipe / "conf" / "decode.yaml").write_text("search: greedy\nlm_weight: 0.3\n")
+    for dset in ("dev", "test"):
+        (recipe / "exp" / "tiny" / "decode_decode" / dset / ".done").unlink()
+    bad = run(recipe, *opts, "--stage", "6", "--stop_stage", "6")
+    assert bad.returncode != 0
+    assert "decoding failed" in bad.stdout + bad.stderr
+    assert "lm_weight and token_bonus need search: modified_beam_search" in bad.stderr

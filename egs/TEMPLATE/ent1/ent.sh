@@ -18,9 +18,9 @@
 #      model of each listed config (frontend: ssl, frontend_conf.cache_dir) for
 #      every data set, extracted once. Alone: --stage 11 --stop_stage 11.
 #  12  (optional, only with --lm_order N > 0; runs after stage 4 and before
-#      training) Token n-gram LM (interpolated Kneser-Ney, ARPA) on the training
-#      text, fused in beam search with the decoding config's lm_weight and
-#      packed with each model.
+#      training, in every run that reaches stage 5 or later) Token n-gram LM
+#      (interpolated Kneser-Ney, ARPA) on the training text, fused in beam
+#      search with the decoding config's lm_weight and packed with each model.
 
 set -euo pipefail
 
@@ -123,7 +123,8 @@ Stages:
   9  model packing
   10 streaming decoding and scoring
   11 SSL feature cache (optional: --ssl_cache_configs; runs between stages 4 and 5)
-  12 token n-gram LM (optional: --lm_order N; runs between stages 4 and 5)
+  12 token n-gram LM (optional: --lm_order N; runs between stages 4 and 5 in any
+     run that reaches stage 5 or later)
 EOF2
 )
 
@@ -229,14 +230,24 @@ fi
 
 # -----------------------------------------------------------------------------
 # Stage 12 (optional): token n-gram LM, placed here like stage 11 so that it
-# exists before decoding. Only runs with --lm_order N > 0 (about a second).
+# exists before decoding: it runs with --lm_order N > 0 whenever the run reaches
+# training or later (--stop_stage >= 5), and is skipped while lm.arpa is newer
+# than the token list and its training text (about a second otherwise).
 # -----------------------------------------------------------------------------
-if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 12 ] && [ "${lm_order}" -gt 0 ]; then
+if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 5 ] && [ "${lm_order}" -gt 0 ]; then
   lm_texts=${lm_train_text:-${datadir}/${train_set}/text}
-  log "Stage 12: ${lm_order}-gram ${token_type} LM on ${lm_texts} -> ${lm_file}"
-  # shellcheck disable=SC2086
-  ${python} -m ent.bin.train_lm --token-dir "${token_dir}" --text ${lm_texts} \
-    --valid-text "${datadir}/${valid_set}/text" --order "${lm_order}" --out "${lm_file}"
+  lm_fresh=true
+  for f in ${lm_texts} "${token_dir}/tokens.txt"; do
+    [ -f "${lm_file}" ] && [ "${lm_file}" -nt "${f}" ] || lm_fresh=false
+  done
+  if [ "${lm_fresh}" = true ]; then
+    log "Stage 12: ${lm_file} already trained"
+  else
+    log "Stage 12: ${lm_order}-gram ${token_type} LM on ${lm_texts} -> ${lm_file}"
+    # shellcheck disable=SC2086
+    ${python} -m ent.bin.train_lm --token-dir "${token_dir}" --text ${lm_texts} \
+      --valid-text "${datadir}/${valid_set}/text" --order "${lm_order}" --out "${lm_file}"
+  fi
 fi
 
 model_tag() { local b; b=$(basename "$1" .yaml); echo "${b#train_}"; }
