@@ -34,6 +34,7 @@ from typing import List, Optional
 
 import yaml
 
+from ent.lm.ngram import PACKED_LM_NAME
 from ent.utils.cli import setup_logging
 from ent.utils.errors import DataError
 
@@ -41,7 +42,6 @@ MODEL_FILE = "model.pth"
 SSL_MODEL_DIR = "ssl_model"
 SSL_MODES = ("copy", "absolute")
 DECODE_CONFIG = "decode.yaml"
-LM_FILE = "lm.arpa"  # the name EmotionRecognizer.from_model_dir looks for
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -110,7 +110,7 @@ def pack_model(
         if decode_config is not None:
             shutil.copy2(decode_config, tmp / DECODE_CONFIG)
         if lm is not None:
-            shutil.copy2(lm, tmp / LM_FILE)
+            shutil.copy2(lm, tmp / PACKED_LM_NAME)
         config["packed_from"] = {"model_dir": str(model_dir), "model_file": model_file}
         with open(tmp / "config.yaml", "w", encoding="utf-8") as fh:
             yaml.safe_dump(config, fh, sort_keys=False, allow_unicode=True)

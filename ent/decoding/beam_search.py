@@ -1,14 +1,21 @@
 """Modified beam search of the Emotion Neural Transducer (ENT and FENT).
 
-The "modified beam search" of icefall (k2-fsa), batched over utterances:
+The "modified beam search" of icefall (k2-fsa), batched over utterances and
+generalized to ``max_symbols_per_frame`` symbols per frame (S):
 
-* at most one symbol per frame: from each hypothesis, frame ``t`` either
-  emits blank (the hypothesis is unchanged) or one token (it is extended),
-  and the search moves to frame ``t + 1``;
-* per utterance, the ``beam`` best (hypothesis, symbol) pairs by total score
-  are kept at each frame (one top-k over all hypotheses x vocabulary);
-* pairs that give the same token sequence are merged: their probabilities
-  are added (log-add of the scores).
+* at frame ``t`` each hypothesis is scored; per utterance the ``beam`` best
+  (hypothesis, symbol) pairs by total score are kept (one top-k over all
+  hypotheses x vocabulary, blank included);
+* a pair with blank leaves frame ``t`` (the hypothesis is unchanged); a pair
+  with a token extends the hypothesis, which is scored again at frame ``t``
+  for its next symbol, up to S tokens; after the S-th it leaves the frame
+  without a blank, as in greedy search (S = 1 is icefall's rule: one token
+  or blank per frame);
+* hypotheses that leave the frame with the same token sequence are merged:
+  their probabilities are added (log-add of the scores); the ``beam`` best
+  start frame ``t + 1``. While ``beam`` hypotheses have left the frame, a pair
+  that scores below the ``beam``-th of them is dropped (with a positive
+  ``token_bonus`` scores can grow within a frame, and nothing is dropped).
 
 Emotions follow the same rule as greedy search (:mod:`ent.decoding.greedy`)
 along each hypothesis: a token takes the emotion of the node where it is
@@ -16,8 +23,9 @@ emitted; frame ``t`` takes the emotion of the node ``(t, u_t)`` where the
 path leaves it (``u_t`` = tokens emitted at frames ``<= t``: the parent's node
 on blank, the node after the new token otherwise). When two pairs merge, the
 emotions and token frames of the one with the larger individual score are
-kept. With ``beam=1`` the search is greedy search with
-``max_symbols_per_frame=1``.
+kept. With ``beam=1`` the search is greedy search with the same
+``max_symbols_per_frame``. Tests check the unpruned search against brute-force
+enumeration of all paths.
 
 Shallow fusion with a token n-gram language model (``lm``,
 :class:`~ent.lm.ngram.NgramScorer`): every emitted token adds ``lm_weight *

@@ -26,13 +26,11 @@ from ent.decoding.emotion_smoothing import smooth_hypothesis
 from ent.decoding.hypothesis import utterance_emotion
 from ent.decoding.streaming import encode_chunked, min_samples
 from ent.decoding.writer import DecodeResult, make_result
-from ent.lm.ngram import NgramLM, NgramScorer
+from ent.lm.ngram import PACKED_LM_NAME, NgramLM, NgramScorer
 from ent.utils.errors import DataError
 
 PathLike = Union[str, Path]
 SEARCHES = ("greedy", "modified_beam_search")
-LM_NAME = "lm.arpa"
-"""File name of the language model inside a packed model directory."""
 
 
 @dataclass
@@ -193,8 +191,8 @@ class EmotionRecognizer:
         options = options or DecodeOptions()
         lm = None
         if options.lm_weight > 0:
-            if lm_file is None and (model_dir / LM_NAME).is_file():
-                lm_file = model_dir / LM_NAME
+            if lm_file is None and (model_dir / PACKED_LM_NAME).is_file():
+                lm_file = model_dir / PACKED_LM_NAME
             if lm_file is not None:
                 if not Path(lm_file).is_file():
                     raise DataError(lm_file, None, "LM file not found")

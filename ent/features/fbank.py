@@ -24,19 +24,14 @@ features read the waveform and are not warped.
 The pipeline is Kaldi's, step by step as in ``torchaudio.compliance.kaldi.fbank``
 (tested equal to it), split in two: the power spectrum of the frames, then the
 mel projection. Mel filterbanks are computed once per warp factor (VTLP
-factors are drawn on a grid of 0.001). With ``cache_mb > 0`` the power
-spectrum and pitch of each training waveform are kept in memory (keyed by a
-hash of the samples; training mode on the CPU without dither only), so that
-later epochs over the same audio only project and take the log: exactly the
-same features, for about a quarter of the cost. Each utterance is transformed on its own, so padding never
-changes an utterance's features; padded frames are zero.
+factors are drawn on a grid of 0.001). Each utterance is transformed on its
+own, so padding never changes an utterance's features; padded frames are
+zero.
 """
 
 from __future__ import annotations
 
 from typing import Dict, Optional, Sequence, Tuple, Union
-
-import hashlib
 
 import torch
 import torchaudio.compliance.kaldi as kaldi
@@ -76,9 +71,6 @@ class Fbank(AbsFrontend):
             perturbation, drawn per utterance in training mode only (Kaldi's
             ``--vtln-warp``; 1.0 is no warp, ``[0.9, 1.1]`` is usual); None:
             no perturbation.
-        cache_mb: Memory for the power spectra and pitch features of
-            training waveforms, in MiB (0: no cache); about 0.1 MiB per
-            second of audio. Evaluation mode never uses it.
     """
 
     def __init__(
@@ -94,7 +86,6 @@ class Fbank(AbsFrontend):
         pitch_fmin: float = 60.0,
         pitch_fmax: float = 450.0,
         vtlp_range: Optional[Sequence[float]] = None,
-        cache_mb: float = 0.0,
     ) -> None:
         super().__init__()
         if n_mels <= 0 or frame_length_ms <= 0 or frame_shift_ms <= 0 or dither < 0:
@@ -111,11 +102,6 @@ class Fbank(AbsFrontend):
         self.window_shift = int(sample_rate * frame_shift_ms * 0.001)
         self.padded_window_size = 1 << (self.window_size - 1).bit_length()  # Kaldi's round_to_power_of_two
         self._banks: Dict[Tuple[float, str], Tensor] = {}
-        if cache_mb < 0:
-            raise ValueError(f"cache_mb must be >= 0, got {cache_mb}")
-        self.cache_bytes = int(cache_mb * 2**20)
-        self._cache: Dict[bytes, Tuple[Tensor, Optional[Tensor]]] = {}
-        self._cached_bytes = 0
         self.pitch = bool(pitch)
         self.pitch_fmin = float(pitch_fmin)
         self.pitch_fmax = float(pitch_fmax)
@@ -191,21 +177,6 @@ class Fbank(AbsFrontend):
         pitch = nccf_pitch(frames, self.sample_rate, self.pitch_fmin, self.pitch_fmax) if self.pitch else None
         return power, pitch
 
-    def _cached_spectrum_and_pitch(self, wave: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
-        """:meth:`_spectrum_and_pitch`, from the cache when it holds this waveform."""
-        if self.cache_bytes <= 0 or not self.training or self.dither > 0 or wave.device.type != "cpu":
-            return self._spectrum_and_pitch(wave)
-        key = hashlib.blake2b(wave.detach().to(torch.float32).contiguous().numpy().tobytes(), digest_size=16).digest()
-        hit = self._cache.get(key)
-        if hit is not None:
-            return hit
-        value = self._spectrum_and_pitch(wave)
-        size = sum(t.numel() * t.element_size() for t in value if t is not None)
-        if self._cached_bytes + size <= self.cache_bytes:
-            self._cache[key] = value
-            self._cached_bytes += size
-        return value
-
     def extract(self, wave: torch.Tensor, warp: Optional[float] = None) -> torch.Tensor:
         """Features of one utterance.
 
@@ -218,7 +189,7 @@ class Fbank(AbsFrontend):
         """
         if int(wave.shape[0]) < self.window_size:
             return wave.new_zeros((0, self.output_size()), dtype=torch.float32)
-        power, pitch = self._cached_spectrum_and_pitch(wave)
+        power, pitch = self._spectrum_and_pitch(wave)
         banks = self.mel_banks(self.draw_warp() if warp is None else warp, power.device)
         feats = torch.clamp(power @ banks.T, min=torch.finfo(torch.float32).eps).log()
         if pitch is None:

@@ -39,6 +39,8 @@ BOS = "<s>"
 EOS = "</s>"
 UNK = "<unk>"
 LOG10 = math.log(10.0)
+PACKED_LM_NAME = "lm.arpa"
+"""File name of the language model inside a packed model directory."""
 ARPA_NEG_INF = -99.0
 """log10 probability that ARPA files give ``<s>`` (never predicted)."""
 

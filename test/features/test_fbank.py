@@ -105,31 +105,3 @@ def test_vtlp_moves_a_tone_across_mel_bins():
 def test_vtlp_range_is_validated(bad):
     with pytest.raises(ValueError, match="vtlp_range"):
         Fbank(vtlp_range=bad)
-
-
-def test_cache_gives_identical_features_and_respects_its_budget():
-    wave, lens = _batch([16000, 12000, 9000])
-    plain = Fbank(pitch=True, vtlp_range=[0.9, 1.1])
-    cached = Fbank(pitch=True, vtlp_range=[0.9, 1.1], cache_mb=1.0)
-    for module in (plain, cached):
-        module.train()
-    for _ in range(2):  # the second pass reads the cache
-        torch.manual_seed(5)
-        a, a_lens = plain(wave, lens)
-        torch.manual_seed(5)
-        b, b_lens = cached(wave, lens)
-        assert torch.equal(a, b) and torch.equal(a_lens, b_lens)
-    assert len(cached._cache) == 3
-    cached.eval()  # evaluation (decoding each utterance once) neither reads nor fills it
-    cached(wave[:, :5000], torch.tensor([5000, 5000, 5000]))
-    assert len(cached._cache) == 3
-    # Another utterance that does not fit in the budget is computed, not stored.
-    small = Fbank(pitch=True, cache_mb=0.1).train()
-    small(wave, lens)
-    assert small._cached_bytes <= 0.1 * 2**20 and len(small._cache) < 3
-    # Dither makes every pass different: nothing is cached in training.
-    dithered = Fbank(dither=1.0, cache_mb=1.0).train()
-    dithered(wave, lens)
-    assert not dithered._cache
-    with pytest.raises(ValueError, match="cache_mb"):
-        Fbank(cache_mb=-1)
