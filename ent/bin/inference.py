@@ -111,9 +111,9 @@ def run(args: argparse.Namespace) -> None:
     try:
         recognizer = EmotionRecognizer.from_model_dir(args.model_dir, args.model_file, options, device,
                                                       lm_file=args.lm)
-    except ValueError as exc:
-        if isinstance(exc, DataError):
-            raise
+    except DataError:
+        raise
+    except ValueError as exc:  # e.g. lm_weight > 0 without an LM: name the decoding config
         raise DataError(args.config, None, str(exc)) from exc
     chunk_size = None
     if args.streaming and options.frame_switch_penalty > 0:

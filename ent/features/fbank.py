@@ -18,8 +18,8 @@ With ``vtlp_range: [lo, hi]`` each training utterance gets its own random
 vocal tract length perturbation (VTLP, Jaitly and Hinton 2013): Kaldi's VTLN
 warp of the mel filterbank's frequency axis with a factor drawn uniformly from
 ``[lo, hi]``, which mimics a longer or shorter vocal tract, i.e. another
-speaker's formants, at no extra cost. Evaluation mode never warps. The pitch
-features read the waveform and are not warped.
+speaker's formants; each factor's filterbank is computed once. Evaluation mode
+never warps. The pitch features read the waveform and are not warped.
 
 The pipeline is Kaldi's, step by step as in ``torchaudio.compliance.kaldi.fbank``
 (tested equal to it), split in two: the power spectrum of the frames, then the

@@ -92,13 +92,7 @@ class NgramLM:
             if (token,) not in self.probs[0]:
                 return float("-inf")
         h = tuple(context)[max(0, len(context) - (self.order - 1)):]
-        backoff = 0.0
-        while True:  # ends at the unigram, which exists
-            p = self.probs[len(h)].get(h + (token,))
-            if p is not None:
-                return backoff + p
-            backoff += self.bows[len(h) - 1].get(h, 0.0)
-            h = h[1:]
+        return _backoff_logprob(self.probs, self.bows, h, token)
 
     def sentence_logprob(self, tokens: Sequence[str]) -> float:
         """Natural log probability of ``<s> tokens </s>`` (the ``</s>`` term included)."""
@@ -208,6 +202,23 @@ class NgramLM:
             raise DataError(path, None, str(err)) from None
 
 
+def _backoff_logprob(
+    probs: Sequence[Mapping[Ngram, float]], bows: Sequence[Mapping[Ngram, float]], h: Ngram, token: str
+) -> float:
+    """Back-off ``log p(token | h)`` from the tables; ``(token,)`` must be a listed unigram.
+
+    Reads only the tables of orders up to ``len(h) + 1``, so it also serves
+    while :func:`train_ngram` is still filling the higher ones.
+    """
+    backoff = 0.0
+    while True:  # ends at the unigram, which exists
+        p = probs[len(h)].get(h + (token,))
+        if p is not None:
+            return backoff + p
+        backoff += bows[len(h) - 1].get(h, 0.0)
+        h = h[1:]
+
+
 def _discount(counts: Iterable[int]) -> float:
     """Kneser-Ney discount ``n1 / (n1 + 2 n2)`` from the counts of counts, in [0.1, 0.9]."""
     n1 = n2 = 0
@@ -285,10 +296,9 @@ def train_ngram(sentences: Iterable[Sequence[str]], order: int, vocabulary: Iter
                 probs[0][g] = math.log((c - d) / total[()] + g0 * math.exp(uniform))
             probs[0][(BOS,)] = float("-inf")
             continue
-        lower_model = NgramLM(k - 1, probs[: k - 1], bows[: k - 2] if k > 2 else [])
         for g, c in sorted(table.items()):
             h = g[:-1]
-            p = (c - d) / total[h] + gamma[h] * math.exp(lower_model.logprob(h[1:], g[-1]))
+            p = (c - d) / total[h] + gamma[h] * math.exp(_backoff_logprob(probs, bows, h[1:], g[-1]))
             probs[k - 1][g] = math.log(p)
         for h, gmm in gamma.items():
             if h not in probs[k - 2]:
