@@ -309,6 +309,7 @@ def head_utterance_posteriors(
     hyps: Sequence[Hypothesis],
     enc_out: Tensor,
     enc_lens: Tensor,
+    prosody: Optional[Tensor] = None,
 ) -> Tensor:
     """Utterance emotion posteriors of the model's head given the decoded tokens.
 
@@ -320,6 +321,8 @@ def head_utterance_posteriors(
         hyps: One hypothesis per utterance (B).
         enc_out: Encoder outputs. (B, T, D_e)
         enc_lens: Encoder lengths. (B,)
+        prosody: Normalized prosody functionals, for a head with a prosody
+            expert (:meth:`~ent.models.transducer.EmotionTransducer.encode_with_prosody`). (B, K)
 
     Returns:
         Posteriors. (B, C)
@@ -335,7 +338,8 @@ def head_utterance_posteriors(
     label_lens = torch.tensor([len(h.tokens) for h in hyps], dtype=torch.long, device=device)
     with evaluating(model):
         _, emo_pred = model.predict(text)
-        logits = model.head(enc_out, enc_lens.to(device), emo_pred, label_lens)
+        logits = model.head(enc_out, enc_lens.to(device), emo_pred, label_lens,
+                            None if prosody is None else prosody.to(device))
     return torch.softmax(logits.float(), dim=-1)
 
 
@@ -347,6 +351,7 @@ def utterance_emotion(
     utt_emotion_from: str = "head",
     lattice_rule: str = "max",
     threshold: float = 0.5,
+    prosody: Optional[Tensor] = None,
 ) -> List[UttEmotion]:
     """Utterance emotions of decoded hypotheses.
 
@@ -362,6 +367,8 @@ def utterance_emotion(
             hypothesis' frame posteriors by :func:`lattice_utterance_emotion`.
         lattice_rule: ``"max"`` or ``"mean"`` (lattice only).
         threshold: Peak posterior an emotion needs under the ``"max"`` rule.
+        prosody: Normalized prosody functionals (B, K), for ``"head"`` with a
+            head that has a prosody expert.
 
     Returns:
         One :class:`UttEmotion` per hypothesis.
@@ -381,7 +388,7 @@ def utterance_emotion(
         return out
     if enc_out is None or enc_lens is None:
         raise ValueError("utt_emotion_from='head' needs enc_out and enc_lens")
-    post = head_utterance_posteriors(model, hyps, enc_out, enc_lens).cpu()
+    post = head_utterance_posteriors(model, hyps, enc_out, enc_lens, prosody).cpu()
     return [UttEmotion(int(p.argmax()), names[int(p.argmax())], p) for p in post]
 
 

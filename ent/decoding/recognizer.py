@@ -210,11 +210,13 @@ class EmotionRecognizer:
                 ``utt2spk`` entry is its own speaker).
 
         Returns:
-            ``{utt: (2, F) float32}`` (see :func:`ent.features.cmvn.speaker_cmvn`).
+            ``{utt: (2, F) float32}``, ``(2, F + K)`` for a model with ``head_prosody``
+            (see :func:`ent.features.cmvn.speaker_cmvn`).
         """
         from ent.features.cmvn import speaker_cmvn
 
-        return speaker_cmvn(data, self.model.frontend, nj=nj, utt_ids=utt_ids)
+        return speaker_cmvn(data, self.model.frontend, nj=nj, utt_ids=utt_ids,
+                            prosody=bool(getattr(self.model, "head_prosody", False)))
 
     @torch.no_grad()
     def decode(
@@ -235,7 +237,7 @@ class EmotionRecognizer:
                 :func:`~ent.decoding.streaming.encode_chunked`). None: full context.
             num_left_chunks: Earlier chunks visible with ``chunk_size`` (0:
                 all); default the encoder's.
-            cmvn: Per-utterance speaker statistics (B of (2, F), from
+            cmvn: Per-utterance speaker statistics (B of (2, F) or (2, F + K), from
                 :meth:`speaker_stats`) for a model trained with per-speaker
                 CMVN. Without them such a model uses its global CMVN (on
                 ``mini_emo`` test, ENT before pitch: UA 67.0 % against 76.8 % with the
@@ -262,9 +264,13 @@ class EmotionRecognizer:
                             "it uses its global CMVN (emotions are less accurate)")
             self._warned_global_cmvn = True
         if chunk_size is None:
-            enc_out, enc_lens = model.encode(speech, lengths, stats)
+            enc_out, enc_lens, prosody = model.encode_with_prosody(speech, lengths, stats)
         else:
             enc_out, enc_lens = encode_chunked(model, speech, lengths, chunk_size, num_left_chunks, stats)
+            prosody = None
+            if model.head_prosody:  # the functionals read the whole utterance's features
+                feats, feats_lens = model.frontend(speech, lengths)
+                prosody = model.utterance_prosody(feats, feats_lens, stats)
         opts = self.options
         if opts.search == "greedy":
             hyps = greedy_search(model, enc_out, enc_lens, opts.max_symbols_per_frame)
@@ -276,7 +282,7 @@ class EmotionRecognizer:
             hyps = [smooth_hypothesis(hyp, opts.frame_switch_penalty) for hyp in hyps]
         utt_emos = utterance_emotion(
             model, hyps, enc_out, enc_lens, utt_emotion_from=opts.utt_emotion_from,
-            lattice_rule=opts.lattice_rule, threshold=opts.lattice_threshold,
+            lattice_rule=opts.lattice_rule, threshold=opts.lattice_threshold, prosody=prosody,
         )
         neutral = model.emotions[model.neutral_id]
         return [

@@ -314,7 +314,8 @@ class StreamingSession:
         lattice_threshold: Peak posterior an emotion needs under ``max``.
         utt_id: Id of the final :class:`DecodeResult`.
         speaker_cmvn: Feature mean and standard deviation of the speaker
-            (2, F), for a model trained with per-speaker CMVN (e.g. one row of
+            (2, F), for a model trained with per-speaker CMVN ((2, F + K) with
+            its prosody statistics for a model with ``head_prosody``; e.g. one row of
             :meth:`~ent.decoding.recognizer.EmotionRecognizer.speaker_stats`,
             or statistics of earlier audio of the same speaker). Without
             them the model's global CMVN is used (the utterance's own
@@ -380,15 +381,16 @@ class StreamingSession:
 
         Args:
             utt_id: Name of the new stream (default: keep).
-            speaker_cmvn: Speaker statistics (2, F) for the new stream
-                (default: keep); see the class arguments.
+            speaker_cmvn: Speaker statistics (2, F) or (2, F + K) for the new
+                stream (default: keep); see the class arguments.
         """
         if utt_id is not None:
             self.utt_id = utt_id
         if speaker_cmvn is not None:
             stats = torch.as_tensor(np.asarray(speaker_cmvn, dtype=np.float32))
-            if stats.shape != (2, self.model.frontend.output_size()):
-                raise ValueError(f"speaker_cmvn must have shape (2, {self.model.frontend.output_size()}), "
+            widths = {self.model.frontend.output_size(), getattr(self.model, "speaker_stats_dim", 0)}
+            if stats.dim() != 2 or stats.size(0) != 2 or stats.size(1) not in widths:
+                raise ValueError(f"speaker_cmvn must have shape (2, N) with N in {sorted(widths)}, "
                                  f"got {tuple(stats.shape)}")
             self.speaker_cmvn = stats.to(self.device)
         self._fbank = OnlineFbank(self.model.frontend)
@@ -397,6 +399,7 @@ class StreamingSession:
         )
         self._search = StreamingGreedy(self.model, self.max_symbols_per_frame)
         self._enc_chunks: List[Tensor] = []
+        self._feat_chunks: List[Tensor] = []  # frontend features, for the head's prosody functionals
         self._words_done = 0  # tokens already grouped into reported words
         self._finished = False
 
@@ -453,6 +456,8 @@ class StreamingSession:
             enc = torch.zeros(1, 0, model.encoder.output_size(), device=self.device)
         else:
             x = feats.to(self.device).unsqueeze(0)
+            if getattr(model, "head_prosody", False) and x.size(1) > 0:
+                self._feat_chunks.append(x)
             if x.size(1) > 0:
                 stats = None if self.speaker_cmvn is None else self.speaker_cmvn[None]
                 x = model.normalize_feats(x, torch.tensor([x.size(1)], device=self.device), stats)
@@ -524,9 +529,14 @@ class StreamingSession:
         else:
             enc_out = torch.cat(self._enc_chunks, dim=1)
             enc_lens = torch.tensor([enc_out.size(1)], device=self.device)
+            prosody = None
+            if getattr(model, "head_prosody", False):
+                feats = torch.cat(self._feat_chunks, dim=1)
+                stats = None if self.speaker_cmvn is None else self.speaker_cmvn[None]
+                prosody = model.utterance_prosody(feats, torch.tensor([feats.size(1)], device=self.device), stats)
             (utt_emo,) = utterance_emotion(
                 model, [hyp], enc_out, enc_lens, utt_emotion_from=self.utt_emotion_from,
-                lattice_rule=self.lattice_rule, threshold=self.lattice_threshold,
+                lattice_rule=self.lattice_rule, threshold=self.lattice_threshold, prosody=prosody,
             )
         return make_result(self.utt_id, hyp, self.tokenizer, utt_emo, self.frame_shift, self.emotions, neutral)
 

@@ -29,6 +29,13 @@ on unseen speakers. The statistics of a set are computed without labels,
 from its audio only, and cached in the data directory as
 ``spk_cmvn.npz`` (recomputed when the audio list, the speakers or the
 frontend change).
+
+With ``prosody=True`` (a model whose utterance head reads prosody
+functionals, :mod:`ent.features.prosody`) the same pass also computes every
+utterance's functionals, and each utterance's array grows to ``(2, D + K)``:
+columns ``D:`` hold the mean and standard deviation of the ``K``
+functionals over the utterances of its speaker. The model reads the first
+``D`` columns as CMVN statistics and the rest as the prosody normalization.
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ from tqdm import tqdm
 
 from ent.data.datadir import DataDir
 from ent.features.fbank import Fbank
+from ent.features.prosody import NUM_PROSODY, VAR_FLOOR, prosody_functionals
 from ent.utils.fileio import atomic_write
 
 PathLike = Union[str, Path]
@@ -57,6 +65,10 @@ CHUNK_SIZE = 16
 logger = logging.getLogger(__name__)
 
 Stats = Tuple[int, np.ndarray, np.ndarray]
+"""Frame count, sum and sum of squares (float64) of the features."""
+
+UttFunctionals = Optional[np.ndarray]
+"""Prosody functionals of each utterance, (N, K) float64, or None when not asked for."""
 
 
 def select_utterances(utt_ids: Sequence[str], max_utts: Optional[int]) -> List[str]:
@@ -72,45 +84,64 @@ def select_utterances(utt_ids: Sequence[str], max_utts: Optional[int]) -> List[s
 
 def accumulate_stats(data: DataDir, fbank: Fbank, utt_ids: Sequence[str]) -> Stats:
     """Frame count, sum and sum of squares (float64) of the features of ``utt_ids``."""
+    stats, _ = accumulate_stats_and_prosody(data, fbank, utt_ids, prosody=False)
+    return stats
+
+
+def accumulate_stats_and_prosody(
+    data: DataDir, fbank: Fbank, utt_ids: Sequence[str], prosody: bool
+) -> Tuple[Stats, UttFunctionals]:
+    """:func:`accumulate_stats`, and with ``prosody`` each utterance's prosody functionals (N, K)."""
     fbank = copy.deepcopy(fbank).eval()  # no dither; the caller's module keeps its mode
     count = 0
     total = np.zeros(fbank.output_size(), dtype=np.float64)
     total_sq = np.zeros(fbank.output_size(), dtype=np.float64)
+    functionals: List[np.ndarray] = []
     with torch.no_grad():
         for utt in utt_ids:
             wave = torch.from_numpy(data.load_audio(utt))
-            feats = fbank.extract(wave).double().numpy()
+            feats = fbank.extract(wave)
+            if prosody:
+                lens = torch.tensor([feats.shape[0]])
+                functionals.append(prosody_functionals(feats[None], lens, fbank.n_mels)[0].double().numpy())
+            feats = feats.double().numpy()
             count += feats.shape[0]
             total += feats.sum(axis=0)
             total_sq += (feats * feats).sum(axis=0)
-    return count, total, total_sq
+    funcs = (np.stack(functionals) if functionals else np.zeros((0, NUM_PROSODY))) if prosody else None
+    return (count, total, total_sq), funcs
 
 
 _worker_state: Dict[str, object] = {}
 
 
-def _init_worker(data_dir: str, fbank: Fbank) -> None:
+def _init_worker(data_dir: str, fbank: Fbank, prosody: bool) -> None:
     torch.set_num_threads(1)
     _worker_state["data"] = DataDir.load(data_dir)
     _worker_state["fbank"] = fbank
+    _worker_state["prosody"] = prosody
 
 
-def _worker_chunk(utt_ids: List[str]) -> Stats:
-    return accumulate_stats(_worker_state["data"], _worker_state["fbank"], utt_ids)  # type: ignore[arg-type]
+def _worker_chunk(utt_ids: List[str]) -> Tuple[Stats, UttFunctionals]:
+    return accumulate_stats_and_prosody(
+        _worker_state["data"], _worker_state["fbank"], utt_ids, bool(_worker_state["prosody"])  # type: ignore[arg-type]
+    )
 
 
-def _accumulate_chunks(data: DataDir, fbank: Fbank, chunks: List[List[str]], nj: int, desc: str) -> List[Stats]:
-    """:func:`accumulate_stats` of each chunk of utterances, in chunk order, in ``nj`` processes."""
-    results: List[Stats] = []
+def _accumulate_chunks(
+    data: DataDir, fbank: Fbank, chunks: List[List[str]], nj: int, desc: str, prosody: bool = False
+) -> List[Tuple[Stats, UttFunctionals]]:
+    """:func:`accumulate_stats_and_prosody` of each chunk of utterances, in chunk order, in ``nj`` processes."""
+    results: List[Tuple[Stats, UttFunctionals]] = []
     progress = tqdm(total=sum(len(c) for c in chunks), desc=desc, unit="utt", disable=None)
     if nj <= 1:
         for chunk in chunks:
-            results.append(accumulate_stats(data, fbank, chunk))
+            results.append(accumulate_stats_and_prosody(data, fbank, chunk, prosody))
             progress.update(len(chunk))
     else:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(nj, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(str(data.path), fbank)) as pool:
+                                 initargs=(str(data.path), fbank, prosody)) as pool:
             # map keeps chunk order, so the float sums do not depend on scheduling.
             for chunk, res in zip(chunks, pool.map(_worker_chunk, chunks)):
                 results.append(res)
@@ -148,7 +179,7 @@ def compute_cmvn_stats(
     data = DataDir.load(data_dir)
     utts = select_utterances(data.utt_ids, max_utts)
     chunks = [utts[i : i + CHUNK_SIZE] for i in range(0, len(utts), CHUNK_SIZE)]
-    results = _accumulate_chunks(data, fbank, chunks, nj, "cmvn stats")
+    results = [stats for stats, _ in _accumulate_chunks(data, fbank, chunks, nj, "cmvn stats")]
     count = sum(r[0] for r in results)
     if count == 0:
         raise ValueError(f"{data_dir}: no feature frames (utterances shorter than one window?)")
@@ -204,12 +235,18 @@ def _speaker_stats_key(data: DataDir, fbank: Fbank, utts: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
+SpeakerTotals = Dict[str, Tuple[Stats, Optional[Stats]]]
+"""Per speaker: the feature :data:`Stats` over its frames and, with prosody,
+the same sums over its utterances' prosody functionals (count = utterances)."""
+
+
 def compute_speaker_cmvn_stats(
     data_dir: Union[PathLike, DataDir],
     fbank: Optional[Fbank] = None,
     nj: int = 1,
     utt_ids: Optional[Sequence[str]] = None,
-) -> Dict[str, Stats]:
+    prosody: bool = False,
+) -> SpeakerTotals:
     """Frame count, sum and sum of squares of the features of every speaker.
 
     Args:
@@ -217,15 +254,20 @@ def compute_speaker_cmvn_stats(
         fbank: The frontend (default ``Fbank()``); used in eval mode.
         nj: Number of worker processes.
         utt_ids: The utterances to use (default: all, the keys of ``text``).
+        prosody: Also sum each speaker's utterance prosody functionals
+            (:mod:`ent.features.prosody`; needs ``fbank.pitch``).
 
     Returns:
-        ``{speaker: (count, sum (D,) float64, sum_square (D,) float64)}``.
+        ``{speaker: ((count, sum (D,), sum_square (D,)), prosody)}``, float64
+        sums; ``prosody`` is ``(utterances, sum (K,), sum_square (K,))`` or None.
 
     Raises:
         DataError: On unreadable audio.
         ValueError: If a speaker has no feature frame.
     """
     fbank = Fbank() if fbank is None else fbank
+    if prosody and not fbank.pitch:
+        raise ValueError("prosody functionals need pitch features (frontend_conf: {pitch: true})")
     data = data_dir if isinstance(data_dir, DataDir) else DataDir.load(data_dir, allow_empty_text=True)
     utt_ids = data.utt_ids if utt_ids is None else list(utt_ids)
     by_speaker: Dict[str, List[str]] = {}
@@ -234,17 +276,30 @@ def compute_speaker_cmvn_stats(
     # Chunks never mix speakers, so each result adds to exactly one speaker.
     jobs = [(spk, utts[i : i + CHUNK_SIZE]) for spk, utts in sorted(by_speaker.items())
             for i in range(0, len(utts), CHUNK_SIZE)]
-    totals: Dict[str, Stats] = {}
-    results = _accumulate_chunks(data, fbank, [c for _, c in jobs], nj, "speaker cmvn stats")
-    for (spk, _), res in zip(jobs, results):
+    totals: SpeakerTotals = {}
+    results = _accumulate_chunks(data, fbank, [c for _, c in jobs], nj, "speaker cmvn stats", prosody)
+    for (spk, _), (res, funcs) in zip(jobs, results):
+        pros: Optional[Stats] = None
+        if funcs is not None:
+            pros = (funcs.shape[0], funcs.sum(axis=0), (funcs * funcs).sum(axis=0))
         if spk in totals:
-            c, s1, s2 = totals[spk]
+            (c, s1, s2), prev = totals[spk]
             res = (c + res[0], s1 + res[1], s2 + res[2])
-        totals[spk] = res
-    for spk, (count, _, _) in totals.items():
+            if pros is not None and prev is not None:
+                pros = (prev[0] + pros[0], prev[1] + pros[1], prev[2] + pros[2])
+        totals[spk] = (res, pros)
+    for spk, ((count, _, _), _) in totals.items():
         if count == 0:
             raise ValueError(f"{data.path}: speaker '{spk}' has no feature frames")
     return totals
+
+
+def _mean_std(stats: Stats, eps: float) -> np.ndarray:
+    """(2, D) float32 mean and floored standard deviation of summed statistics."""
+    count, total, total_sq = stats
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean * mean, eps))
+    return np.stack([mean, std]).astype(np.float32)
 
 
 def speaker_cmvn(
@@ -254,6 +309,7 @@ def speaker_cmvn(
     cache: bool = True,
     eps: float = 1.0e-20,
     utt_ids: Optional[Sequence[str]] = None,
+    prosody: bool = False,
 ) -> Dict[str, np.ndarray]:
     """Per-utterance normalization statistics from the utterance's speaker.
 
@@ -270,45 +326,62 @@ def speaker_cmvn(
         eps: Variance floor (as :func:`load_cmvn_stats`).
         utt_ids: The utterances (default: all, the keys of ``text``); one
             without ``utt2spk`` entry is its own speaker.
+        prosody: Append the speaker's mean and standard deviation of the
+            utterance prosody functionals (module docstring; the variance
+            floor is :data:`ent.features.prosody.VAR_FLOOR`).
 
     Returns:
         ``{utt: array (2, D) float32}``: row 0 the speaker's mean, row 1 its
-        standard deviation.
+        standard deviation; ``(2, D + K)`` with ``prosody``.
     """
     fbank = Fbank() if fbank is None else fbank
     data = data_dir if isinstance(data_dir, DataDir) else DataDir.load(data_dir, allow_empty_text=True)
     utt_ids = data.utt_ids if utt_ids is None else list(utt_ids)
-    key = _speaker_stats_key(data, fbank, utt_ids)
+    key = _speaker_stats_key(data, fbank, utt_ids) + (" prosody" if prosody else "")
     path = Path(data.path) / "spk_cmvn.npz"
-    totals: Optional[Dict[str, Stats]] = None
+    totals: Optional[SpeakerTotals] = None
     if cache and path.is_file():
         try:
             with np.load(path, allow_pickle=False) as f:
                 if str(f["key"]) == key:
-                    totals = {str(spk): (int(c), s1, s2) for spk, c, s1, s2 in
-                              zip(f["speakers"], f["count"], f["sum"], f["sum_square"])}
+                    totals = {}
+                    for i, spk in enumerate(f["speakers"]):
+                        pros = None
+                        if prosody:
+                            pros = (int(f["prosody_count"][i]), f["prosody_sum"][i], f["prosody_sum_square"][i])
+                        totals[str(spk)] = ((int(f["count"][i]), f["sum"][i], f["sum_square"][i]), pros)
         except (OSError, KeyError, ValueError) as exc:
             logger.warning("%s: unreadable (%s); recomputing", path, exc)
+            totals = None
     if totals is None:
-        totals = compute_speaker_cmvn_stats(data, fbank, nj, utt_ids)
+        totals = compute_speaker_cmvn_stats(data, fbank, nj, utt_ids, prosody=prosody)
         if cache:
             speakers = sorted(totals)
+            arrays = dict(
+                key=np.asarray(key), speakers=np.asarray(speakers),
+                count=np.asarray([totals[s][0][0] for s in speakers], dtype=np.int64),
+                sum=np.stack([totals[s][0][1] for s in speakers]),
+                sum_square=np.stack([totals[s][0][2] for s in speakers]),
+            )
+            if prosody:
+                arrays.update(
+                    prosody_count=np.asarray([totals[s][1][0] for s in speakers], dtype=np.int64),
+                    prosody_sum=np.stack([totals[s][1][1] for s in speakers]),
+                    prosody_sum_square=np.stack([totals[s][1][2] for s in speakers]),
+                )
             try:
                 with atomic_write(path, "wb") as fh:
-                    np.savez(
-                        fh, key=np.asarray(key), speakers=np.asarray(speakers),
-                        count=np.asarray([totals[s][0] for s in speakers], dtype=np.int64),
-                        sum=np.stack([totals[s][1] for s in speakers]),
-                        sum_square=np.stack([totals[s][2] for s in speakers]),
-                    )
+                    np.savez(fh, **arrays)
                 logger.info("wrote per-speaker CMVN stats of %d speakers to %s", len(speakers), path)
             except OSError as exc:
                 logger.warning("could not cache speaker CMVN stats in %s (%s)", path, exc)
     per_speaker: Dict[str, np.ndarray] = {}
-    for spk, (count, total, total_sq) in totals.items():
-        mean = total / count
-        std = np.sqrt(np.maximum(total_sq / count - mean * mean, eps))
-        per_speaker[spk] = np.stack([mean, std]).astype(np.float32)
+    for spk, (stats, pros) in totals.items():
+        arr = _mean_std(stats, eps)
+        if prosody:
+            assert pros is not None
+            arr = np.concatenate([arr, _mean_std(pros, VAR_FLOOR)], axis=1)
+        per_speaker[spk] = arr
     return {utt: per_speaker[_speaker_of(data, utt)] for utt in utt_ids}
 
 

@@ -12,17 +12,26 @@ V tokens in the vocabulary including blank = 0, C emotion classes)::
 
     ENT:  joint(enc, pred)                  -> token lattice   (B, T, U+1, V)
           emotion_joint(enc, pred)          -> emotion lattice (B, T, U+1, C)
-          head(enc, pred)                   -> utterance emotion (B, C)
+          head(enc, pred[, prosody])        -> utterance emotion (B, C)
     FENT: blank_joint(enc, blank_pred)      -> (B, T, U+1, 1)   \\ concatenated:
           vocab_joint(enc, vocab_pred)      -> (B, T, U+1, V-1) /  token lattice
           emotion_joint(enc, blank_pred)    -> emotion lattice (B, T, U+1, C)
-          head(enc, blank_pred)             -> utterance emotion (B, C)
+          head(enc, blank_pred[, prosody])  -> utterance emotion (B, C)
           lm_head(vocab_pred)               -> next-token logits (optional LM loss)
+
+With ``head_prosody: true`` the head also has a prosody expert reading the
+utterance's prosody functionals of the fbank + pitch features, normalized per
+speaker (:mod:`ent.features.prosody`)::
+
+    fbank (B, T0, F) -> functionals (B, K) -> speaker z-norm -> prosody (B, K)
 
 Loss::
 
     rnnt_weight * L_rnnt + head_weight * L_ce + lattice_weight * L_lattice
       (+ lm_weight * L_lm, FENT only)
+
+where ``L_ce`` is the head's cross entropy, plus that of the prosody expert
+alone when there is one.
 
 ``L_lattice`` is lattice max pooling (:mod:`ent.losses.lattice_max_pool`) for
 utterances labelled at utterance level, and the supervised interval loss for
@@ -49,6 +58,7 @@ from espnet2.train.abs_espnet_model import AbsESPnetModel
 from torch.nn import functional as F
 
 from ent.features.cmvn import apply_cmvn
+from ent.features.prosody import NUM_PROSODY, normalize_prosody, prosody_functionals
 from ent.losses.fused_lattice import (
     LATTICE_BACKENDS,
     fused_lattice_max_pool_loss,
@@ -69,7 +79,7 @@ from ent.nets.blank_branch import (
     SlicedUtteranceHead,
 )
 from ent.nets.joint import JointNetwork
-from ent.nets.utterance_head import UtteranceEmotionHead
+from ent.nets.utterance_head import UtteranceEmotionHead, combine_experts
 
 VARIANTS: Tuple[str, ...] = ("ent", "fent")
 
@@ -122,6 +132,14 @@ class EmotionTransducer(AbsESPnetModel):
             :class:`~ent.nets.utterance_head.UtteranceEmotionHead`).
         head_hidden_dim: Size of the head's hidden layer (0: a linear head).
         label_smoothing: Label smoothing of the utterance head's cross entropy.
+        head_prosody: Give the utterance head a prosody expert
+            (:class:`~ent.nets.utterance_head.UtteranceEmotionHead`) reading the
+            :data:`~ent.features.prosody.PROSODY_FUNCTIONALS` of the fbank +
+            pitch features (needs ``pitch: true``). They are normalized with
+            the speaker's statistics when ``speech_cmvn`` carries them
+            (:func:`ent.features.cmvn.speaker_cmvn` with ``prosody=True``),
+            else with global statistics accumulated over the training
+            utterances (buffers ``prosody_stats``).
         head_skip_mixed: Leave utterances whose emotion intervals hold more
             than one emotion (e.g. neutral, then happy) out of the utterance
             head's cross entropy: their label names only a part of them, and
@@ -166,6 +184,7 @@ class EmotionTransducer(AbsESPnetModel):
         head_hidden_dim: int = 0,
         label_smoothing: float = 0.0,
         head_skip_mixed: bool = False,
+        head_prosody: bool = False,
         frame_shift: float = 0.04,
         ctc_weight: float = 0.0,
         lattice_backend: str = "auto",
@@ -188,6 +207,8 @@ class EmotionTransducer(AbsESPnetModel):
             raise ValueError("a frontend with a second (blank-branch) layer weighting needs variant: fent")
         if blank_branch and normalize is not None:
             raise ValueError("global CMVN is not supported with a blank-branch layer weighting")
+        if head_prosody and not getattr(frontend, "pitch", False):
+            raise ValueError("head_prosody needs the fbank frontend with pitch features (frontend_conf: {pitch: true})")
         self.blank_id = 0
         self.vocab_size = vocab_size
         self.emotions = list(emotions)
@@ -235,10 +256,16 @@ class EmotionTransducer(AbsESPnetModel):
         self.emotion_joint = blank_joint_cls(
             enc_dim, emo_pred_dim, emotion_joint_dim or joint_dim, num_classes, joint_activation
         )
+        self.head_prosody = bool(head_prosody)
         self.head = head_cls(
             enc_dim, emo_pred_dim, num_classes, dropout=head_dropout,
             pooling=head_pooling, hidden_dim=head_hidden_dim,
+            prosody_dim=NUM_PROSODY if head_prosody else 0,
         )
+        if head_prosody:
+            # Global normalization of the functionals (when no speaker statistics
+            # are given): utterance count, sum and sum of squares over training.
+            self.register_buffer("prosody_stats", torch.zeros(3, NUM_PROSODY, dtype=torch.float64))
         self.ctc_lin = ctc_cls(enc_dim, vocab_size) if ctc_weight > 0 else None
         #: FENT's blank-branch input from the frontend's second weighting (None: no such branch).
         self.blank_branch = (
@@ -259,21 +286,81 @@ class EmotionTransducer(AbsESPnetModel):
             speech_lengths: (B,) samples per utterance.
             speech_cmvn: (B, 2, F) per-utterance feature mean and standard
                 deviation (per-speaker CMVN) used instead of ``normalize``;
-                None: ``normalize``.
+                None: ``normalize``. (B, 2, F + K) with ``head_prosody``: the
+                speaker's prosody statistics follow (:meth:`utterance_prosody`).
 
         Returns:
             enc_out: (B, T, D_e), or (B, T, 2 D_e) ``[enc | enc_blank]`` with a
                 blank-branch weighting (module docstring); enc_lens: (B,).
         """
+        enc_out, enc_lens, _ = self.encode_with_prosody(speech, speech_lengths, speech_cmvn)
+        return enc_out, enc_lens
+
+    def encode_with_prosody(
+        self,
+        speech: torch.Tensor,
+        speech_lengths: torch.Tensor,
+        speech_cmvn: Optional[torch.Tensor] = None,
+    ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+        """:meth:`encode`, and the normalized prosody functionals the head reads.
+
+        Returns:
+            enc_out, enc_lens as :meth:`encode`; prosody (B, K), or None for a
+            model without ``head_prosody``.
+        """
         if self.blank_branch is not None:
             if speech_cmvn is not None:
                 raise ValueError("speech_cmvn (per-speaker CMVN) is not supported with a blank-branch weighting")
-            return self._encode_with_blank_branch(speech, speech_lengths)
+            enc_out, enc_lens = self._encode_with_blank_branch(speech, speech_lengths)
+            return enc_out, enc_lens, None
         feats, feats_lens = self.frontend(speech, speech_lengths)
+        prosody = self.utterance_prosody(feats, feats_lens, speech_cmvn)
         feats = self.normalize_feats(feats, feats_lens, speech_cmvn)
         if self.specaug is not None and self.training:
             feats, feats_lens = self.specaug(feats, feats_lens)
-        return self.encoder(feats, feats_lens)
+        enc_out, enc_lens = self.encoder(feats, feats_lens)
+        return enc_out, enc_lens, prosody
+
+    @property
+    def speaker_stats_dim(self) -> int:
+        """Columns of the per-speaker statistics (``speech_cmvn``) the model reads: F, or F + K with prosody."""
+        return self.frontend.output_size() + (NUM_PROSODY if self.head_prosody else 0)
+
+    @torch.no_grad()
+    def utterance_prosody(
+        self, feats: torch.Tensor, feats_lens: torch.Tensor, speech_cmvn: Optional[torch.Tensor] = None
+    ) -> Optional[torch.Tensor]:
+        """Normalized prosody functionals of unnormalized frontend features (``head_prosody`` only).
+
+        In training mode the global statistics (buffer ``prosody_stats``) are
+        updated with the batch first.
+
+        Args:
+            feats: (B, T0, F) frontend features before CMVN; feats_lens: (B,).
+            speech_cmvn: (B, 2, F + K) speaker statistics whose last K columns
+                normalize the functionals; None or (B, 2, F): the global
+                statistics.
+
+        Returns:
+            (B, K) normalized functionals, or None without ``head_prosody``.
+        """
+        if not self.head_prosody:
+            return None
+        funcs = prosody_functionals(feats, feats_lens, self.frontend.n_mels)
+        if self.training:
+            update = torch.stack([torch.ones_like(funcs), funcs, funcs * funcs]).double().sum(dim=1)
+            self.prosody_stats += update
+        num_feats = self.frontend.output_size()
+        if speech_cmvn is not None and speech_cmvn.size(-1) == num_feats + NUM_PROSODY:
+            mean, std = speech_cmvn[:, 0, num_feats:], speech_cmvn[:, 1, num_feats:]
+        else:
+            count, total, total_sq = self.prosody_stats
+            if float(count[0]) == 0:
+                raise ValueError("no prosody statistics: this model was not trained, and no speaker statistics "
+                                 "with prosody were given")
+            mean = total / count
+            std = (total_sq / count - mean * mean).clamp(min=0.0).sqrt()
+        return normalize_prosody(funcs, mean.to(funcs), std.to(funcs))
 
     def normalize_feats(
         self, feats: torch.Tensor, feats_lens: torch.Tensor, speech_cmvn: Optional[torch.Tensor] = None
@@ -288,7 +375,7 @@ class EmotionTransducer(AbsESPnetModel):
             (B, T, F) normalized features (unchanged without any statistics).
         """
         if speech_cmvn is not None:
-            return apply_cmvn(feats, feats_lens, speech_cmvn)
+            return apply_cmvn(feats, feats_lens, speech_cmvn[..., : feats.size(-1)])
         if self.normalize is not None:
             feats, _ = self.normalize(feats, feats_lens)
         return feats
@@ -376,7 +463,7 @@ class EmotionTransducer(AbsESPnetModel):
         """
         batch = speech.shape[0]
         text = text[:, : int(text_lengths.max())] if text.shape[1] > 0 else text
-        enc_out, enc_lens = self.encode(speech, speech_lengths, speech_cmvn)
+        enc_out, enc_lens, prosody = self.encode_with_prosody(speech, speech_lengths, speech_cmvn)
         token_pred, emo_pred = self.predict(text)
         enc4 = enc_out.unsqueeze(2)
 
@@ -387,16 +474,19 @@ class EmotionTransducer(AbsESPnetModel):
 
         loss_lattice = self._lattice_loss(enc_out, emo_pred, enc_lens, text_lengths, emotion, emo_intervals)
 
-        head_logits = self.head(enc_out, enc_lens, emo_pred, text_lengths)
+        expert_logits = self.head.forward_parts(enc_out, enc_lens, emo_pred, text_lengths, prosody)
+        head_logits = combine_experts(*expert_logits)
         head_target = emotion
         if self.head_skip_mixed and emo_intervals is not None:
             head_target = torch.where(mixed_intervals(emo_intervals), torch.full_like(emotion, -1), emotion)
+        experts = [logits for logits in expert_logits if logits is not None]
         if bool((head_target >= 0).any()):
-            loss_ce = F.cross_entropy(
-                head_logits, head_target, ignore_index=-1, label_smoothing=self.label_smoothing
+            loss_ce = sum(
+                F.cross_entropy(logits, head_target, ignore_index=-1, label_smoothing=self.label_smoothing)
+                for logits in experts
             )
         else:  # no utterance of the batch trains the head (a mean over none would be NaN)
-            loss_ce = head_logits.sum() * 0.0
+            loss_ce = sum(logits.sum() * 0.0 for logits in experts)
         loss = (
             self.rnnt_weight * loss_rnnt
             + self.head_weight * loss_ce

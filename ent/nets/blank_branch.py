@@ -30,7 +30,7 @@ encoder input restricted to a channel range.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 import torch
 from torch.nn import functional as F
@@ -88,10 +88,12 @@ class SlicedUtteranceHead(UtteranceEmotionHead):
         super().__init__(*args, **kwargs)
         self.channels = channels
 
-    def forward(self, enc_out: torch.Tensor, enc_lens: torch.Tensor, pred_out: torch.Tensor,
-                label_lens: torch.Tensor) -> torch.Tensor:
-        """Logits (B, C) from packed ``enc_out`` (B, T, total); see the parent class."""
-        return super().forward(select_channels(enc_out, self.channels), enc_lens, pred_out, label_lens)
+    def forward_parts(self, enc_out: torch.Tensor, enc_lens: torch.Tensor, pred_out: torch.Tensor,
+                      label_lens: torch.Tensor, prosody: Optional[torch.Tensor] = None
+                      ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Expert logits from packed ``enc_out`` (B, T, total); see the parent class."""
+        return super().forward_parts(select_channels(enc_out, self.channels), enc_lens, pred_out, label_lens,
+                                     prosody)
 
 
 class SlicedLinear(torch.nn.Linear):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 
@@ -47,6 +47,13 @@ def masked_mean_std(
     return mean, torch.sqrt(var + eps)
 
 
+def combine_experts(logits: torch.Tensor, prosody_logits: Optional[torch.Tensor]) -> torch.Tensor:
+    """The head's logits from its experts': ``logits`` alone, or the sum of both log-posteriors. (B, C)"""
+    if prosody_logits is None:
+        return logits
+    return torch.log_softmax(logits, dim=-1) + torch.log_softmax(prosody_logits, dim=-1)
+
+
 class UtteranceEmotionHead(torch.nn.Module):
     """``Linear(dropout(LayerNorm([pool(enc_out), mean(pred_out)])))`` -> (B, C).
 
@@ -58,6 +65,15 @@ class UtteranceEmotionHead(torch.nn.Module):
     padding never affects the logits. With ``hidden_dim > 0`` the classifier
     is ``Linear(dropout(ReLU(Linear(...))))`` instead of one linear layer.
 
+    With ``prosody_dim = K > 0`` a second expert, ``Linear(K, C)``, classifies
+    the utterance's normalized prosody functionals
+    (:mod:`ent.features.prosody`), and the head's logits are the sum of the
+    two experts' log-posteriors (a product of experts). The two are trained
+    with separate cross entropies (:meth:`forward_parts`): trained jointly,
+    the encoder expert, which fits the training voices, would leave the
+    prosody expert little gradient, and it is the prosody expert that carries
+    over to unseen voices.
+
     Args:
         enc_dim: Encoder output size D_e.
         pred_dim: Predictor output size D_p.
@@ -65,6 +81,8 @@ class UtteranceEmotionHead(torch.nn.Module):
         dropout: Dropout before the output layer.
         pooling: ``"mean"`` or ``"stats"`` (see :data:`POOLINGS`).
         hidden_dim: Size of an optional hidden layer (0: none).
+        prosody_dim: Number K of prosody functionals of the prosody expert
+            (0: none).
     """
 
     def __init__(
@@ -75,12 +93,15 @@ class UtteranceEmotionHead(torch.nn.Module):
         dropout: float = 0.0,
         pooling: str = "mean",
         hidden_dim: int = 0,
+        prosody_dim: int = 0,
     ) -> None:
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"unknown utterance head pooling {pooling!r}; valid: {list(POOLINGS)}")
         if hidden_dim < 0:
             raise ValueError(f"hidden_dim must be >= 0, got {hidden_dim}")
+        if prosody_dim < 0:
+            raise ValueError(f"prosody_dim must be >= 0, got {prosody_dim}")
         self.pooling = pooling
         in_dim = (2 if pooling == "stats" else 1) * enc_dim + pred_dim
         self.norm = torch.nn.LayerNorm(in_dim)
@@ -91,6 +112,8 @@ class UtteranceEmotionHead(torch.nn.Module):
         )
         self.dropout = torch.nn.Dropout(dropout)
         self.output = torch.nn.Linear(hidden_dim or in_dim, num_classes)
+        self.prosody_dim = prosody_dim
+        self.prosody = torch.nn.Linear(prosody_dim, num_classes) if prosody_dim > 0 else None
 
     def forward(
         self,
@@ -98,21 +121,46 @@ class UtteranceEmotionHead(torch.nn.Module):
         enc_lens: torch.Tensor,
         pred_out: torch.Tensor,
         label_lens: torch.Tensor,
+        prosody: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        """Utterance emotion logits.
+        """Utterance emotion logits (with a prosody expert: the sum of both experts' log-posteriors).
 
         Args:
             enc_out: Encoder outputs. (B, T, D_e)
             enc_lens: Encoder lengths T_b, in ``[1, T]``. (B,)
             pred_out: Predictor outputs, start position included. (B, U+1, D_p)
             label_lens: Label lengths U_b, in ``[0, U]``. (B,)
+            prosody: Normalized prosody functionals; required with
+                ``prosody_dim > 0``, else not allowed. (B, K)
 
         Returns:
             Logits. (B, C)
 
         Raises:
-            ValueError: If a length is out of range.
+            ValueError: If a length is out of range or ``prosody`` does not fit.
         """
+        return combine_experts(*self.forward_parts(enc_out, enc_lens, pred_out, label_lens, prosody))
+
+    def forward_parts(
+        self,
+        enc_out: torch.Tensor,
+        enc_lens: torch.Tensor,
+        pred_out: torch.Tensor,
+        label_lens: torch.Tensor,
+        prosody: Optional[torch.Tensor] = None,
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """The encoder expert's logits (B, C) and the prosody expert's (B, C), or None without one.
+
+        Arguments as :meth:`forward`.
+        """
+        if (prosody is not None) != (self.prosody is not None):
+            raise ValueError(
+                f"this head has a prosody expert of {self.prosody_dim} functionals: prosody must be given"
+                if self.prosody is not None else "this head has no prosody expert: prosody must be None"
+            )
+        if prosody is not None and tuple(prosody.shape) != (enc_out.size(0), self.prosody_dim):
+            raise ValueError(f"prosody must have shape ({enc_out.size(0)}, {self.prosody_dim}), "
+                             f"got {tuple(prosody.shape)}")
         if int(enc_lens.min()) < 1 or int(enc_lens.max()) > enc_out.size(1):
             raise ValueError(
                 f"enc_lens must lie in [1, {enc_out.size(1)}], got {enc_lens.tolist()}"
@@ -128,4 +176,7 @@ class UtteranceEmotionHead(torch.nn.Module):
         x = self.norm(torch.cat([enc_pooled, masked_mean(pred_out, label_lens + 1)], dim=-1))
         if self.hidden is not None:
             x = self.hidden(x)
-        return self.output(self.dropout(x))
+        logits = self.output(self.dropout(x))
+        if self.prosody is None:
+            return logits, None
+        return logits, self.prosody(prosody.to(logits.dtype))

@@ -153,7 +153,8 @@ class ENTTask(AbsTask):
             raise RuntimeError(f"{data_dir}: no utterance is long enough to train on")
         spk_cmvn = None
         if getattr(args, "speaker_cmvn", False):
-            spk_cmvn = speaker_cmvn(data, cls.speaker_cmvn_frontend(args))
+            spk_cmvn = speaker_cmvn(data, cls.speaker_cmvn_frontend(args),
+                                    prosody=bool((args.model_conf or {}).get("head_prosody", False)))
         dataset = EmotionASRDataset(data, tokenizer, parse_emotion_list(args.emotions), utt_ids=keep,
                                     use_intervals=getattr(args, "use_emo_segments", True),
                                     speaker_cmvn=spk_cmvn)

@@ -14,11 +14,11 @@ VOCAB = 12
 EMOTIONS = ("neutral", "happy", "angry", "sad")
 
 
-def tiny_model(variant: str, **conf) -> EmotionTransducer:
+def tiny_model(variant: str, pitch: bool = False, **conf) -> EmotionTransducer:
     torch.manual_seed(0)
-    frontend = Fbank(n_mels=20)
+    frontend = Fbank(n_mels=20, pitch=pitch or conf.get("head_prosody", False))
     encoder = ConformerEncoder(
-        20, num_blocks=1, hidden_size=16, linear_size=32, heads=2, conv_mod_kernel_size=3,
+        frontend.output_size(), num_blocks=1, hidden_size=16, linear_size=32, heads=2, conv_mod_kernel_size=3,
         dropout_rate=0.0, att_dropout_rate=0.0, pos_wise_dropout_rate=0.0,
     )
     predictor = RNNPredictor(VOCAB, embed_dim=8, hidden_dim=16)

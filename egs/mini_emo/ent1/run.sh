@@ -45,5 +45,6 @@ fi
     --feats_type fbank_pitch \
     --lm_order 8 \
     --inference_nj 2 \
+    --cmvn_max_utts 500 \
     "${stream_opts[@]}" \
     "${args[@]}"
