@@ -457,7 +457,7 @@ class StreamingSession:
         else:
             x = feats.to(self.device).unsqueeze(0)
             if getattr(model, "head_prosody", False) and x.size(1) > 0:
-                self._feat_chunks.append(x)
+                self._feat_chunks.append(x.clone())  # global CMVN normalizes in place
             if x.size(1) > 0:
                 stats = None if self.speaker_cmvn is None else self.speaker_cmvn[None]
                 x = model.normalize_feats(x, torch.tensor([x.size(1)], device=self.device), stats)

@@ -56,7 +56,7 @@ from tqdm import tqdm
 
 from ent.data.datadir import DataDir
 from ent.features.fbank import Fbank
-from ent.features.prosody import NUM_PROSODY, VAR_FLOOR, prosody_functionals
+from ent.features.prosody import NUM_PROSODY, VAR_FLOOR, normalize_prosody, prosody_functionals
 from ent.utils.fileio import atomic_write
 
 PathLike = Union[str, Path]
@@ -316,7 +316,8 @@ def speaker_cmvn(
     The per-speaker sums are cached in ``<data_dir>/spk_cmvn.npz`` (written
     atomically; a read-only data directory is recomputed each time) together
     with a key of the frontend, the utterances, their audio entries and
-    speakers, and are recomputed when the key changes.
+    speakers, and are recomputed when the key changes (or when prosody sums
+    are asked for and the cache has none).
 
     Args:
         data_dir: Kaldi-style data directory (path or loaded).
@@ -337,13 +338,14 @@ def speaker_cmvn(
     fbank = Fbank() if fbank is None else fbank
     data = data_dir if isinstance(data_dir, DataDir) else DataDir.load(data_dir, allow_empty_text=True)
     utt_ids = data.utt_ids if utt_ids is None else list(utt_ids)
-    key = _speaker_stats_key(data, fbank, utt_ids) + (" prosody" if prosody else "")
+    key = _speaker_stats_key(data, fbank, utt_ids)
     path = Path(data.path) / "spk_cmvn.npz"
     totals: Optional[SpeakerTotals] = None
     if cache and path.is_file():
         try:
             with np.load(path, allow_pickle=False) as f:
-                if str(f["key"]) == key:
+                # a cache with prosody sums serves a request without them too
+                if str(f["key"]) == key and (not prosody or "prosody_count" in f.files):
                     totals = {}
                     for i, spk in enumerate(f["speakers"]):
                         pros = None
@@ -383,6 +385,55 @@ def speaker_cmvn(
             arr = np.concatenate([arr, _mean_std(pros, VAR_FLOOR)], axis=1)
         per_speaker[spk] = arr
     return {utt: per_speaker[_speaker_of(data, utt)] for utt in utt_ids}
+
+
+def normalized_prosody_table(
+    data_dir: Union[PathLike, DataDir],
+    fbank: Fbank,
+    per_speaker: bool = True,
+    nj: int = 1,
+    utt_ids: Optional[Sequence[str]] = None,
+) -> Dict[str, np.ndarray]:
+    """Every utterance's prosody functionals, normalized as the model normalizes them.
+
+    The functionals (:func:`ent.features.prosody.prosody_functionals`) of
+    each utterance are z-normalized with the mean and standard deviation over
+    the utterances of its speaker (``per_speaker``, as with the statistics of
+    :func:`speaker_cmvn` with ``prosody=True``), or over all utterances.
+
+    Args:
+        data_dir: Kaldi-style data directory (path or loaded).
+        fbank: The frontend (with pitch); used in eval mode.
+        per_speaker: Normalize per speaker (else globally).
+        nj: Worker processes.
+        utt_ids: The utterances (default: all).
+
+    Returns:
+        ``{utt: (K,) float32}``.
+    """
+    if not fbank.pitch:
+        raise ValueError("prosody functionals need pitch features (frontend_conf: {pitch: true})")
+    data = data_dir if isinstance(data_dir, DataDir) else DataDir.load(data_dir, allow_empty_text=True)
+    utt_ids = data.utt_ids if utt_ids is None else list(utt_ids)
+    groups: Dict[str, List[str]] = {}
+    for utt in utt_ids:
+        groups.setdefault(_speaker_of(data, utt) if per_speaker else "", []).append(utt)
+    jobs = [(key, utts[i : i + CHUNK_SIZE]) for key, utts in sorted(groups.items())
+            for i in range(0, len(utts), CHUNK_SIZE)]
+    functionals: Dict[str, Dict[str, np.ndarray]] = {key: {} for key in groups}
+    results = _accumulate_chunks(data, fbank, [c for _, c in jobs], nj, "prosody functionals", prosody=True)
+    for (key, chunk), (_, funcs) in zip(jobs, results):
+        assert funcs is not None
+        functionals[key].update(zip(chunk, funcs))
+    out: Dict[str, np.ndarray] = {}
+    for key, table in functionals.items():
+        stacked = np.stack(list(table.values()))
+        n = stacked.shape[0]
+        mean_std = _mean_std((n, stacked.sum(axis=0), (stacked * stacked).sum(axis=0)), VAR_FLOOR)
+        z = normalize_prosody(torch.from_numpy(stacked), torch.from_numpy(mean_std[0]).double(),
+                              torch.from_numpy(mean_std[1]).double())
+        out.update(zip(table, z.float().numpy()))
+    return {utt: out[utt] for utt in utt_ids}
 
 
 def apply_cmvn(feats: torch.Tensor, feats_lens: torch.Tensor, cmvn: torch.Tensor) -> torch.Tensor:

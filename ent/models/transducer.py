@@ -31,7 +31,8 @@ Loss::
       (+ lm_weight * L_lm, FENT only)
 
 where ``L_ce`` is the head's cross entropy, plus that of the prosody expert
-alone when there is one.
+alone when there is one and it is not fitted before training
+(``head_prosody_fit``).
 
 ``L_lattice`` is lattice max pooling (:mod:`ent.losses.lattice_max_pool`) for
 utterances labelled at utterance level, and the supervised interval loss for
@@ -140,6 +141,11 @@ class EmotionTransducer(AbsESPnetModel):
             (:func:`ent.features.cmvn.speaker_cmvn` with ``prosody=True``),
             else with global statistics accumulated over the training
             utterances (buffers ``prosody_stats``).
+        head_prosody_fit: Fit the prosody expert on the training set before
+            training, as a logistic regression (``ENTTask`` does it when it
+            builds the optimizer; :meth:`fit_prosody_expert`), and keep it
+            fixed. False: train it by gradient with its own cross entropy.
+        head_prosody_l2: L2 weight of that logistic regression.
         head_skip_mixed: Leave utterances whose emotion intervals hold more
             than one emotion (e.g. neutral, then happy) out of the utterance
             head's cross entropy: their label names only a part of them, and
@@ -185,6 +191,8 @@ class EmotionTransducer(AbsESPnetModel):
         label_smoothing: float = 0.0,
         head_skip_mixed: bool = False,
         head_prosody: bool = False,
+        head_prosody_fit: bool = True,
+        head_prosody_l2: float = 1.0e-3,
         frame_shift: float = 0.04,
         ctc_weight: float = 0.0,
         lattice_backend: str = "auto",
@@ -257,6 +265,8 @@ class EmotionTransducer(AbsESPnetModel):
             enc_dim, emo_pred_dim, emotion_joint_dim or joint_dim, num_classes, joint_activation
         )
         self.head_prosody = bool(head_prosody)
+        self.head_prosody_fit = bool(head_prosody_fit)
+        self.head_prosody_l2 = float(head_prosody_l2)
         self.head = head_cls(
             enc_dim, emo_pred_dim, num_classes, dropout=head_dropout,
             pooling=head_pooling, hidden_dim=head_hidden_dim,
@@ -293,7 +303,7 @@ class EmotionTransducer(AbsESPnetModel):
             enc_out: (B, T, D_e), or (B, T, 2 D_e) ``[enc | enc_blank]`` with a
                 blank-branch weighting (module docstring); enc_lens: (B,).
         """
-        enc_out, enc_lens, _ = self.encode_with_prosody(speech, speech_lengths, speech_cmvn)
+        enc_out, enc_lens, _ = self._encode(speech, speech_lengths, speech_cmvn, with_prosody=False)
         return enc_out, enc_lens
 
     def encode_with_prosody(
@@ -308,18 +318,40 @@ class EmotionTransducer(AbsESPnetModel):
             enc_out, enc_lens as :meth:`encode`; prosody (B, K), or None for a
             model without ``head_prosody``.
         """
+        return self._encode(speech, speech_lengths, speech_cmvn, with_prosody=True)
+
+    def _encode(
+        self, speech: torch.Tensor, speech_lengths: torch.Tensor, speech_cmvn: Optional[torch.Tensor],
+        with_prosody: bool,
+    ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
         if self.blank_branch is not None:
             if speech_cmvn is not None:
                 raise ValueError("speech_cmvn (per-speaker CMVN) is not supported with a blank-branch weighting")
             enc_out, enc_lens = self._encode_with_blank_branch(speech, speech_lengths)
             return enc_out, enc_lens, None
         feats, feats_lens = self.frontend(speech, speech_lengths)
-        prosody = self.utterance_prosody(feats, feats_lens, speech_cmvn)
+        prosody = self.utterance_prosody(feats, feats_lens, speech_cmvn) if with_prosody else None
         feats = self.normalize_feats(feats, feats_lens, speech_cmvn)
         if self.specaug is not None and self.training:
             feats, feats_lens = self.specaug(feats, feats_lens)
         enc_out, enc_lens = self.encoder(feats, feats_lens)
         return enc_out, enc_lens, prosody
+
+    def fit_prosody_expert(self, prosody: torch.Tensor, labels: torch.Tensor) -> float:
+        """Fit the head's prosody expert on normalized training functionals and freeze it.
+
+        Args:
+            prosody: (N, K) functionals normalized as :meth:`utterance_prosody`
+                does (e.g. :func:`ent.features.cmvn.normalized_prosody_table`).
+            labels: (N,) emotion ids.
+
+        Returns:
+            The final objective (see
+            :meth:`~ent.nets.utterance_head.UtteranceEmotionHead.fit_prosody_expert`).
+        """
+        if not self.head_prosody:
+            raise ValueError("this model has no prosody expert (head_prosody: false)")
+        return self.head.fit_prosody_expert(prosody, labels, l2=self.head_prosody_l2)
 
     @property
     def speaker_stats_dim(self) -> int:
@@ -348,7 +380,8 @@ class EmotionTransducer(AbsESPnetModel):
             return None
         funcs = prosody_functionals(feats, feats_lens, self.frontend.n_mels)
         if self.training:
-            update = torch.stack([torch.ones_like(funcs), funcs, funcs * funcs]).double().sum(dim=1)
+            f64 = funcs.double()
+            update = torch.stack([torch.ones_like(f64), f64, f64 * f64]).sum(dim=1)
             self.prosody_stats += update
         num_feats = self.frontend.output_size()
         if speech_cmvn is not None and speech_cmvn.size(-1) == num_feats + NUM_PROSODY:
@@ -360,7 +393,7 @@ class EmotionTransducer(AbsESPnetModel):
                                  "with prosody were given")
             mean = total / count
             std = (total_sq / count - mean * mean).clamp(min=0.0).sqrt()
-        return normalize_prosody(funcs, mean.to(funcs), std.to(funcs))
+        return normalize_prosody(funcs.double(), mean.double(), std.double()).to(funcs.dtype)
 
     def normalize_feats(
         self, feats: torch.Tensor, feats_lens: torch.Tensor, speech_cmvn: Optional[torch.Tensor] = None
@@ -479,7 +512,8 @@ class EmotionTransducer(AbsESPnetModel):
         head_target = emotion
         if self.head_skip_mixed and emo_intervals is not None:
             head_target = torch.where(mixed_intervals(emo_intervals), torch.full_like(emotion, -1), emotion)
-        experts = [logits for logits in expert_logits if logits is not None]
+        # a fitted (frozen) prosody expert has nothing to learn
+        experts = [expert_logits[0]] + ([expert_logits[1]] if self.head.prosody_trainable else [])
         if bool((head_target >= 0).any()):
             loss_ce = sum(
                 F.cross_entropy(logits, head_target, ignore_index=-1, label_smoothing=self.label_smoothing)

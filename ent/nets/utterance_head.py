@@ -115,6 +115,64 @@ class UtteranceEmotionHead(torch.nn.Module):
         self.prosody_dim = prosody_dim
         self.prosody = torch.nn.Linear(prosody_dim, num_classes) if prosody_dim > 0 else None
 
+    def fit_prosody_expert(
+        self, prosody: torch.Tensor, labels: torch.Tensor, l2: float = 1.0e-3, max_iter: int = 500
+    ) -> float:
+        """Fit the prosody expert as an L2-regularized logistic regression, then freeze it.
+
+        The expert's inputs are fixed functionals of the audio, so its
+        training is a convex problem of its own: full-batch L-BFGS (float64)
+        solves it exactly, where the network's optimizer, at a learning rate
+        and schedule chosen for the network, leaves it far from the optimum
+        (on ``mini_emo``: train UA 77 % against 87 %, README). Minimizes
+        ``mean CE(W z + b, y) + l2 / 2 * ||W||^2``.
+
+        Args:
+            prosody: Normalized functionals of the training utterances. (N, K)
+            labels: Their emotion ids in ``[0, C)``. (N,)
+            l2: Weight of the L2 penalty on ``W``.
+            max_iter: L-BFGS iterations.
+
+        Returns:
+            The final objective.
+
+        Raises:
+            ValueError: Without a prosody expert or on mismatched inputs.
+        """
+        if self.prosody is None:
+            raise ValueError("this head has no prosody expert")
+        if prosody.dim() != 2 or prosody.size(1) != self.prosody_dim or labels.shape != (prosody.size(0),):
+            raise ValueError(f"need prosody (N, {self.prosody_dim}) and labels (N,), got "
+                             f"{tuple(prosody.shape)} and {tuple(labels.shape)}")
+        if prosody.size(0) == 0:
+            raise ValueError("no training utterances to fit the prosody expert on")
+        x = prosody.detach().double().cpu()
+        y = labels.detach().long().cpu()
+        weight = torch.zeros_like(self.prosody.weight, dtype=torch.float64, device="cpu", requires_grad=True)
+        bias = torch.zeros_like(self.prosody.bias, dtype=torch.float64, device="cpu", requires_grad=True)
+        opt = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=max_iter, tolerance_grad=1e-9,
+                                tolerance_change=1e-12, history_size=20, line_search_fn="strong_wolfe")
+
+        def objective() -> torch.Tensor:
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(x @ weight.T + bias, y) + 0.5 * l2 * weight.pow(2).sum()
+            loss.backward()
+            return loss
+
+        with torch.enable_grad():
+            opt.step(objective)
+            final = float(objective().detach())
+        with torch.no_grad():
+            self.prosody.weight.copy_(weight.detach())
+            self.prosody.bias.copy_(bias.detach())
+        self.prosody.requires_grad_(False)
+        return final
+
+    @property
+    def prosody_trainable(self) -> bool:
+        """Whether the prosody expert exists and learns with the network (not fitted and frozen)."""
+        return self.prosody is not None and self.prosody.weight.requires_grad
+
     def forward(
         self,
         enc_out: torch.Tensor,

@@ -38,7 +38,7 @@ from ent.data.datadir import DataDir  # noqa: E402
 from ent.data.dataset import EmotionASRDataset, collate_espnet  # noqa: E402
 from ent.data.emotions import DEFAULT_EMOTIONS, parse_emotion_list  # noqa: E402
 from ent.data.sampler import LengthBucketBatchSampler, utterance_lengths  # noqa: E402
-from ent.features.cmvn import build_global_cmvn, speaker_cmvn  # noqa: E402
+from ent.features.cmvn import build_global_cmvn, normalized_prosody_table, speaker_cmvn  # noqa: E402
 from ent.features.fbank import Fbank  # noqa: E402
 from ent.features.ssl import SSLFrontend  # noqa: E402
 from ent.features.specaug import build_specaug  # noqa: E402
@@ -187,6 +187,39 @@ class ENTTask(AbsTask):
             collate_fn=collate_espnet,
             pin_memory=args.ngpu > 0,
         )
+
+    @classmethod
+    def build_optimizers(cls, args: argparse.Namespace, model: torch.nn.Module) -> List[torch.optim.Optimizer]:
+        """ESPnet's optimizers, after fitting a ``head_prosody`` model's prosody expert.
+
+        ESPnet calls this only when it trains, after building the model and
+        before loading a checkpoint to resume from, so this is where the
+        prosody expert (``head_prosody_fit``) is fitted on the training set;
+        a resumed run fits it again and then loads the checkpoint's weights.
+        """
+        if getattr(model, "head_prosody", False) and getattr(model, "head_prosody_fit", False):
+            cls.fit_prosody_expert(args, model)
+        return super().build_optimizers(args, model)
+
+    @classmethod
+    def fit_prosody_expert(cls, args: argparse.Namespace, model: EmotionTransducer) -> None:
+        """Fit the prosody expert on the training utterances with a known emotion (see the model)."""
+        data = DataDir.load(args.train_data_dir, allow_empty_text=True)
+        emotions = list(model.emotions)
+        utts = [u for u in data.utt_ids if data.utt2emo.get(u) in emotions]
+        if not utts:
+            raise RuntimeError(f"{args.train_data_dir}: no utterance with a known emotion to fit the prosody expert on")
+        table = normalized_prosody_table(
+            data, cls.speaker_cmvn_frontend(args), per_speaker=bool(getattr(args, "speaker_cmvn", False)),
+            utt_ids=utts,
+        )
+        prosody = torch.from_numpy(np.stack([table[u] for u in utts]))
+        labels = torch.tensor([emotions.index(data.utt2emo[u]) for u in utts])
+        objective = model.fit_prosody_expert(prosody, labels)
+        accuracy = float((model.head.prosody(prosody.to(model.head.prosody.weight)).argmax(-1).cpu() == labels)
+                         .double().mean())
+        logging.info(f"prosody expert fitted on {len(utts)} utterances of {args.train_data_dir}: "
+                     f"objective {objective:.4f}, training accuracy {100 * accuracy:.1f} %")
 
     @classmethod
     def speaker_cmvn_frontend(cls, args: argparse.Namespace) -> Fbank:

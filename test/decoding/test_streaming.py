@@ -18,6 +18,7 @@ from ent.decoding.streaming import (
 from ent.decoding.writer import DecodeResult
 from ent.features.cmvn import build_global_cmvn
 from ent.features.fbank import Fbank
+from ent.features.prosody import NUM_PROSODY
 from ent.models.transducer import EmotionTransducer
 from ent.nets.encoder import ConformerEncoder
 from ent.nets.predictor import RNNPredictor
@@ -68,18 +69,20 @@ def varied_wave(seconds: float, seed: int = 0) -> np.ndarray:
 WAVE = varied_wave(3.0)
 
 
-def build_model(variant: str, stats: Path, seed: int, num_left_chunks: int = 2) -> EmotionTransducer:
+def build_model(variant: str, stats: Path, seed: int, num_left_chunks: int = 2,
+                head_prosody: bool = False) -> EmotionTransducer:
     """A random streaming model whose blank wins at about half of the frames (so paths vary)."""
     torch.manual_seed(seed)
     vocab = CharTokenizer().vocab_size
+    frontend = Fbank(pitch=head_prosody)
     encoder = ConformerEncoder(
-        80, num_blocks=2, hidden_size=32, linear_size=64, heads=2, conv_mod_kernel_size=5,
+        frontend.output_size(), num_blocks=2, hidden_size=32, linear_size=64, heads=2, conv_mod_kernel_size=5,
         subsampling_factor=6, conv_size=8, dynamic_chunk_training=True, num_left_chunks=num_left_chunks,
     )
     model = EmotionTransducer(
-        vocab, EMOTIONS, Fbank(), build_global_cmvn(stats), None, encoder, RNNPredictor(vocab, 16, 32),
+        vocab, EMOTIONS, frontend, build_global_cmvn(stats), None, encoder, RNNPredictor(vocab, 16, 32),
         RNNPredictor(vocab, 16, 32) if variant == "fent" else None, variant=variant, joint_dim=32,
-        frame_shift=0.06,
+        frame_shift=0.06, head_prosody=head_prosody,
     ).eval()
     with torch.no_grad():
         model.emotion_joint.lin_out.weight.mul_(5.0)
@@ -159,6 +162,35 @@ def test_speaker_cmvn_streams_like_simulated_streaming(models: Dict[str, Emotion
     with caplog.at_level("WARNING"):
         StreamingSession(rec, chunk_ms=320)
     assert "global CMVN" in caplog.text
+
+
+def test_head_prosody_streams_like_simulated_streaming(tmp_path: Path) -> None:
+    fbank = Fbank(pitch=True).eval()
+    feats = fbank.extract(torch.from_numpy(WAVE)).double().numpy()
+    stats_file = tmp_path / "stats.npz"
+    np.savez(stats_file, count=np.int64(len(feats)), sum=feats.sum(0), sum_square=(feats * feats).sum(0))
+    model = build_model("ent", stats_file, seed=2, head_prosody=True)
+    with torch.no_grad():  # global prosody statistics, as training leaves them
+        model.prosody_stats.copy_(torch.tensor([[4.0] * NUM_PROSODY, [1.0] * NUM_PROSODY, [5.0] * NUM_PROSODY]))
+    rec = EmotionRecognizer(model, CharTokenizer(), DecodeOptions(search="greedy"), speaker_cmvn=True)
+    spk = np.concatenate([np.stack([feats.mean(0), feats.std(0)]),
+                          np.stack([np.full(NUM_PROSODY, 0.5), np.full(NUM_PROSODY, 2.0)])], axis=1)
+    spk = spk.astype(np.float32)
+    results = {}
+    for name, stats in (("speaker", spk), ("global", None)):
+        session = StreamingSession(rec, chunk_ms=320, speaker_cmvn=stats)
+        result, _ = decode_stream(session, WAVE, 3000, utt_id="u")
+        (simulated,) = rec.decode(["u"], [WAVE], chunk_size=session.chunk_size,
+                                  cmvn=None if stats is None else [stats])
+        same_result(result, simulated)
+        assert result.emotion_scores == pytest.approx(simulated.emotion_scores, abs=1e-4)
+        results[name] = result
+    # the prosody statistics matter: the speaker's and the global ones give other posteriors
+    spk_cmvn_only = StreamingSession(rec, chunk_ms=320, speaker_cmvn=spk[:, :82])
+    only, _ = decode_stream(spk_cmvn_only, WAVE, 3000, utt_id="u")
+    assert only.emotion_scores != pytest.approx(results["speaker"].emotion_scores, abs=1e-4)
+    with pytest.raises(ValueError, match="shape"):
+        spk_cmvn_only.reset(speaker_cmvn=spk[:, :90])
 
 
 @pytest.mark.parametrize("max_symbols", [1, 3])

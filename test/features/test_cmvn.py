@@ -16,6 +16,7 @@ from ent.features.cmvn import (
     speaker_cmvn,
 )
 from ent.features.fbank import Fbank
+from ent.features.prosody import NUM_PROSODY, VAR_FLOOR, normalize_prosody, prosody_functionals
 
 
 def _make_data_dir(root, n=5):
@@ -166,6 +167,49 @@ def test_speaker_cmvn_cache_is_reused_and_invalidated(tmp_path, monkeypatch):
     (d / "utt2spk").write_text("utt0 a\nutt1 a\nutt2 a\nutt3 b\nutt4 a\n", encoding="utf-8")
     moved = cmvn.speaker_cmvn(d, Fbank())  # speakers changed: recomputed
     assert calls == [1, 1] and not np.allclose(moved["utt1"], first["utt1"])
+
+
+def test_speaker_cmvn_with_prosody_appends_each_speakers_functional_statistics(tmp_path, monkeypatch):
+    import ent.features.cmvn as cmvn
+
+    d = _two_speaker_dir(tmp_path)
+    fbank = Fbank(pitch=True)
+    plain = speaker_cmvn(d, fbank)
+    calls = []
+    real = cmvn.compute_speaker_cmvn_stats
+    monkeypatch.setattr(cmvn, "compute_speaker_cmvn_stats", lambda *a, **k: calls.append(1) or real(*a, **k))
+    stats = cmvn.speaker_cmvn(d, fbank, prosody=True)  # the cached plain statistics do not do
+    assert calls == [1]
+    data = DataDir.load(d)
+    for spk_utts in (["utt0", "utt2", "utt4"], ["utt1", "utt3"]):
+        funcs = np.stack([
+            prosody_functionals(f[None], torch.tensor([len(f)]), 80)[0].double().numpy()
+            for f in (fbank.eval().extract(torch.from_numpy(data.load_audio(u))) for u in spk_utts)
+        ])
+        for utt in spk_utts:
+            assert stats[utt].shape == (2, 82 + NUM_PROSODY)
+            np.testing.assert_array_equal(stats[utt][:, :82], plain[utt])
+            np.testing.assert_allclose(stats[utt][0, 82:], funcs.mean(0), rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(stats[utt][1, 82:], np.sqrt(np.maximum(funcs.var(0), VAR_FLOOR)),
+                                       rtol=1e-4, atol=1e-6)
+    cached = cmvn.speaker_cmvn(d, fbank, prosody=True)
+    without = cmvn.speaker_cmvn(d, fbank)  # the cache with prosody serves this too
+    parallel = cmvn.speaker_cmvn(d, fbank, prosody=True, nj=2, cache=False)
+    assert calls == [1, 1]
+    assert all(np.array_equal(without[u], plain[u]) for u in plain)
+    for utt in stats:
+        np.testing.assert_array_equal(cached[utt], stats[utt])
+        np.testing.assert_allclose(parallel[utt], stats[utt], rtol=1e-6)
+    with pytest.raises(ValueError, match="pitch"):
+        cmvn.speaker_cmvn(d, Fbank(), prosody=True, cache=False)
+    # the table a prosody expert is fitted on is normalized as the model normalizes with these statistics
+    table = cmvn.normalized_prosody_table(d, fbank)
+    for utt in stats:
+        f = fbank.eval().extract(torch.from_numpy(data.load_audio(utt)))
+        funcs = prosody_functionals(f[None], torch.tensor([len(f)]), 80)[0].double()
+        z = normalize_prosody(funcs, torch.from_numpy(stats[utt][0, 82:]).double(),
+                              torch.from_numpy(stats[utt][1, 82:]).double())
+        np.testing.assert_allclose(table[utt], z.numpy(), rtol=1e-4, atol=1e-4)
 
 
 def test_speaker_cmvn_without_utt2spk_entry_is_per_utterance(tmp_path):

@@ -166,3 +166,57 @@ def test_speaker_cmvn_replaces_the_global_normalization_and_keeps_padding_invari
             for i in range(3)
         ]
     assert torch.allclose(full, torch.stack(alone).mean(), atol=1e-5)
+
+
+def test_head_prosody_expert_reads_speaker_normalized_functionals() -> None:
+    from ent.features.prosody import NUM_PROSODY, normalize_prosody, prosody_functionals
+
+    with pytest.raises(ValueError, match="pitch"):
+        tiny_model("ent", pitch=False, head_prosody=False).__class__(
+            VOCAB, EMOTIONS, Fbank(n_mels=20), None, None,
+            ConformerEncoder(20, num_blocks=1, hidden_size=16, linear_size=32, heads=2),
+            RNNPredictor(VOCAB, embed_dim=8, hidden_dim=16), head_prosody=True,
+        )
+    model = tiny_model("ent", head_prosody=True)
+    speech, lens, text, tlens, emo = batch()
+    feats, feats_lens = model.frontend(speech, lens)
+    funcs = prosody_functionals(feats, feats_lens, 20)
+    with pytest.raises(ValueError, match="not trained"):
+        model.eval().utterance_prosody(feats, feats_lens)
+    # training accumulates the global statistics, the fallback without speaker statistics
+    model.train()
+    model(speech, lens, text, tlens, emo)[0].backward()
+    assert model.head.prosody.weight.grad.abs().sum() > 0
+    model(speech[:2], lens[:2], text[:2], tlens[:2], emo[:2])
+    both = torch.cat([funcs, funcs[:2]]).double()
+    torch.testing.assert_close(model.prosody_stats, torch.stack([torch.ones_like(both), both, both ** 2]).sum(1))
+    model.eval()
+    expected = normalize_prosody(funcs.double(), both.mean(0), both.std(0, unbiased=False)).float()
+    torch.testing.assert_close(model.utterance_prosody(feats, feats_lens), expected, atol=1e-4, rtol=1e-4)
+    assert model.speaker_stats_dim == 22 + NUM_PROSODY
+    # speaker statistics (B, 2, F + K): CMVN from the first F columns, prosody from the rest
+    g = torch.Generator().manual_seed(3)
+    cmvn = torch.stack([torch.randn(3, 22 + NUM_PROSODY, generator=g),
+                        0.5 + torch.rand(3, 22 + NUM_PROSODY, generator=g)], dim=1)
+    with torch.no_grad():
+        enc, enc_lens, prosody = model.encode_with_prosody(speech, lens, cmvn)
+        torch.testing.assert_close(enc, model.encode(speech, lens, cmvn[..., :22])[0])
+        torch.testing.assert_close(prosody, normalize_prosody(funcs, cmvn[:, 0, 22:], cmvn[:, 1, 22:]))
+        # the head's loss is the sum of both experts' cross entropies; the logits their product
+        _, stats, _ = model(speech, lens, text, tlens, emo, speech_cmvn=cmvn)
+        deep, pros = model.head.forward_parts(enc, enc_lens, model.predict(text)[1], tlens, prosody)
+        ce = torch.nn.functional.cross_entropy
+        assert torch.isclose(stats["loss_ce"], ce(deep, emo) + ce(pros, emo), atol=1e-5)
+        fused = torch.softmax(model.head(enc, enc_lens, model.predict(text)[1], tlens, prosody), -1)
+        product = torch.softmax(deep, -1) * torch.softmax(pros, -1)
+        torch.testing.assert_close(fused, product / product.sum(-1, keepdim=True))
+        # padding invariance with the prosody expert
+        full, _, _ = model(speech, lens, text, tlens, emo, speech_cmvn=cmvn)
+        alone = [
+            model(speech[i : i + 1, : lens[i]], lens[i : i + 1], text[i : i + 1, : tlens[i]], tlens[i : i + 1],
+                  emo[i : i + 1], speech_cmvn=cmvn[i : i + 1])[0]
+            for i in range(3)
+        ]
+    assert torch.allclose(full, torch.stack(alone).mean(), atol=1e-5)
+    with pytest.raises(ValueError, match="prosody must be given"):
+        model.head(enc, enc_lens, model.predict(text)[1], tlens)

@@ -127,3 +127,25 @@ def test_bad_pooling_or_hidden_size_raises() -> None:
         UtteranceEmotionHead(6, 5, 4, pooling="max")
     with pytest.raises(ValueError, match="hidden_dim"):
         UtteranceEmotionHead(6, 5, 4, hidden_dim=-1)
+
+
+def test_fitted_prosody_expert_is_the_regularized_logistic_regression_optimum() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 5, generator=g)
+    y = (x[:, 0] + 0.5 * torch.randn(200, generator=g) > 0).long() + 2 * (x[:, 1] > 1).long()
+    head = UtteranceEmotionHead(3, 3, 4, prosody_dim=5)
+    assert head.prosody_trainable
+    head.fit_prosody_expert(x, y, l2=0.01)
+    assert not head.prosody_trainable
+    # stationarity: the gradient of the objective vanishes at the fitted weights
+    w = head.prosody.weight.detach().double().requires_grad_(True)
+    b = head.prosody.bias.detach().double().requires_grad_(True)
+    loss = torch.nn.functional.cross_entropy(x.double() @ w.T + b, y) + 0.005 * w.pow(2).sum()
+    gw, gb = torch.autograd.grad(loss, (w, b))
+    assert float(gw.abs().max()) < 1e-5 and float(gb.abs().max()) < 1e-5
+    # and it separates what is separable
+    assert float((head.prosody(x).argmax(-1) == y).float().mean()) > 0.8
+    with pytest.raises(ValueError, match="no prosody expert"):
+        UtteranceEmotionHead(3, 3, 4).fit_prosody_expert(x, y)
+    with pytest.raises(ValueError, match="labels"):
+        head.fit_prosody_expert(x, y[:10])

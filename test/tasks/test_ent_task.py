@@ -30,3 +30,49 @@ def test_train_resume_and_average(tiny_recipe: dict, tmp_path: Path) -> None:
     assert set(averaged) == set(first)
     config = (exp / "config.yaml").read_text()
     assert "token_dir" in config and "variant: fent" in config
+
+
+def test_prosody_expert_is_fitted_before_training_and_stays_fixed(tiny_recipe: dict, tmp_path: Path) -> None:
+    import numpy as np
+
+    from conftest import TINY_TRAIN_CONFIG
+    from ent.bin import compute_cmvn_stats
+    from ent.data.datadir import DataDir
+    from ent.decoding.recognizer import EmotionRecognizer
+    from ent.features.cmvn import normalized_prosody_table
+    from ent.features.fbank import Fbank
+    from ent.nets.utterance_head import UtteranceEmotionHead
+
+    data = tiny_recipe["data"]
+    stats = tmp_path / "stats82.npz"
+    compute_cmvn_stats.main(["--data-dir", str(data), "--out", str(stats), "--pitch"])
+    config = tmp_path / "prosody.yaml"
+    config.write_text(
+        TINY_TRAIN_CONFIG.replace("model_conf: {variant: fent,", "model_conf: {variant: fent, head_prosody: true,")
+        + "frontend_conf: {pitch: true}\nspeaker_cmvn: true\n"
+    )
+    exp = tmp_path / "exp"
+    train.main([
+        "--config", str(config), "--train_data_dir", str(data), "--valid_data_dir", str(data),
+        "--token_dir", str(tiny_recipe["tokens"]), "--normalize_conf", f"stats_file={stats}",
+        "--output_dir", str(exp), "--max_epoch", "1",
+    ])
+    state = torch.load(exp / "1epoch.pth", map_location="cpu")
+    # the expert in the checkpoint is the logistic regression fitted on the training set
+    dd = DataDir.load(data)
+    table = normalized_prosody_table(dd, Fbank(pitch=True), per_speaker=True)
+    emotions = ["neutral", "happy", "angry", "sad"]
+    x = torch.from_numpy(np.stack([table[u] for u in dd.utt_ids]))
+    y = torch.tensor([emotions.index(dd.utt2emo[u]) for u in dd.utt_ids])
+    head = UtteranceEmotionHead(4, 4, 4, prosody_dim=x.size(1))
+    head.fit_prosody_expert(x, y, l2=1.0e-3)
+    torch.testing.assert_close(state["head.prosody.weight"], head.prosody.weight, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(state["head.prosody.bias"], head.prosody.bias, atol=1e-5, rtol=1e-4)
+    assert float(state["prosody_stats"][0, 0]) > 0  # training accumulated the global statistics
+    # decoding reads the speakers' prosody statistics
+    rec = EmotionRecognizer.from_model_dir(exp, "1epoch.pth")
+    stats_by_utt = rec.speaker_stats(dd, dd.utt_ids)
+    assert next(iter(stats_by_utt.values())).shape == (2, 82 + x.size(1))
+    utt = dd.utt_ids[0]
+    (result,) = rec.decode([utt], [dd.load_audio(utt)], cmvn=[stats_by_utt[utt]])
+    assert result.emotion in emotions
