@@ -203,10 +203,16 @@ class ENTTask(AbsTask):
 
     @classmethod
     def fit_prosody_expert(cls, args: argparse.Namespace, model: EmotionTransducer) -> None:
-        """Fit the prosody expert on the training utterances with a known emotion (see the model)."""
+        """Fit the prosody expert on the training utterances with a known emotion (see the model).
+
+        With ``head_skip_mixed`` utterances whose intervals hold more than
+        one emotion are left out, as from the head's cross entropy.
+        """
         data = DataDir.load(args.train_data_dir, allow_empty_text=True)
         emotions = list(model.emotions)
         utts = [u for u in data.utt_ids if data.utt2emo.get(u) in emotions]
+        if getattr(model, "head_skip_mixed", False):  # as for the head's cross entropy
+            utts = [u for u in utts if len({iv.emotion for iv in data.emotion_intervals(u)}) <= 1]
         if not utts:
             raise RuntimeError(f"{args.train_data_dir}: no utterance with a known emotion to fit the prosody expert on")
         table = normalized_prosody_table(
