@@ -144,6 +144,18 @@ def test_auxiliary_ctc_equals_per_utterance_ctc() -> None:
     assert torch.isclose(loss, loss0 + 0.5 * stats["loss_ctc"], atol=1e-4)
 
 
+def assert_batch_loss_is_mean_of_single_losses(model, speech, lens, text, tlens, emo, cmvn) -> None:
+    """Padding invariance with per-speaker statistics: the batch loss is the mean of the unpadded losses."""
+    with torch.no_grad():
+        full, _, _ = model(speech, lens, text, tlens, emo, speech_cmvn=cmvn)
+        alone = [
+            model(speech[i : i + 1, : lens[i]], lens[i : i + 1], text[i : i + 1, : tlens[i]], tlens[i : i + 1],
+                  emo[i : i + 1], speech_cmvn=cmvn[i : i + 1])[0]
+            for i in range(len(lens))
+        ]
+    assert torch.allclose(full, torch.stack(alone).mean(), atol=1e-5)
+
+
 def test_speaker_cmvn_replaces_the_global_normalization_and_keeps_padding_invariance() -> None:
     model = tiny_model("ent").eval()
     speech, lens, text, tlens, emo = batch()
@@ -159,13 +171,7 @@ def test_speaker_cmvn_replaces_the_global_normalization_and_keeps_padding_invari
             t = int(enc_lens[i])
             torch.testing.assert_close(enc[i, :t], ref[i, :t])
         assert not torch.allclose(enc[0, :5], model.encode(speech, lens)[0][0, :5])
-        full, _, _ = model(speech, lens, text, tlens, emo, speech_cmvn=cmvn)
-        alone = [
-            model(speech[i : i + 1, : lens[i]], lens[i : i + 1], text[i : i + 1, : tlens[i]], tlens[i : i + 1],
-                  emo[i : i + 1], speech_cmvn=cmvn[i : i + 1])[0]
-            for i in range(3)
-        ]
-    assert torch.allclose(full, torch.stack(alone).mean(), atol=1e-5)
+    assert_batch_loss_is_mean_of_single_losses(model, speech, lens, text, tlens, emo, cmvn)
 
 
 def test_head_prosody_expert_reads_speaker_normalized_functionals() -> None:
@@ -210,13 +216,7 @@ def test_head_prosody_expert_reads_speaker_normalized_functionals() -> None:
         fused = torch.softmax(model.head(enc, enc_lens, model.predict(text)[1], tlens, prosody), -1)
         product = torch.softmax(deep, -1) * torch.softmax(pros, -1)
         torch.testing.assert_close(fused, product / product.sum(-1, keepdim=True))
-        # padding invariance with the prosody expert
-        full, _, _ = model(speech, lens, text, tlens, emo, speech_cmvn=cmvn)
-        alone = [
-            model(speech[i : i + 1, : lens[i]], lens[i : i + 1], text[i : i + 1, : tlens[i]], tlens[i : i + 1],
-                  emo[i : i + 1], speech_cmvn=cmvn[i : i + 1])[0]
-            for i in range(3)
-        ]
-    assert torch.allclose(full, torch.stack(alone).mean(), atol=1e-5)
+    # padding invariance with the prosody expert
+    assert_batch_loss_is_mean_of_single_losses(model, speech, lens, text, tlens, emo, cmvn)
     with pytest.raises(ValueError, match="prosody must be given"):
         model.head(enc, enc_lens, model.predict(text)[1], tlens)
