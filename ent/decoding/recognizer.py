@@ -158,7 +158,9 @@ class EmotionRecognizer:
         the model directory (a packed model).
 
         Raises:
-            DataError: If a file is missing, naming it.
+            DataError: If a file is missing, naming it, or the config or the
+                checkpoint does not give a model (e.g. an option this version
+                does not know).
         """
         from ent.tasks.ent_task import ENTTask
         from ent.text.tokenizer import Tokenizer
@@ -183,9 +185,17 @@ class EmotionRecognizer:
         import argparse
 
         namespace = argparse.Namespace(**args)
-        model = ENTTask.build_model(namespace)
+        try:
+            model = ENTTask.build_model(namespace)
+        except (TypeError, ValueError) as exc:
+            # e.g. a key a later version no longer knows (frontend_conf, model_conf, ...)
+            raise DataError(config_file, None, f"cannot build the model from this config: {exc}") from exc
         state = torch.load(checkpoint, map_location="cpu")
-        model.load_state_dict(state)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataError(checkpoint, None, f"does not fit the model of {config_file.name}: {first}") from exc
         logging.info(f"loaded {checkpoint} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters)")
         tokenizer = Tokenizer.from_dir(args["token_dir"])
         options = options or DecodeOptions()

@@ -41,6 +41,30 @@ def test_missing_model_is_one_clear_line(tmp_path: Path) -> None:
     assert f"{tmp_path}/config.yaml: not found" in proc.stderr
 
 
+def test_a_config_or_checkpoint_this_version_cannot_build_is_one_clear_line(tiny_recipe: dict, tmp_path: Path) -> None:
+    import shutil
+
+    import torch
+    import yaml
+
+    from ent.decoding.recognizer import EmotionRecognizer
+    from ent.utils.errors import DataError
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_recipe["model_dir"], model_dir)
+    config = yaml.safe_load((model_dir / "config.yaml").read_text())
+    config["frontend_conf"] = {**(config.get("frontend_conf") or {}), "cache_mb": 64}  # an option since removed
+    (model_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(DataError, match=r"config.yaml: cannot build the model from this config: .*cache_mb"):
+        EmotionRecognizer.from_model_dir(model_dir, "1epoch.pth")
+    shutil.copy(tiny_recipe["model_dir"] / "config.yaml", model_dir / "config.yaml")
+    state = torch.load(model_dir / "1epoch.pth", map_location="cpu")
+    state["head.extra.weight"] = torch.zeros(1)
+    torch.save(state, model_dir / "odd.pth")
+    with pytest.raises(DataError, match=r"odd.pth: does not fit the model of config.yaml"):
+        EmotionRecognizer.from_model_dir(model_dir, "odd.pth")
+
+
 def test_packed_model_transcribes_from_anywhere(tiny_recipe: dict, tmp_path: Path, capsys, monkeypatch) -> None:
     packed = tmp_path / "packed"
     pack_model.main(["--model-dir", str(tiny_recipe["model_dir"]), "--out-dir", str(packed)])
