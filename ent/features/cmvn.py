@@ -219,6 +219,16 @@ def _speaker_of(data: DataDir, utt: str) -> str:
     return data.utt2spk.get(utt, utt) if data.utt2spk else utt
 
 
+def _speaker_chunks(data: DataDir, utt_ids: Sequence[str], per_speaker: bool = True) -> List[Tuple[str, List[str]]]:
+    """``(speaker, chunk)`` jobs of at most CHUNK_SIZE utterances, speakers sorted, each chunk one speaker's
+    (``per_speaker=False``: all utterances under the key ``""``)."""
+    groups: Dict[str, List[str]] = {}
+    for utt in utt_ids:
+        groups.setdefault(_speaker_of(data, utt) if per_speaker else "", []).append(utt)
+    return [(key, utts[i : i + CHUNK_SIZE]) for key, utts in sorted(groups.items())
+            for i in range(0, len(utts), CHUNK_SIZE)]
+
+
 def _speaker_stats_key(data: DataDir, fbank: Fbank, utts: Sequence[str]) -> str:
     """What the cached speaker statistics depend on: frontend, utterances, audio files, speakers."""
     digest = hashlib.sha256(repr(fbank).encode())
@@ -270,12 +280,8 @@ def compute_speaker_cmvn_stats(
         raise ValueError("prosody functionals need pitch features (frontend_conf: {pitch: true})")
     data = data_dir if isinstance(data_dir, DataDir) else DataDir.load(data_dir, allow_empty_text=True)
     utt_ids = data.utt_ids if utt_ids is None else list(utt_ids)
-    by_speaker: Dict[str, List[str]] = {}
-    for utt in utt_ids:
-        by_speaker.setdefault(_speaker_of(data, utt), []).append(utt)
     # Chunks never mix speakers, so each result adds to exactly one speaker.
-    jobs = [(spk, utts[i : i + CHUNK_SIZE]) for spk, utts in sorted(by_speaker.items())
-            for i in range(0, len(utts), CHUNK_SIZE)]
+    jobs = _speaker_chunks(data, utt_ids)
     totals: SpeakerTotals = {}
     results = _accumulate_chunks(data, fbank, [c for _, c in jobs], nj, "speaker cmvn stats", prosody)
     for (spk, _), (res, funcs) in zip(jobs, results):
@@ -415,12 +421,8 @@ def normalized_prosody_table(
         raise ValueError("prosody functionals need pitch features (frontend_conf: {pitch: true})")
     data = data_dir if isinstance(data_dir, DataDir) else DataDir.load(data_dir, allow_empty_text=True)
     utt_ids = data.utt_ids if utt_ids is None else list(utt_ids)
-    groups: Dict[str, List[str]] = {}
-    for utt in utt_ids:
-        groups.setdefault(_speaker_of(data, utt) if per_speaker else "", []).append(utt)
-    jobs = [(key, utts[i : i + CHUNK_SIZE]) for key, utts in sorted(groups.items())
-            for i in range(0, len(utts), CHUNK_SIZE)]
-    functionals: Dict[str, Dict[str, np.ndarray]] = {key: {} for key in groups}
+    jobs = _speaker_chunks(data, utt_ids, per_speaker)
+    functionals: Dict[str, Dict[str, np.ndarray]] = {key: {} for key, _ in jobs}
     results = _accumulate_chunks(data, fbank, [c for _, c in jobs], nj, "prosody functionals", prosody=True)
     for (key, chunk), (_, funcs) in zip(jobs, results):
         assert funcs is not None
