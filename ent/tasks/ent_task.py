@@ -43,6 +43,7 @@ from ent.features.fbank import Fbank  # noqa: E402
 from ent.features.ssl import SSLFrontend  # noqa: E402
 from ent.features.specaug import build_specaug  # noqa: E402
 from ent.models.transducer import EmotionTransducer  # noqa: E402
+from ent.nets.dropout import use_fast_dropout  # noqa: E402
 from ent.nets.encoder import ConformerEncoder  # noqa: E402
 from ent.nets.predictor import RNNPredictor, StatelessPredictor  # noqa: E402
 from ent.text.tokenizer import Tokenizer  # noqa: E402
@@ -276,7 +277,7 @@ class ENTTask(AbsTask):
         model_conf.setdefault(
             "frame_shift", frontend.frame_shift_ms / 1000.0 * encoder.subsampling_factor
         )
-        return EmotionTransducer(
+        model = EmotionTransducer(
             vocab_size=vocab_size,
             emotions=emotions,
             frontend=frontend,
@@ -287,4 +288,7 @@ class ENTTask(AbsTask):
             blank_predictor=blank_predictor,
             **model_conf,
         )
+        # cheaper dropout masks on the CPU (the same torch.nn.Dropout elsewhere; ent/nets/dropout.py)
+        use_fast_dropout(model)
+        return model
 

@@ -32,6 +32,15 @@ def test_train_resume_and_average(tiny_recipe: dict, tmp_path: Path) -> None:
     assert "token_dir" in config and "variant: fent" in config
 
 
+def test_built_model_uses_fast_dropout(tiny_recipe: dict) -> None:
+    from ent.decoding.recognizer import EmotionRecognizer
+    from ent.nets.dropout import FastDropout
+
+    model = EmotionRecognizer.from_model_dir(tiny_recipe["model_dir"]).model
+    dropouts = [m for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert dropouts and all(type(m) is FastDropout for m in dropouts)
+
+
 def test_prosody_expert_is_fitted_before_training_and_stays_fixed(tiny_recipe: dict, tmp_path: Path) -> None:
     import numpy as np
 
