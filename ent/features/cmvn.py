@@ -256,7 +256,7 @@ def compute_speaker_cmvn_stats(
     nj: int = 1,
     utt_ids: Optional[Sequence[str]] = None,
     prosody: bool = False,
-) -> SpeakerTotals:
+) -> Tuple[SpeakerTotals, Optional[Dict[str, np.ndarray]]]:
     """Frame count, sum and sum of squares of the features of every speaker.
 
     Args:
@@ -270,6 +270,8 @@ def compute_speaker_cmvn_stats(
     Returns:
         ``{speaker: ((count, sum (D,), sum_square (D,)), prosody)}``, float64
         sums; ``prosody`` is ``(utterances, sum (K,), sum_square (K,))`` or None.
+        Second, with ``prosody``, every utterance's functionals ``{utt: (K,)
+        float64}`` (else None).
 
     Raises:
         DataError: On unreadable audio.
@@ -283,11 +285,14 @@ def compute_speaker_cmvn_stats(
     # Chunks never mix speakers, so each result adds to exactly one speaker.
     jobs = _speaker_chunks(data, utt_ids)
     totals: SpeakerTotals = {}
+    functionals: Optional[Dict[str, np.ndarray]] = {} if prosody else None
     results = _accumulate_chunks(data, fbank, [c for _, c in jobs], nj, "speaker cmvn stats", prosody)
-    for (spk, _), (res, funcs) in zip(jobs, results):
+    for (spk, chunk), (res, funcs) in zip(jobs, results):
         pros: Optional[Stats] = None
         if funcs is not None:
             pros = (funcs.shape[0], funcs.sum(axis=0), (funcs * funcs).sum(axis=0))
+            assert functionals is not None
+            functionals.update(zip(chunk, funcs))
         if spk in totals:
             (c, s1, s2), prev = totals[spk]
             res = (c + res[0], s1 + res[1], s2 + res[2])
@@ -297,7 +302,7 @@ def compute_speaker_cmvn_stats(
     for spk, ((count, _, _), _) in totals.items():
         if count == 0:
             raise ValueError(f"{data.path}: speaker '{spk}' has no feature frames")
-    return totals
+    return totals, functionals
 
 
 def _mean_std(stats: Stats, eps: float) -> np.ndarray:
@@ -344,45 +349,7 @@ def speaker_cmvn(
     fbank = Fbank() if fbank is None else fbank
     data = data_dir if isinstance(data_dir, DataDir) else DataDir.load(data_dir, allow_empty_text=True)
     utt_ids = data.utt_ids if utt_ids is None else list(utt_ids)
-    key = _speaker_stats_key(data, fbank, utt_ids)
-    path = Path(data.path) / "spk_cmvn.npz"
-    totals: Optional[SpeakerTotals] = None
-    if cache and path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                # a cache with prosody sums serves a request without them too
-                if str(f["key"]) == key and (not prosody or "prosody_count" in f.files):
-                    totals = {}
-                    for i, spk in enumerate(f["speakers"]):
-                        pros = None
-                        if prosody:
-                            pros = (int(f["prosody_count"][i]), f["prosody_sum"][i], f["prosody_sum_square"][i])
-                        totals[str(spk)] = ((int(f["count"][i]), f["sum"][i], f["sum_square"][i]), pros)
-        except (OSError, KeyError, ValueError) as exc:
-            logger.warning("%s: unreadable (%s); recomputing", path, exc)
-            totals = None
-    if totals is None:
-        totals = compute_speaker_cmvn_stats(data, fbank, nj, utt_ids, prosody=prosody)
-        if cache:
-            speakers = sorted(totals)
-            arrays = dict(
-                key=np.asarray(key), speakers=np.asarray(speakers),
-                count=np.asarray([totals[s][0][0] for s in speakers], dtype=np.int64),
-                sum=np.stack([totals[s][0][1] for s in speakers]),
-                sum_square=np.stack([totals[s][0][2] for s in speakers]),
-            )
-            if prosody:
-                arrays.update(
-                    prosody_count=np.asarray([totals[s][1][0] for s in speakers], dtype=np.int64),
-                    prosody_sum=np.stack([totals[s][1][1] for s in speakers]),
-                    prosody_sum_square=np.stack([totals[s][1][2] for s in speakers]),
-                )
-            try:
-                with atomic_write(path, "wb") as fh:
-                    np.savez(fh, **arrays)
-                logger.info("wrote per-speaker CMVN stats of %d speakers to %s", len(speakers), path)
-            except OSError as exc:
-                logger.warning("could not cache speaker CMVN stats in %s (%s)", path, exc)
+    totals, _ = _speaker_totals(data, fbank, nj, utt_ids, prosody, cache)
     per_speaker: Dict[str, np.ndarray] = {}
     for spk, (stats, pros) in totals.items():
         arr = _mean_std(stats, eps)
@@ -393,26 +360,84 @@ def speaker_cmvn(
     return {utt: per_speaker[_speaker_of(data, utt)] for utt in utt_ids}
 
 
+def _speaker_totals(
+    data: DataDir, fbank: Fbank, nj: int, utt_ids: List[str], prosody: bool, cache: bool,
+) -> Tuple[SpeakerTotals, Optional[Dict[str, np.ndarray]]]:
+    """:func:`compute_speaker_cmvn_stats` through the cache ``<data>/spk_cmvn.npz`` (see :func:`speaker_cmvn`).
+
+    With ``prosody`` the cache also keeps every utterance's functionals, so
+    that :func:`normalized_prosody_table` and :func:`speaker_cmvn` read the
+    audio once between them.
+    """
+    key = _speaker_stats_key(data, fbank, utt_ids)
+    path = Path(data.path) / "spk_cmvn.npz"
+    if cache and path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                # a cache with prosody sums serves a request without them too
+                if str(f["key"]) == key and (not prosody or "functionals" in f.files):
+                    totals: SpeakerTotals = {}
+                    for i, spk in enumerate(f["speakers"]):
+                        pros = None
+                        if prosody:
+                            pros = (int(f["prosody_count"][i]), f["prosody_sum"][i], f["prosody_sum_square"][i])
+                        totals[str(spk)] = ((int(f["count"][i]), f["sum"][i], f["sum_square"][i]), pros)
+                    functionals = dict(zip(utt_ids, f["functionals"])) if prosody else None
+                    return totals, functionals
+        except (OSError, KeyError, ValueError) as exc:
+            logger.warning("%s: unreadable (%s); recomputing", path, exc)
+    totals, functionals = compute_speaker_cmvn_stats(data, fbank, nj, utt_ids, prosody=prosody)
+    if cache:
+        speakers = sorted(totals)
+        arrays = dict(
+            key=np.asarray(key), speakers=np.asarray(speakers),
+            count=np.asarray([totals[s][0][0] for s in speakers], dtype=np.int64),
+            sum=np.stack([totals[s][0][1] for s in speakers]),
+            sum_square=np.stack([totals[s][0][2] for s in speakers]),
+        )
+        if prosody:
+            assert functionals is not None
+            arrays.update(
+                prosody_count=np.asarray([totals[s][1][0] for s in speakers], dtype=np.int64),
+                prosody_sum=np.stack([totals[s][1][1] for s in speakers]),
+                prosody_sum_square=np.stack([totals[s][1][2] for s in speakers]),
+                functionals=np.stack([functionals[u] for u in utt_ids]),
+            )
+        try:
+            with atomic_write(path, "wb") as fh:
+                np.savez(fh, **arrays)
+            logger.info("wrote per-speaker CMVN stats of %d speakers to %s", len(speakers), path)
+        except OSError as exc:
+            logger.warning("could not cache speaker CMVN stats in %s (%s)", path, exc)
+    return totals, functionals
+
+
 def normalized_prosody_table(
     data_dir: Union[PathLike, DataDir],
     fbank: Fbank,
     per_speaker: bool = True,
     nj: int = 1,
     utt_ids: Optional[Sequence[str]] = None,
+    cache: bool = True,
 ) -> Dict[str, np.ndarray]:
-    """Every utterance's prosody functionals, normalized as the model normalizes them.
+    """Utterances' prosody functionals, normalized as the model normalizes them in training.
 
     The functionals (:func:`ent.features.prosody.prosody_functionals`) of
-    each utterance are z-normalized with the mean and standard deviation over
-    the utterances of its speaker (``per_speaker``, as with the statistics of
-    :func:`speaker_cmvn` with ``prosody=True``), or over all utterances.
+    each utterance are z-normalized with the mean and standard deviation of
+    the functionals over all utterances of its speaker in the data directory
+    (``per_speaker``: the statistics :func:`speaker_cmvn` gives with
+    ``prosody=True``, which the model reads in training), or over all
+    utterances of the directory. The statistics pass is the one of
+    :func:`speaker_cmvn`, and shares its cache.
 
     Args:
         data_dir: Kaldi-style data directory (path or loaded).
         fbank: The frontend (with pitch); used in eval mode.
         per_speaker: Normalize per speaker (else globally).
         nj: Worker processes.
-        utt_ids: The utterances (default: all).
+        utt_ids: The utterances to return (default: all); a subset of the
+            directory's (the keys of ``text``).
+        cache: Read and write ``spk_cmvn.npz``.
 
     Returns:
         ``{utt: (K,) float32}``.
@@ -420,22 +445,29 @@ def normalized_prosody_table(
     if not fbank.pitch:
         raise ValueError("prosody functionals need pitch features (frontend_conf: {pitch: true})")
     data = data_dir if isinstance(data_dir, DataDir) else DataDir.load(data_dir, allow_empty_text=True)
-    utt_ids = data.utt_ids if utt_ids is None else list(utt_ids)
-    jobs = _speaker_chunks(data, utt_ids, per_speaker)
-    functionals: Dict[str, Dict[str, np.ndarray]] = {key: {} for key, _ in jobs}
-    results = _accumulate_chunks(data, fbank, [c for _, c in jobs], nj, "prosody functionals", prosody=True)
-    for (key, chunk), (_, funcs) in zip(jobs, results):
-        assert funcs is not None
-        functionals[key].update(zip(chunk, funcs))
+    everyone = data.utt_ids
+    utt_ids = everyone if utt_ids is None else list(utt_ids)
+    unknown = sorted(set(utt_ids) - set(everyone))
+    if unknown:
+        raise ValueError(f"{data.path}: utterance '{unknown[0]}' is not in its text")
+    totals, functionals = _speaker_totals(data, fbank, nj, everyone, prosody=True, cache=cache)
+    assert functionals is not None
+
+    def mean_std(pros: Stats) -> Tuple[torch.Tensor, torch.Tensor]:
+        mean, std = _mean_std(pros, VAR_FLOOR).astype(np.float64)
+        return torch.from_numpy(mean), torch.from_numpy(std)
+
+    if per_speaker:
+        stats = {spk: mean_std(pros) for spk, (_, pros) in totals.items() if pros is not None}
+    else:
+        parts = [pros for _, pros in totals.values() if pros is not None]
+        pooled = mean_std((sum(p[0] for p in parts), sum(p[1] for p in parts), sum(p[2] for p in parts)))
     out: Dict[str, np.ndarray] = {}
-    for key, table in functionals.items():
-        stacked = np.stack(list(table.values()))
-        n = stacked.shape[0]
-        mean_std = _mean_std((n, stacked.sum(axis=0), (stacked * stacked).sum(axis=0)), VAR_FLOOR)
-        z = normalize_prosody(torch.from_numpy(stacked), torch.from_numpy(mean_std[0]).double(),
-                              torch.from_numpy(mean_std[1]).double())
-        out.update(zip(table, z.float().numpy()))
-    return {utt: out[utt] for utt in utt_ids}
+    for utt in utt_ids:
+        mean, std = stats[_speaker_of(data, utt)] if per_speaker else pooled
+        z = normalize_prosody(torch.from_numpy(np.asarray(functionals[utt], dtype=np.float64))[None], mean, std)
+        out[utt] = z[0].float().numpy()
+    return out
 
 
 def apply_cmvn(feats: torch.Tensor, feats_lens: torch.Tensor, cmvn: torch.Tensor) -> torch.Tensor:

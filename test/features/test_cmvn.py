@@ -212,6 +212,37 @@ def test_speaker_cmvn_with_prosody_appends_each_speakers_functional_statistics(t
         np.testing.assert_allclose(table[utt], z.numpy(), rtol=1e-4, atol=1e-4)
 
 
+def test_prosody_table_and_speaker_statistics_read_the_audio_once(tmp_path, monkeypatch):
+    import ent.features.cmvn as cmvn
+
+    d = _two_speaker_dir(tmp_path)
+    fbank = Fbank(pitch=True)
+    calls = []
+    real = cmvn.compute_speaker_cmvn_stats
+    monkeypatch.setattr(cmvn, "compute_speaker_cmvn_stats", lambda *a, **k: calls.append(1) or real(*a, **k))
+    # a subset (as when the expert is fitted on the utterances of known emotion) is normalized with the
+    # statistics of all the speaker's utterances, which the model reads in training
+    subset = cmvn.normalized_prosody_table(d, fbank, utt_ids=["utt0", "utt3"])
+    stats = cmvn.speaker_cmvn(d, fbank, prosody=True)
+    assert calls == [1] and sorted(subset) == ["utt0", "utt3"]
+    full = cmvn.normalized_prosody_table(d, fbank)
+    assert calls == [1]
+    for utt in subset:
+        np.testing.assert_array_equal(subset[utt], full[utt])
+    data = DataDir.load(d)
+    f = fbank.eval().extract(torch.from_numpy(data.load_audio("utt0")))
+    funcs = prosody_functionals(f[None], torch.tensor([len(f)]), 80)[0].double()
+    z = normalize_prosody(funcs, torch.from_numpy(stats["utt0"][0, 82:]).double(),
+                          torch.from_numpy(stats["utt0"][1, 82:]).double())
+    np.testing.assert_allclose(subset["utt0"], z.numpy(), rtol=1e-5, atol=1e-5)
+    # global normalization: zero mean over the directory
+    pooled = cmvn.normalized_prosody_table(d, fbank, per_speaker=False)
+    assert calls == [1]
+    np.testing.assert_allclose(np.stack(list(pooled.values())).mean(0), 0.0, atol=1e-4)
+    with pytest.raises(ValueError, match="not in its text"):
+        cmvn.normalized_prosody_table(d, fbank, utt_ids=["utt9"])
+
+
 def test_speaker_cmvn_without_utt2spk_entry_is_per_utterance(tmp_path):
     d = _two_speaker_dir(tmp_path)
     data = DataDir.load(d)
