@@ -64,6 +64,9 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--frame-switch-penalty", type=float, default=None,
                         help="smooth the frame emotions (Viterbi; nats per change of emotion, 0: off); "
                         "overrides the config")
+    parser.add_argument("--frame-emotion-pause", type=float, default=None,
+                        help="frame emotions by pieces: cut utterances at pauses of at least this many seconds "
+                        "and take the frame emotions of each piece decoded on its own (0: off); overrides the config")
     parser.add_argument("--lm", default=None,
                         help="token n-gram LM (ARPA, ent.bin.train_lm) for modified beam search; "
                         "default: lm.arpa of a packed --model-dir, if any (used when lm_weight > 0)")
@@ -106,6 +109,7 @@ def run(args: argparse.Namespace) -> None:
         "utt_emotion_from": args.utt_emotion_from,
         "frame_switch_penalty": args.frame_switch_penalty,
         "lm_weight": args.lm_weight, "token_bonus": args.token_bonus,
+        "frame_emotion_pause": args.frame_emotion_pause,
     })
     device = "cuda" if args.ngpu > 0 else "cpu"
     try:
@@ -119,6 +123,9 @@ def run(args: argparse.Namespace) -> None:
     if args.streaming and options.frame_switch_penalty > 0:
         logging.warning("--streaming: frame emotions are not smoothed (frame_switch_penalty needs the whole "
                         "utterance); each frame keeps its own decision")
+    if args.streaming and options.frame_emotion_pause > 0:
+        logging.warning("--streaming: frame emotions are not taken by pieces (frame_emotion_pause needs the whole "
+                        "utterance)")
     if args.streaming or args.simulate_streaming:
         try:
             check_streaming_model(recognizer.model)

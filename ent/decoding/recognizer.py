@@ -14,7 +14,7 @@ import logging
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -23,7 +23,8 @@ import yaml
 from ent.decoding.beam_search import modified_beam_search
 from ent.decoding.greedy import greedy_search
 from ent.decoding.emotion_smoothing import smooth_hypothesis
-from ent.decoding.hypothesis import utterance_emotion
+from ent.decoding.hypothesis import Hypothesis, utterance_emotion
+from ent.decoding.segmentation import piece_frames, split_at_pauses, stitch_frames, with_frame_emotions
 from ent.decoding.streaming import encode_chunked, min_samples
 from ent.decoding.writer import DecodeResult, make_result
 from ent.lm.ngram import PACKED_LM_NAME, NgramLM, NgramScorer
@@ -31,6 +32,9 @@ from ent.utils.errors import DataError
 
 PathLike = Union[str, Path]
 SEARCHES = ("greedy", "modified_beam_search")
+SAMPLE_RATE = 16000
+MIN_PIECE_S = 0.2
+"""Shortest piece for the frame emotions (frame_emotion_min_piece), in seconds."""
 
 
 @dataclass
@@ -59,6 +63,15 @@ class DecodeOptions:
             ``--lm`` or as ``lm.arpa`` in a packed model). 0: no LM.
         token_bonus: Modified beam search: added to the score of every
             emitted token (offsets the LM's preference for fewer tokens).
+        frame_emotion_pause: Frame emotions by pieces: cut each utterance
+            in the middle of every pause of at least this many seconds; the
+            frame emotions of an utterance so cut come from a greedy search
+            of each piece on its own encoder output, and each token takes the
+            emotion of its frame (see :mod:`ent.decoding.segmentation`). The
+            words and the head's utterance emotion still come from the whole
+            utterance. 0: the frame emotions of the whole utterance's search.
+        frame_emotion_min_piece: Shortest piece in seconds (shorter ones are
+            merged into a neighbour), >= 0.2.
     """
 
     search: str = "modified_beam_search"
@@ -71,6 +84,8 @@ class DecodeOptions:
     frame_switch_penalty: float = 0.0
     lm_weight: float = 0.0
     token_bonus: float = 0.0
+    frame_emotion_pause: float = 0.0
+    frame_emotion_min_piece: float = 0.5
 
     def __post_init__(self) -> None:
         if self.search not in SEARCHES:
@@ -83,6 +98,10 @@ class DecodeOptions:
             raise ValueError(f"lm_weight must be >= 0, got {self.lm_weight}")
         if (self.lm_weight > 0 or self.token_bonus != 0) and self.search != "modified_beam_search":
             raise ValueError("lm_weight and token_bonus need search: modified_beam_search")
+        if self.frame_emotion_pause < 0:
+            raise ValueError(f"frame_emotion_pause must be >= 0, got {self.frame_emotion_pause}")
+        if self.frame_emotion_min_piece < MIN_PIECE_S:
+            raise ValueError(f"frame_emotion_min_piece must be >= {MIN_PIECE_S}, got {self.frame_emotion_min_piece}")
 
     @classmethod
     def from_yaml(cls, path: Optional[PathLike], overrides: Mapping[str, Any] = ()) -> "DecodeOptions":
@@ -259,11 +278,7 @@ class EmotionRecognizer:
             One :class:`DecodeResult` per utterance, in input order.
         """
         model = self.model
-        lengths = torch.tensor([len(w) for w in waves], dtype=torch.long)
-        speech = torch.zeros(len(waves), int(lengths.max()))
-        for i, w in enumerate(waves):
-            speech[i, : len(w)] = torch.from_numpy(np.asarray(w, dtype=np.float32))
-        speech, lengths = speech.to(self.device), lengths.to(self.device)
+        speech, lengths = self._pad(waves)
         stats: Optional[torch.Tensor] = None
         if self.speaker_cmvn and cmvn is not None:
             if len(cmvn) != len(waves):
@@ -273,21 +288,11 @@ class EmotionRecognizer:
             logging.warning("this model was trained with per-speaker CMVN; without speaker statistics "
                             "it uses its global CMVN (emotions are less accurate)")
             self._warned_global_cmvn = True
-        if chunk_size is None:
-            enc_out, enc_lens, prosody = model.encode_with_prosody(speech, lengths, stats)
-        else:
-            enc_out, enc_lens = encode_chunked(model, speech, lengths, chunk_size, num_left_chunks, stats)
-            prosody = None
-            if model.head_prosody:  # the functionals read the whole utterance's features
-                feats, feats_lens = model.frontend(speech, lengths)
-                prosody = model.utterance_prosody(feats, feats_lens, stats)
+        enc_out, enc_lens, prosody = self._encode(speech, lengths, stats, chunk_size, num_left_chunks)
         opts = self.options
-        if opts.search == "greedy":
-            hyps = greedy_search(model, enc_out, enc_lens, opts.max_symbols_per_frame)
-        else:
-            hyps = modified_beam_search(model, enc_out, enc_lens, beam=opts.beam, lm=self.lm,
-                                        lm_weight=opts.lm_weight, token_bonus=opts.token_bonus,
-                                        max_symbols_per_frame=opts.max_symbols_per_frame)
+        hyps = self._search(enc_out, enc_lens)
+        if opts.frame_emotion_pause > 0:
+            hyps = self._frame_emotions_by_pieces(hyps, waves, stats, chunk_size, num_left_chunks)
         if opts.frame_switch_penalty > 0:
             hyps = [smooth_hypothesis(hyp, opts.frame_switch_penalty) for hyp in hyps]
         utt_emos = utterance_emotion(
@@ -299,6 +304,72 @@ class EmotionRecognizer:
             make_result(utt, hyp, self.tokenizer, emo, model.frame_shift, model.emotions, neutral)
             for utt, hyp, emo in zip(utt_ids, hyps, utt_emos)
         ]
+
+    def _pad(self, waves: Sequence[np.ndarray]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Waveforms as a zero-padded batch (B, N_max) and their lengths (B,), on the device."""
+        lengths = torch.tensor([len(w) for w in waves], dtype=torch.long)
+        speech = torch.zeros(len(waves), int(lengths.max()))
+        for i, w in enumerate(waves):
+            speech[i, : len(w)] = torch.from_numpy(np.asarray(w, dtype=np.float32))
+        return speech.to(self.device), lengths.to(self.device)
+
+    def _encode(
+        self, speech: torch.Tensor, lengths: torch.Tensor, stats: Optional[torch.Tensor],
+        chunk_size: Optional[int], num_left_chunks: Optional[int],
+    ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+        """Encoder output (B, T, D), lengths (B,) and the head's prosody functionals (B, K) or None."""
+        model = self.model
+        if chunk_size is None:
+            return model.encode_with_prosody(speech, lengths, stats)
+        enc_out, enc_lens = encode_chunked(model, speech, lengths, chunk_size, num_left_chunks, stats)
+        prosody = None
+        if model.head_prosody:  # the functionals read the whole utterance's features
+            feats, feats_lens = model.frontend(speech, lengths)
+            prosody = model.utterance_prosody(feats, feats_lens, stats)
+        return enc_out, enc_lens, prosody
+
+    def _search(self, enc_out: torch.Tensor, enc_lens: torch.Tensor) -> List[Hypothesis]:
+        """The configured search over encoder outputs (B, T, D) of lengths (B,)."""
+        opts = self.options
+        if opts.search == "greedy":
+            return greedy_search(self.model, enc_out, enc_lens, opts.max_symbols_per_frame)
+        return modified_beam_search(self.model, enc_out, enc_lens, beam=opts.beam, lm=self.lm,
+                                    lm_weight=opts.lm_weight, token_bonus=opts.token_bonus,
+                                    max_symbols_per_frame=opts.max_symbols_per_frame)
+
+    def _frame_emotions_by_pieces(
+        self, hyps: List[Hypothesis], waves: Sequence[np.ndarray], stats: Optional[torch.Tensor],
+        chunk_size: Optional[int], num_left_chunks: Optional[int],
+    ) -> List[Hypothesis]:
+        """``hyps`` with the frame emotions of their pause-delimited pieces (``frame_emotion_pause``).
+
+        Utterances without a pause keep their own. The pieces of the others
+        are encoded as one batch and searched greedily.
+
+        Args:
+            hyps: Hypotheses of the whole utterances (B).
+            waves: Their waveforms (B).
+            stats: Speaker statistics of each utterance (B, 2, F'), or None.
+        """
+        opts = self.options
+        align = int(round(self.model.frame_shift * SAMPLE_RATE))
+        spans = [split_at_pauses(np.asarray(w), opts.frame_emotion_pause, opts.frame_emotion_min_piece, align,
+                                 sample_rate=SAMPLE_RATE) for w in waves]
+        cut = [b for b, sp in enumerate(spans) if len(sp) > 1]
+        if not cut:
+            return hyps
+        owners = [b for b in cut for _ in spans[b]]
+        speech, lengths = self._pad([waves[b][s:e] for b in cut for s, e in spans[b]])
+        piece_stats = None if stats is None else stats[torch.tensor(owners, device=stats.device)]
+        enc_out, enc_lens, _ = self._encode(speech, lengths, piece_stats, chunk_size, num_left_chunks)
+        pieces = greedy_search(self.model, enc_out, enc_lens, opts.max_symbols_per_frame)
+        out, k = list(hyps), 0
+        for b in cut:
+            n = len(spans[b])
+            counts = piece_frames(spans[b], align, hyps[b].num_frames)
+            out[b] = with_frame_emotions(hyps[b], *stitch_frames(pieces[k: k + n], counts))
+            k += n
+        return out
 
     @property
     def min_samples(self) -> int:
