@@ -367,8 +367,9 @@ if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ] && [ -n "${streaming_conf
   for config in ${streaming_configs}; do
     tag=$(model_tag "${config}")
     mdir="${expdir}/${tag}"
-    # Frame emotions are the per-frame decisions in every row (no smoothing,
-    # which needs the whole utterance), so that full context and streams compare.
+    # Frame emotions are the per-frame decisions of the whole utterance's search
+    # in every row (no smoothing and no pieces, which need the whole utterance),
+    # so that full context and streams compare.
     for chunk in full ${streaming_chunk_ms}; do
       if [ "${chunk}" = full ]; then
         sopts=(); name="${tag}_greedy"
@@ -380,7 +381,7 @@ if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ] && [ -n "${streaming_conf
         if [ ! -f "${out}/.done" ]; then
           log "Stage 10: ${name} decoding of ${datadir}/${dset}"
           ${python} -m ent.bin.inference --model-dir "${mdir}" --model-file "${inference_model}" \
-            --config "${decode_config}" --search greedy --frame-switch-penalty 0 \
+            --config "${decode_config}" --search greedy --frame-switch-penalty 0 --frame-emotion-pause 0 \
             --lm-weight 0 --token-bonus 0 "${sopts[@]}" \
             --data-dir "${datadir}/${dset}" --out-dir "${out}" --ngpu "${ngpu}"
           touch "${out}/.done"
