@@ -315,15 +315,17 @@ class EmotionRecognizer:
 
     def _encode(
         self, speech: torch.Tensor, lengths: torch.Tensor, stats: Optional[torch.Tensor],
-        chunk_size: Optional[int], num_left_chunks: Optional[int],
+        chunk_size: Optional[int], num_left_chunks: Optional[int], with_prosody: bool = True,
     ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
         """Encoder output (B, T, D), lengths (B,) and the head's prosody functionals (B, K) or None."""
         model = self.model
         if chunk_size is None:
+            if not with_prosody:
+                return (*model.encode(speech, lengths, stats), None)
             return model.encode_with_prosody(speech, lengths, stats)
         enc_out, enc_lens = encode_chunked(model, speech, lengths, chunk_size, num_left_chunks, stats)
         prosody = None
-        if model.head_prosody:  # the functionals read the whole utterance's features
+        if with_prosody and model.head_prosody:  # the functionals read the whole utterance's features
             feats, feats_lens = model.frontend(speech, lengths)
             prosody = model.utterance_prosody(feats, feats_lens, stats)
         return enc_out, enc_lens, prosody
@@ -361,7 +363,8 @@ class EmotionRecognizer:
         owners = [b for b in cut for _ in spans[b]]
         speech, lengths = self._pad([waves[b][s:e] for b in cut for s, e in spans[b]])
         piece_stats = None if stats is None else stats[torch.tensor(owners, device=stats.device)]
-        enc_out, enc_lens, _ = self._encode(speech, lengths, piece_stats, chunk_size, num_left_chunks)
+        enc_out, enc_lens, _ = self._encode(speech, lengths, piece_stats, chunk_size, num_left_chunks,
+                                            with_prosody=False)
         pieces = greedy_search(self.model, enc_out, enc_lens, opts.max_symbols_per_frame)
         out, k = list(hyps), 0
         for b in cut:

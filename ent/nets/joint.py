@@ -16,6 +16,13 @@ _ACTIVATIONS: Dict[str, Callable[[], torch.nn.Module]] = {
     "relu": torch.nn.ReLU,
     "swish": torch.nn.SiLU,
 }
+# The same functions in place: the joint applies them to the fresh sum of its
+# projections, so the (B, T, U+1, joint_dim) lattice is not written twice.
+_IN_PLACE: Dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "tanh": torch.tanh_,
+    "relu": torch.relu_,
+    "swish": lambda x: torch.nn.functional.silu(x, inplace=True),
+}
 
 
 class JointNetwork(torch.nn.Module):
@@ -47,6 +54,7 @@ class JointNetwork(torch.nn.Module):
         self.lin_enc = torch.nn.Linear(enc_dim, joint_dim)
         self.lin_pred = torch.nn.Linear(pred_dim, joint_dim, bias=False)
         self.activation = _ACTIVATIONS[activation]()
+        self._activate_ = _IN_PLACE[activation]
         self.lin_out = torch.nn.Linear(joint_dim, output_size)
         self._output_size = output_size
 
@@ -72,7 +80,7 @@ class JointNetwork(torch.nn.Module):
         Returns:
             Logits, e.g. (B, T, U+1, output_size).
         """
-        return self.lin_out(self.activation(enc_proj + pred_proj))
+        return self.lin_out(self._activate_(enc_proj + pred_proj))
 
     def forward(self, enc_out: torch.Tensor, pred_out: torch.Tensor) -> torch.Tensor:
         """Joint logits for every pair of encoder and predictor frames given.
