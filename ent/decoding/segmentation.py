@@ -12,8 +12,9 @@ a pause inside it costs words: README).
 :func:`split_at_pauses` finds the pauses from the frame energy of the
 waveform: a frame (25 ms, hop 10 ms) is a pause frame when its energy is at
 least ``pause_db`` below the utterance's 90th percentile of frame energy (the
-rule of the ``pause_fraction`` prosody functional,
-:data:`ent.features.prosody.PAUSE_DB`). Every run of pause frames between the
+threshold of the ``pause_fraction`` prosody functional,
+:data:`ent.features.prosody.PAUSE_DB`, which measures energy on the log-mel
+features instead). Every run of pause frames between the
 first and the last speech frame that lasts at least ``min_pause`` seconds is
 cut in its middle, at a multiple of the encoder frame (so the pieces' frames
 line up with the whole utterance's). Pieces shorter than ``min_duration`` are

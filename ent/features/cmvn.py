@@ -219,12 +219,11 @@ def _speaker_of(data: DataDir, utt: str) -> str:
     return data.utt2spk.get(utt, utt) if data.utt2spk else utt
 
 
-def _speaker_chunks(data: DataDir, utt_ids: Sequence[str], per_speaker: bool = True) -> List[Tuple[str, List[str]]]:
-    """``(speaker, chunk)`` jobs of at most CHUNK_SIZE utterances, speakers sorted, each chunk one speaker's
-    (``per_speaker=False``: all utterances under the key ``""``)."""
+def _speaker_chunks(data: DataDir, utt_ids: Sequence[str]) -> List[Tuple[str, List[str]]]:
+    """``(speaker, chunk)`` jobs of at most CHUNK_SIZE utterances, speakers sorted, each chunk one speaker's."""
     groups: Dict[str, List[str]] = {}
     for utt in utt_ids:
-        groups.setdefault(_speaker_of(data, utt) if per_speaker else "", []).append(utt)
+        groups.setdefault(_speaker_of(data, utt), []).append(utt)
     return [(key, utts[i : i + CHUNK_SIZE]) for key, utts in sorted(groups.items())
             for i in range(0, len(utts), CHUNK_SIZE)]
 
