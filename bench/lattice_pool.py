@@ -45,6 +45,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.tables import markdown  # noqa: E402
 from ent.losses.fused_lattice import (  # noqa: E402
     BackendUnavailableError,
     fused_lattice_max_pool_loss,
@@ -244,12 +245,6 @@ def plain_gb(spec: Dict[str, object]) -> float:
     itemsize = torch.empty((), dtype=DTYPES[str(spec["dtype"])]).element_size()
     nodes = int(spec["batch"]) * int(spec["frames"]) * (int(spec["tokens"]) + 1)
     return 3 * nodes * int(spec["joint"]) * itemsize / 1e9
-
-
-def markdown(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---:" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def compare(base: Dict[str, object], backends: Sequence[str], max_plain_gb: float) -> List[List[str]]:
