@@ -21,13 +21,12 @@ per-frame decisions.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import List
 
 import numpy as np
 import torch
 
-from ent.decoding.hypothesis import Hypothesis
+from ent.decoding.hypothesis import Hypothesis, with_frame_emotions
 
 EPS = 1e-8
 """Floor of the posteriors before the log."""
@@ -84,6 +83,4 @@ def smooth_hypothesis(hyp: Hypothesis, switch_penalty: float) -> Hypothesis:
     Returns:
         A new hypothesis; posteriors, tokens, frames and score are unchanged.
     """
-    frames = smooth_frame_emotions(hyp.frame_posteriors, switch_penalty)
-    tokens = [frames[f] for f in hyp.token_frames]
-    return dataclasses.replace(hyp, frame_emotions=frames, token_emotions=tokens)
+    return with_frame_emotions(hyp, smooth_frame_emotions(hyp.frame_posteriors, switch_penalty))

@@ -19,6 +19,7 @@ from the utterance head or pooled from the lattice) and emotional segments
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Iterator, List, NamedTuple, Optional, Protocol, Sequence, Tuple
@@ -164,6 +165,38 @@ class UttEmotion(NamedTuple):
     emotion_id: int
     emotion: str
     scores: Tensor
+
+
+def with_frame_emotions(
+    hyp: Hypothesis, frame_emotions: Sequence[int], frame_posteriors: Optional[Tensor] = None
+) -> Hypothesis:
+    """``hyp`` with other frame emotions; each token takes the emotion of its frame.
+
+    Args:
+        hyp: A hypothesis of T frames.
+        frame_emotions: T emotion ids.
+        frame_posteriors: (T, C) posteriors that come with them; the tokens
+            then take those of their frames too. None: the hypothesis keeps
+            its frame and token posteriors.
+
+    Returns:
+        A new hypothesis; tokens, token frames and score are unchanged.
+    """
+    if len(frame_emotions) != hyp.num_frames:
+        raise ValueError(f"{len(frame_emotions)} frame emotions for a hypothesis of {hyp.num_frames} frames")
+    frames = list(hyp.token_frames)
+    token_emotions = [int(frame_emotions[f]) for f in frames]
+    if frame_posteriors is None:
+        return dataclasses.replace(hyp, frame_emotions=list(frame_emotions), token_emotions=token_emotions)
+    if frame_posteriors.size(0) != hyp.num_frames:
+        raise ValueError(f"{frame_posteriors.size(0)} frame posteriors for a hypothesis of {hyp.num_frames} frames")
+    return dataclasses.replace(
+        hyp,
+        frame_emotions=list(frame_emotions),
+        frame_posteriors=frame_posteriors,
+        token_emotions=token_emotions,
+        token_posteriors=frame_posteriors[frames] if frames else frame_posteriors[:0],
+    )
 
 
 # ------------------------------------------------------------------ words

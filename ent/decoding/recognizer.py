@@ -23,8 +23,8 @@ import yaml
 from ent.decoding.beam_search import modified_beam_search
 from ent.decoding.greedy import greedy_search
 from ent.decoding.emotion_smoothing import smooth_hypothesis
-from ent.decoding.hypothesis import Hypothesis, utterance_emotion
-from ent.decoding.segmentation import piece_frames, split_at_pauses, stitch_frames, with_frame_emotions
+from ent.decoding.hypothesis import Hypothesis, utterance_emotion, with_frame_emotions
+from ent.decoding.segmentation import piece_frames, split_at_pauses, stitch_frames
 from ent.decoding.streaming import encode_chunked, min_samples
 from ent.decoding.writer import DecodeResult, make_result
 from ent.lm.ngram import PACKED_LM_NAME, NgramLM, NgramScorer
@@ -32,7 +32,6 @@ from ent.utils.errors import DataError
 
 PathLike = Union[str, Path]
 SEARCHES = ("greedy", "modified_beam_search")
-SAMPLE_RATE = 16000
 MIN_PIECE_S = 0.2
 """Shortest piece for the frame emotions (frame_emotion_min_piece), in seconds."""
 
@@ -354,9 +353,10 @@ class EmotionRecognizer:
             stats: Speaker statistics of each utterance (B, 2, F'), or None.
         """
         opts = self.options
-        align = int(round(self.model.frame_shift * SAMPLE_RATE))
+        sample_rate = int(self.model.frontend.sample_rate)
+        align = int(round(self.model.frame_shift * sample_rate))
         spans = [split_at_pauses(np.asarray(w), opts.frame_emotion_pause, opts.frame_emotion_min_piece, align,
-                                 sample_rate=SAMPLE_RATE) for w in waves]
+                                 sample_rate=sample_rate) for w in waves]
         cut = [b for b, sp in enumerate(spans) if len(sp) > 1]
         if not cut:
             return hyps

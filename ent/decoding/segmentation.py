@@ -21,20 +21,20 @@ line up with the whole utterance's). Pieces shorter than ``min_duration`` are
 merged into a neighbour.
 
 :func:`stitch_frames` joins the pieces' frame emotions into those of the whole
-utterance and :func:`with_frame_emotions` puts them into the utterance's
-hypothesis; :class:`~ent.decoding.recognizer.EmotionRecognizer` does all this
+utterance and :func:`~ent.decoding.hypothesis.with_frame_emotions` puts them
+into the utterance's hypothesis; :class:`~ent.decoding.recognizer.EmotionRecognizer` does all this
 when ``frame_emotion_pause`` is set in the decoding options.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import List, Sequence, Tuple
 
 import numpy as np
 import torch
 
+from ent.data.audio import TARGET_SAMPLE_RATE
 from ent.decoding.hypothesis import Hypothesis
 from ent.features.prosody import PAUSE_DB
 
@@ -46,7 +46,7 @@ HOP_S = 0.010
 _POWER_FLOOR = 1e-10
 
 
-def frame_energy_db(wave: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
+def frame_energy_db(wave: np.ndarray, sample_rate: int = TARGET_SAMPLE_RATE) -> np.ndarray:
     """Energy of 25 ms frames every 10 ms in dB (10 log10 of the mean square).
 
     Args:
@@ -101,7 +101,7 @@ def split_at_pauses(
     min_duration: float,
     align: int,
     pause_db: float = PAUSE_DB,
-    sample_rate: int = 16000,
+    sample_rate: int = TARGET_SAMPLE_RATE,
 ) -> List[Tuple[int, int]]:
     """Cut a waveform in the middle of its pauses.
 
@@ -200,24 +200,3 @@ def stitch_frames(pieces: Sequence[Hypothesis], num_frames: Sequence[int]) -> Tu
         emotions += _fit_frames(torch.tensor(hyp.frame_emotions), count).tolist()
         posteriors.append(_fit_frames(hyp.frame_posteriors, count))
     return emotions, torch.cat(posteriors)
-
-
-def with_frame_emotions(hyp: Hypothesis, frame_emotions: Sequence[int], frame_posteriors: torch.Tensor) -> Hypothesis:
-    """``hyp`` with other frame emotions; each token takes the emotion and posteriors of its frame.
-
-    Args:
-        hyp: A hypothesis of T frames.
-        frame_emotions: T emotion ids.
-        frame_posteriors: (T, C) posteriors.
-    """
-    if len(frame_emotions) != hyp.num_frames or frame_posteriors.size(0) != hyp.num_frames:
-        raise ValueError(f"{len(frame_emotions)} frame emotions and {frame_posteriors.size(0)} posteriors "
-                         f"for a hypothesis of {hyp.num_frames} frames")
-    frames = list(hyp.token_frames)
-    return dataclasses.replace(
-        hyp,
-        frame_emotions=list(frame_emotions),
-        frame_posteriors=frame_posteriors,
-        token_emotions=[int(frame_emotions[f]) for f in frames],
-        token_posteriors=frame_posteriors[frames] if frames else frame_posteriors[:0],
-    )

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from ent.decoding.hypothesis import Hypothesis
+from ent.decoding.hypothesis import Hypothesis, with_frame_emotions
 from ent.decoding.recognizer import DecodeOptions, EmotionRecognizer
 from ent.decoding.segmentation import (
     frame_energy_db,
@@ -16,7 +16,6 @@ from ent.decoding.segmentation import (
     piece_frames,
     split_at_pauses,
     stitch_frames,
-    with_frame_emotions,
 )
 from ent.features.fbank import Fbank
 from ent.utils.errors import DataError
@@ -127,6 +126,12 @@ def test_with_frame_emotions_gives_tokens_their_frames_emotions() -> None:
     assert empty.token_emotions == [] and empty.token_posteriors.shape == (0, 4)
     with pytest.raises(ValueError, match="3 frame emotions"):
         with_frame_emotions(h, [1, 1, 3], post)
+    with pytest.raises(ValueError, match="3 frame posteriors"):
+        with_frame_emotions(h, [1, 1, 3, 2], post[:3])
+    # without posteriors the hypothesis keeps its own (as smoothing does)
+    kept = with_frame_emotions(h, [1, 1, 3, 2])
+    assert kept.token_emotions == [1, 3, 3] and kept.frame_emotions == [1, 1, 3, 2]
+    assert kept.frame_posteriors is h.frame_posteriors and kept.token_posteriors is h.token_posteriors
 
 
 def test_piece_frames() -> None:
