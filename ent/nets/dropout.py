@@ -16,6 +16,7 @@ in evaluation mode and for ``p`` of 0 it is ``torch.nn.Dropout`` itself.
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -36,9 +37,7 @@ def keep_mask(shape: Sequence[int], p: float, device: torch.device | str = "cpu"
     """
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability must be in [0, 1], got {p}")
-    n = 1
-    for size in shape:
-        n *= int(size)
+    n = math.prod(int(size) for size in shape)
     words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=device)
     lanes = words.view(torch.int16)[:n].view(*shape)
     return lanes >= _LOWEST + int(round(p * _LEVELS))

@@ -11,14 +11,9 @@ from typing import Callable, Dict
 
 import torch
 
-_ACTIVATIONS: Dict[str, Callable[[], torch.nn.Module]] = {
-    "tanh": torch.nn.Tanh,
-    "relu": torch.nn.ReLU,
-    "swish": torch.nn.SiLU,
-}
-# The same functions in place: the joint applies them to the fresh sum of its
+# Applied in place: the joint applies them to the fresh sum of its
 # projections, so the (B, T, U+1, joint_dim) lattice is not written twice.
-_IN_PLACE: Dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+_ACTIVATIONS: Dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "tanh": torch.tanh_,
     "relu": torch.relu_,
     "swish": lambda x: torch.nn.functional.silu(x, inplace=True),
@@ -53,10 +48,13 @@ class JointNetwork(torch.nn.Module):
             )
         self.lin_enc = torch.nn.Linear(enc_dim, joint_dim)
         self.lin_pred = torch.nn.Linear(pred_dim, joint_dim, bias=False)
-        self.activation = _ACTIVATIONS[activation]()
-        self._activate_ = _IN_PLACE[activation]
+        self.activation = activation
+        self._activate_ = _ACTIVATIONS[activation]
         self.lin_out = torch.nn.Linear(joint_dim, output_size)
         self._output_size = output_size
+
+    def extra_repr(self) -> str:
+        return f"activation={self.activation}"
 
     def output_size(self) -> int:
         """Number of outputs per lattice node (V or C)."""
