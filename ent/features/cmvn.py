@@ -327,7 +327,8 @@ def speaker_cmvn(
     atomically; a read-only data directory is recomputed each time) together
     with a key of the frontend, the utterances, their audio entries and
     speakers, and are recomputed when the key changes (or when prosody sums
-    are asked for and the cache has none).
+    are asked for and the cache has none, or lacks the utterances'
+    functionals that :func:`normalized_prosody_table` reads from it).
 
     Args:
         data_dir: Kaldi-style data directory (path or loaded).
