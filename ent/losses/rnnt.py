@@ -14,20 +14,44 @@ or ``logits`` itself when ``fused_log_softmax=False``), the forward variables ar
 ``reduction="mean"`` averages ``loss_b`` over the batch (no normalisation by
 the number of tokens), ``"sum"`` sums, ``"none"`` returns ``(B,)``.
 
-:func:`rnnt_loss` wraps ``torchaudio.functional.rnnt_loss`` (C++ on CPU, CUDA
-on GPU); :func:`rnnt_loss_reference` is a slow, loop-based pure-PyTorch
-implementation of the recursion above used to test it.
+:func:`rnnt_loss` computes it with one of two back ends (``backend=``):
+
+* ``"torchaudio"``: ``torchaudio.functional.rnnt_loss`` (C++ on CPU, CUDA on GPU).
+* ``"numba"`` (CPU tensors only): ``log_softmax`` and the gathers of the
+  blank and label log-probabilities in PyTorch, the two recursions in a
+  parallel numba kernel, one utterance per thread, in float64 (so the
+  log-likelihoods of long utterances keep their precision in float32 training).
+  The kernel returns ``ll_b`` and the occupancies of every blank and label
+  transition, ``gamma(t, u) = exp(alpha + lp + beta - ll)``, from which the
+  gradient is assembled with whole-tensor operations::
+
+      d loss_b / d logits[t, u, v] = p(v | t, u) (gamma_blank + gamma_label)(t, u)
+                                     - [v = blank] gamma_blank(t, u) - [v = y_{u+1}] gamma_label(t, u)
+
+  On the 2-core CPU it is 3-4 times faster than torchaudio's CPU kernel,
+  which runs the lattice on one thread (``python bench/rnnt_loss.py``).
+* ``"auto"`` (default): ``numba`` for CPU tensors, ``torchaudio`` for CUDA ones.
+
+Both keep the whole gradient (B, T, U+1, V) from the forward pass, as
+torchaudio does. :func:`rnnt_loss_reference` is a slow, loop-based
+pure-PyTorch implementation of the recursion above used to test them.
 """
 
 from __future__ import annotations
 
-from typing import List
+import math
+from typing import List, Tuple
 
+import numpy as np
 import torch
 import torchaudio.functional as taF
+from numba import njit, prange
 from torch import Tensor
 
 _REDUCTIONS = ("mean", "sum", "none")
+
+#: Names accepted by ``backend=`` of :func:`rnnt_loss`.
+RNNT_BACKENDS = ("auto", "torchaudio", "numba")
 
 
 def _check_rnnt_inputs(
@@ -79,6 +103,29 @@ def _check_rnnt_inputs(
         )
 
 
+def resolve_rnnt_backend(backend: str, device: torch.device) -> str:
+    """The back end :func:`rnnt_loss` runs for tensors on ``device``.
+
+    Args:
+        backend: One of :data:`RNNT_BACKENDS`.
+        device: Device of the logits.
+
+    Returns:
+        ``"torchaudio"`` or ``"numba"``.
+
+    Raises:
+        ValueError: unknown name, or ``numba`` for CUDA tensors.
+    """
+    if backend not in RNNT_BACKENDS:
+        raise ValueError(f"unknown RNN-T loss backend {backend!r}; valid: {list(RNNT_BACKENDS)}")
+    on_gpu = device.type != "cpu"
+    if backend == "auto":
+        return "torchaudio" if on_gpu else "numba"
+    if backend == "numba" and on_gpu:
+        raise ValueError(f"the numba RNN-T loss backend runs on CPU tensors, got a {device.type} tensor")
+    return backend
+
+
 def rnnt_loss(
     logits: Tensor,
     labels: Tensor,
@@ -88,15 +135,17 @@ def rnnt_loss(
     reduction: str = "mean",
     fused_log_softmax: bool = True,
     clamp: float = -1.0,
+    backend: str = "auto",
 ) -> Tensor:
-    """Transducer loss via ``torchaudio.functional.rnnt_loss``, computed in float32.
+    """Transducer loss, computed in float32 (float64 stays float64 with ``numba``).
 
     Padding is handled here: the lattice is cut to ``max(enc_lens)`` frames and
     ``max(label_lens) + 1`` positions (torchaudio requires the maxima to match
     the tensor sizes), label padding (e.g. -1) is replaced, and lengths/labels
     are passed as int32 on the logits' device; the logits are made
-    contiguous (torchaudio requires it). Half, bfloat16 and float64
-    logits are cast to float32 (the gradient flows back in their dtype).
+    contiguous (torchaudio requires it). Half and bfloat16 logits are cast to
+    float32, and so is float64 for torchaudio (the gradient flows back in
+    their dtype).
 
     Args:
         logits: (B, T, U+1, V) joint network outputs (log-probabilities when
@@ -108,21 +157,29 @@ def rnnt_loss(
         reduction: "mean" (over the batch), "sum" or "none".
         fused_log_softmax: apply log_softmax inside the loss (True) or treat
             ``logits`` as log-probabilities (False).
-        clamp: gradient clamp passed to torchaudio (-1 = none).
+        clamp: clamp the gradient of each logit to [-clamp, clamp] (-1 = none).
+        backend: ``auto``, ``torchaudio`` or ``numba`` (module docstring).
 
     Returns:
         float32 scalar, or (B,) for ``reduction="none"``.
     """
     _check_rnnt_inputs(logits, labels, enc_lens, label_lens, blank_id, reduction)
+    backend = resolve_rnnt_backend(backend, logits.device)
     device = logits.device
     enc_lens = enc_lens.to(device=device, dtype=torch.int32)
     label_lens = label_lens.to(device=device, dtype=torch.int32)
     max_t = int(enc_lens.max())
     max_u = int(label_lens.max())
-    logits = logits[:, :max_t, : max_u + 1].to(torch.float32).contiguous()
+    keep64 = backend == "numba" and logits.dtype == torch.float64
+    logits = logits[:, :max_t, : max_u + 1].to(torch.float64 if keep64 else torch.float32).contiguous()
     labels = labels[:, :max_u].to(device=device)
     padding = torch.arange(max_u, device=device)[None, :] >= label_lens[:, None]
     labels = torch.where(padding, torch.full_like(labels, blank_id), labels).to(torch.int32)
+    if backend == "numba":
+        per_utt = _NumbaRNNTLoss.apply(logits, labels, enc_lens, label_lens, blank_id, fused_log_softmax, clamp)
+        if reduction == "none":
+            return per_utt
+        return per_utt.sum() if reduction == "sum" else per_utt.mean()
     return taF.rnnt_loss(
         logits,
         labels.contiguous(),
@@ -133,6 +190,130 @@ def rnnt_loss(
         reduction=reduction,
         fused_log_softmax=fused_log_softmax,
     )
+
+
+@njit(inline="always")
+def _logaddexp(a: float, b: float) -> float:  # pragma: no cover - numba
+    top = a if a > b else b
+    if top == -math.inf:
+        return top
+    return top + math.log1p(math.exp(-abs(a - b)))
+
+
+@njit(parallel=True, cache=True)
+def _occupancies(blank_lp, emit_lp, enc_lens, label_lens, log_like, occ_blank, occ_emit):  # pragma: no cover - numba
+    """Forward-backward over each utterance's lattice, in float64.
+
+    ``blank_lp``, ``emit_lp`` (B, T, U+1): log-probabilities of blank and of
+    the next label at every node (``emit_lp[b, t, U_b]`` is not read).
+    Writes ``log_like`` (B,) and the transition occupancies ``occ_blank``,
+    ``occ_emit`` (B, T, U+1), which must come in zeroed.
+    """
+    for b in prange(blank_lp.shape[0]):
+        num_t = enc_lens[b]
+        num_u = label_lens[b]
+        alpha = np.empty((num_t, num_u + 1))
+        beta = np.empty((num_t, num_u + 1))
+        alpha[0, 0] = 0.0
+        for u in range(1, num_u + 1):
+            alpha[0, u] = alpha[0, u - 1] + emit_lp[b, 0, u - 1]
+        for t in range(1, num_t):
+            alpha[t, 0] = alpha[t - 1, 0] + blank_lp[b, t - 1, 0]
+            for u in range(1, num_u + 1):
+                alpha[t, u] = _logaddexp(
+                    alpha[t - 1, u] + blank_lp[b, t - 1, u], alpha[t, u - 1] + emit_lp[b, t, u - 1]
+                )
+        last = num_t - 1
+        beta[last, num_u] = blank_lp[b, last, num_u]
+        for u in range(num_u - 1, -1, -1):
+            beta[last, u] = beta[last, u + 1] + emit_lp[b, last, u]
+        for t in range(last - 1, -1, -1):
+            beta[t, num_u] = beta[t + 1, num_u] + blank_lp[b, t, num_u]
+            for u in range(num_u - 1, -1, -1):
+                beta[t, u] = _logaddexp(
+                    beta[t + 1, u] + blank_lp[b, t, u], beta[t, u + 1] + emit_lp[b, t, u]
+                )
+        ll = beta[0, 0]
+        log_like[b] = ll
+        for t in range(num_t):
+            for u in range(num_u + 1):
+                if t < last:
+                    occ_blank[b, t, u] = math.exp(alpha[t, u] + blank_lp[b, t, u] + beta[t + 1, u] - ll)
+                elif u == num_u:
+                    occ_blank[b, t, u] = math.exp(alpha[t, u] + blank_lp[b, t, u] - ll)
+                if u < num_u:
+                    occ_emit[b, t, u] = math.exp(alpha[t, u] + emit_lp[b, t, u] + beta[t, u + 1] - ll)
+
+
+def rnnt_occupancies(
+    blank_lp: Tensor, emit_lp: Tensor, enc_lens: Tensor, label_lens: Tensor
+) -> Tuple[Tensor, Tensor, Tensor]:
+    """Log-likelihoods and transition occupancies of padded lattices (numba, CPU).
+
+    Args:
+        blank_lp: (B, T, U+1) float32/float64 log p(blank | t, u).
+        emit_lp: (B, T, U+1) log p(y_{u+1} | t, u) (the last valid column is not read).
+        enc_lens: (B,) frames T_b; label_lens: (B,) labels U_b.
+
+    Returns:
+        ``log_like`` (B,) float64, ``occ_blank`` and ``occ_emit`` (B, T, U+1) in
+        the dtype of the inputs: the posterior probability that an alignment
+        takes the blank (label) transition out of node (t, u); zero outside
+        each utterance's lattice.
+    """
+    blank_np = blank_lp.detach().contiguous().numpy()
+    emit_np = emit_lp.detach().contiguous().numpy()
+    log_like = np.empty(blank_np.shape[0])
+    occ_blank = np.zeros_like(blank_np)
+    occ_emit = np.zeros_like(blank_np)
+    _occupancies(
+        blank_np, emit_np, enc_lens.to(torch.int64).numpy(), label_lens.to(torch.int64).numpy(),
+        log_like, occ_blank, occ_emit,
+    )
+    return torch.from_numpy(log_like), torch.from_numpy(occ_blank), torch.from_numpy(occ_emit)
+
+
+class _NumbaRNNTLoss(torch.autograd.Function):
+    """Per-utterance transducer loss whose gradient is built in the forward pass."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx,
+        logits: Tensor,
+        labels: Tensor,
+        enc_lens: Tensor,
+        label_lens: Tensor,
+        blank_id: int,
+        fused_log_softmax: bool,
+        clamp: float,
+    ) -> Tensor:
+        """logits (B, T, U+1, V) float32/64 cut to the lattice; labels (B, U) int32 (padding = blank).
+
+        Returns:
+            (B,) losses ``-ll_b`` in the logits' dtype.
+        """
+        batch, max_t, max_u1, _ = logits.shape
+        log_probs = logits.log_softmax(-1) if fused_log_softmax else logits
+        next_label = torch.cat([labels.long(), labels.new_full((batch, 1), blank_id).long()], dim=1)
+        next_label = next_label[:, None, :, None].expand(batch, max_t, max_u1, 1)
+        blank_lp = log_probs[..., blank_id]
+        emit_lp = log_probs.gather(-1, next_label).squeeze(-1)
+        log_like, occ_blank, occ_emit = rnnt_occupancies(blank_lp, emit_lp, enc_lens, label_lens)
+        if fused_log_softmax:
+            grad = log_probs.exp_().mul_((occ_blank + occ_emit).unsqueeze(-1))  # log_probs is ours
+        else:
+            grad = torch.zeros_like(logits)
+        grad[..., blank_id] -= occ_blank
+        grad.scatter_add_(-1, next_label, -occ_emit.unsqueeze(-1))
+        if clamp > 0:
+            grad.clamp_(-clamp, clamp)
+        ctx.save_for_backward(grad)
+        return (-log_like).to(logits.dtype)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad_out: Tensor):  # type: ignore[override]
+        (grad,) = ctx.saved_tensors
+        return grad * grad_out[:, None, None, None], None, None, None, None, None, None
 
 
 def rnnt_loss_reference(

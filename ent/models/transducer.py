@@ -71,7 +71,7 @@ from ent.losses.lattice_max_pool import (
     lattice_max_pool_loss,
     supervised_lattice_loss,
 )
-from ent.losses.rnnt import rnnt_loss
+from ent.losses.rnnt import RNNT_BACKENDS, rnnt_loss
 from ent.nets.blank_branch import (
     BlankBranchInput,
     Channels,
@@ -163,6 +163,8 @@ class EmotionTransducer(AbsESPnetModel):
             the emotion lattice), ``numba``, ``cuda`` or ``numba_cuda``. The
             fused kernels need ``joint_activation: tanh``; with another
             activation ``auto`` uses ``torch``.
+        rnnt_backend: How the RNN-T loss is computed (:func:`ent.losses.rnnt.rnnt_loss`):
+            ``auto`` (numba on CPU, torchaudio on GPU), ``torchaudio`` or ``numba``.
     """
 
     def __init__(
@@ -196,6 +198,7 @@ class EmotionTransducer(AbsESPnetModel):
         frame_shift: float = 0.04,
         ctc_weight: float = 0.0,
         lattice_backend: str = "auto",
+        rnnt_backend: str = "auto",
     ) -> None:
         super().__init__()
         if variant not in VARIANTS:
@@ -208,6 +211,8 @@ class EmotionTransducer(AbsESPnetModel):
             raise ValueError("lm_weight > 0 needs the factorized model (variant: fent)")
         if lattice_backend not in LATTICE_BACKENDS:
             raise ValueError(f"unknown lattice backend {lattice_backend!r}; valid: {list(LATTICE_BACKENDS)}")
+        if rnnt_backend not in RNNT_BACKENDS:
+            raise ValueError(f"unknown RNN-T loss backend {rnnt_backend!r}; valid: {list(RNNT_BACKENDS)}")
         if joint_activation != "tanh" and lattice_backend not in ("auto", "torch"):
             raise ValueError(f"lattice_backend {lattice_backend!r} needs joint_activation 'tanh'")
         blank_branch = getattr(frontend, "num_weightings", 1) > 1
@@ -232,6 +237,7 @@ class EmotionTransducer(AbsESPnetModel):
         self.frame_shift = frame_shift
         self.ctc_weight = ctc_weight
         self.lattice_backend = lattice_backend if joint_activation == "tanh" else "torch"
+        self.rnnt_backend = rnnt_backend
 
         self.frontend = frontend
         self.normalize = normalize
@@ -502,7 +508,9 @@ class EmotionTransducer(AbsESPnetModel):
 
         logits = self.token_logits(enc4, token_pred.unsqueeze(1), emo_pred.unsqueeze(1))
         labels = text.clamp(min=0)
-        loss_rnnt = rnnt_loss(logits, labels, enc_lens, text_lengths, blank_id=self.blank_id)
+        loss_rnnt = rnnt_loss(
+            logits, labels, enc_lens, text_lengths, blank_id=self.blank_id, backend=self.rnnt_backend
+        )
         loss_ctc = self._ctc_loss(enc_out, enc_lens, text, text_lengths) if self.ctc_lin is not None else None
 
         loss_lattice = self._lattice_loss(enc_out, emo_pred, enc_lens, text_lengths, emotion, emo_intervals)

@@ -1,8 +1,10 @@
 """Joint network of the transducer and the alignment-lattice mask.
 
-The same class serves the ASR joint (``output_size = V`` tokens) and ENT's
-emotion joint (``output_size = C`` emotion classes, giving the emotion
-lattice (B, T, U+1, C)).
+The same class serves the ASR joint (``output_size = V`` tokens), FENT's blank
+joint (one output) and the emotion joint (``output_size = C`` emotion classes,
+giving the emotion lattice (B, T, U+1, C)). On the CPU, a whole lattice of a
+joint with few outputs is computed by the fused kernels of
+:mod:`ent.nets.fused_joint`.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 from typing import Callable, Dict
 
 import torch
+
+from ent.nets.fused_joint import FUSED_MAX_OUTPUTS, fused_joint_lattice
 
 # Applied in place: the joint applies them to the fresh sum of its
 # projections, so the (B, T, U+1, joint_dim) lattice is not written twice.
@@ -52,6 +56,9 @@ class JointNetwork(torch.nn.Module):
         self._activate_ = _ACTIVATIONS[activation]
         self.lin_out = torch.nn.Linear(joint_dim, output_size)
         self._output_size = output_size
+        #: Whole-lattice CPU calls with few outputs go through the fused numba
+        #: kernels (:mod:`ent.nets.fused_joint`); False: always the plain path.
+        self.fused = True
 
     def extra_repr(self) -> str:
         return f"activation={self.activation}"
@@ -78,7 +85,30 @@ class JointNetwork(torch.nn.Module):
         Returns:
             Logits, e.g. (B, T, U+1, output_size).
         """
+        if self._fusable(enc_proj, pred_proj):
+            return fused_joint_lattice(
+                enc_proj.squeeze(2), pred_proj.squeeze(1), self.lin_out.weight, self.lin_out.bias
+            )
         return self.lin_out(self._activate_(enc_proj + pred_proj))
+
+    def _fusable(self, enc_proj: torch.Tensor, pred_proj: torch.Tensor) -> bool:
+        """Whether :func:`~ent.nets.fused_joint.fused_joint_lattice` computes this call.
+
+        It does for a whole lattice, (B, T, 1, J) with (B, 1, U+1, J), of a tanh
+        joint with at most ``FUSED_MAX_OUTPUTS`` outputs on CPU tensors of one
+        float32/float64 dtype, unless ``self.fused`` is False.
+        """
+        return (
+            self.fused
+            and self.activation == "tanh"
+            and self._output_size <= FUSED_MAX_OUTPUTS
+            and enc_proj.dim() == 4 and pred_proj.dim() == 4
+            and enc_proj.size(2) == 1 and pred_proj.size(1) == 1
+            and enc_proj.size(0) == pred_proj.size(0)
+            and enc_proj.device.type == "cpu" and pred_proj.device.type == "cpu"
+            and enc_proj.dtype == pred_proj.dtype == self.lin_out.weight.dtype
+            and enc_proj.dtype in (torch.float32, torch.float64)
+        )
 
     def forward(self, enc_out: torch.Tensor, pred_out: torch.Tensor) -> torch.Tensor:
         """Joint logits for every pair of encoder and predictor frames given.

@@ -1,13 +1,16 @@
-"""Tests of ent.losses.rnnt: torchaudio wrapper against the pure-PyTorch recursion."""
+"""Tests of ent.losses.rnnt: both back ends against the pure-PyTorch recursion and each other."""
 
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import pytest
 import torch
 
-from ent.losses.rnnt import rnnt_loss, rnnt_loss_reference
+from ent.losses.rnnt import RNNT_BACKENDS, resolve_rnnt_backend, rnnt_loss, rnnt_loss_reference
+
+CPU_BACKENDS = ["torchaudio", "numba"]
 
 
 def random_case(seed: int, batch: int = 3, max_t: int = 6, max_u: int = 4, vocab: int = 5, blank_id: int = 0):
@@ -22,13 +25,14 @@ def random_case(seed: int, batch: int = 3, max_t: int = 6, max_u: int = 4, vocab
     return logits, labels, enc_lens, label_lens
 
 
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
 @pytest.mark.parametrize("blank_id", [0, 4])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-def test_wrapper_matches_reference(blank_id: int, reduction: str) -> None:
+def test_wrapper_matches_reference(backend: str, blank_id: int, reduction: str) -> None:
     for seed in range(3):
         logits, labels, enc_lens, label_lens = random_case(seed, blank_id=blank_id)
         x = logits.clone().requires_grad_(True)
-        got = rnnt_loss(x, labels, enc_lens, label_lens, blank_id=blank_id, reduction=reduction)
+        got = rnnt_loss(x, labels, enc_lens, label_lens, blank_id=blank_id, reduction=reduction, backend=backend)
         xr = logits.double().requires_grad_(True)
         want = rnnt_loss_reference(xr, labels, enc_lens, label_lens, blank_id=blank_id, reduction=reduction)
         assert got.dtype == torch.float32
@@ -38,15 +42,65 @@ def test_wrapper_matches_reference(blank_id: int, reduction: str) -> None:
         torch.testing.assert_close(x.grad.double(), xr.grad, rtol=1e-4, atol=1e-5)
 
 
-def test_unfused_log_softmax() -> None:
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_unfused_log_softmax(backend: str) -> None:
     logits, labels, enc_lens, label_lens = random_case(5)
     log_probs = logits.log_softmax(-1).requires_grad_(True)
-    got = rnnt_loss(log_probs, labels, enc_lens, label_lens, fused_log_softmax=False, reduction="none")
-    want = rnnt_loss_reference(
-        log_probs.detach().double(), labels, enc_lens, label_lens, fused_log_softmax=False, reduction="none"
+    got = rnnt_loss(
+        log_probs, labels, enc_lens, label_lens, fused_log_softmax=False, reduction="none", backend=backend
     )
+    xr = log_probs.detach().double().requires_grad_(True)
+    want = rnnt_loss_reference(xr, labels, enc_lens, label_lens, fused_log_softmax=False, reduction="none")
     torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(got, rnnt_loss(logits, labels, enc_lens, label_lens, reduction="none"))
+    torch.testing.assert_close(got, rnnt_loss(logits, labels, enc_lens, label_lens, reduction="none", backend=backend))
+    got.sum().backward()
+    want.sum().backward()
+    torch.testing.assert_close(log_probs.grad.double(), xr.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_backends_agree_on_a_training_sized_lattice() -> None:
+    """A lattice the size of a mini_emo batch (long paths: loss ~ 350 nats), float32 in both."""
+    logits, labels, enc_lens, label_lens = random_case(11, batch=6, max_t=90, max_u=40, vocab=30)
+    grads, losses = [], []
+    for backend in CPU_BACKENDS:
+        x = logits.clone().requires_grad_(True)
+        loss = rnnt_loss(x, labels, enc_lens, label_lens, reduction="none", backend=backend)
+        loss.sum().backward()
+        losses.append(loss.detach())
+        grads.append(x.grad)
+    assert float(losses[0].min()) > 100.0
+    torch.testing.assert_close(losses[1], losses[0], rtol=1e-6, atol=1e-4)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=5e-5)
+
+
+def test_numba_gradcheck_float64() -> None:
+    logits, labels, enc_lens, label_lens = random_case(12, batch=2, max_t=4, max_u=3, vocab=4)
+    x = logits.double().requires_grad_(True)
+    assert torch.autograd.gradcheck(
+        lambda z: rnnt_loss(z, labels, enc_lens, label_lens, reduction="none", backend="numba"), (x,)
+    )
+
+
+def test_gradient_clamp() -> None:
+    logits, labels, enc_lens, label_lens = random_case(13)
+    grads = []
+    for backend in CPU_BACKENDS:
+        x = (3 * logits).requires_grad_(True)
+        rnnt_loss(x, labels, enc_lens, label_lens, clamp=0.05, backend=backend).backward()
+        grads.append(x.grad)
+    assert float(grads[1].abs().max()) == pytest.approx(0.05 / 3)  # clamped, then the mean's 1/B
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-6)
+
+
+def test_backend_resolution() -> None:
+    assert resolve_rnnt_backend("auto", torch.device("cpu")) == "numba"
+    assert resolve_rnnt_backend("auto", torch.device("cuda")) == "torchaudio"
+    assert resolve_rnnt_backend("torchaudio", torch.device("cpu")) == "torchaudio"
+    assert set(RNNT_BACKENDS) == {"auto", "torchaudio", "numba"}
+    with pytest.raises(ValueError, match="runs on CPU tensors"):
+        resolve_rnnt_backend("numba", torch.device("cuda"))
+    with pytest.raises(ValueError, match="unknown RNN-T loss backend"):
+        resolve_rnnt_backend("warp", torch.device("cpu"))
 
 
 def test_reference_hand_cases() -> None:
@@ -70,11 +124,12 @@ def test_reference_hand_cases() -> None:
     )
 
 
-def test_half_and_bfloat16_inputs_are_computed_in_float32() -> None:
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_half_and_bfloat16_inputs_are_computed_in_float32(backend: str) -> None:
     logits, labels, enc_lens, label_lens = random_case(7)
     for dtype in (torch.float16, torch.bfloat16):
         low = logits.to(dtype).requires_grad_(True)
-        got = rnnt_loss(low, labels, enc_lens, label_lens)
+        got = rnnt_loss(low, labels, enc_lens, label_lens, backend=backend)
         assert got.dtype == torch.float32
         want = rnnt_loss_reference(low.detach().double(), labels, enc_lens, label_lens)
         torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5)
@@ -82,31 +137,35 @@ def test_half_and_bfloat16_inputs_are_computed_in_float32() -> None:
         assert low.grad is not None and low.grad.dtype == dtype
 
 
-def test_mean_is_sum_over_batch_size() -> None:
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_mean_is_sum_over_batch_size(backend: str) -> None:
     logits, labels, enc_lens, label_lens = random_case(8, batch=4)
-    none = rnnt_loss(logits, labels, enc_lens, label_lens, reduction="none")
+    loss = partial(rnnt_loss, logits, labels, enc_lens, label_lens, backend=backend)
+    none = loss(reduction="none")
     assert none.shape == (4,)
-    torch.testing.assert_close(rnnt_loss(logits, labels, enc_lens, label_lens, reduction="sum"), none.sum())
-    torch.testing.assert_close(rnnt_loss(logits, labels, enc_lens, label_lens, reduction="mean"), none.mean())
+    torch.testing.assert_close(loss(reduction="sum"), none.sum())
+    torch.testing.assert_close(loss(reduction="mean"), none.mean())
 
 
-def test_padding_invariance_and_int64_lengths() -> None:
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_padding_invariance_and_int64_lengths(backend: str) -> None:
     logits, labels, enc_lens, label_lens = random_case(9)
-    base = rnnt_loss(logits, labels, enc_lens, label_lens, reduction="none")
+    base = rnnt_loss(logits, labels, enc_lens, label_lens, reduction="none", backend=backend)
     # Extra frames and positions full of garbage, extra label padding, int64 everything.
     padded = torch.nn.functional.pad(logits, (0, 0, 0, 2, 0, 3), value=30.0).requires_grad_(True)
     padded_labels = torch.nn.functional.pad(labels, (0, 2), value=-1).long()
-    got = rnnt_loss(padded, padded_labels, enc_lens.long(), label_lens.long(), reduction="none")
+    got = rnnt_loss(padded, padded_labels, enc_lens.long(), label_lens.long(), reduction="none", backend=backend)
     torch.testing.assert_close(got, base)
     got.sum().backward()
     assert padded.grad[:, 6:].abs().sum() == 0 and padded.grad[:, :, 5:].abs().sum() == 0
 
 
-def test_all_empty_transcripts() -> None:
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_all_empty_transcripts(backend: str) -> None:
     logits = torch.randn(2, 4, 1, 3)
     labels = torch.zeros(2, 0, dtype=torch.long)
     enc_lens, label_lens = torch.tensor([4, 2]), torch.tensor([0, 0])
-    got = rnnt_loss(logits, labels, enc_lens, label_lens, reduction="none")
+    got = rnnt_loss(logits, labels, enc_lens, label_lens, reduction="none", backend=backend)
     want = -logits.log_softmax(-1)[..., 0, 0].cumsum(1)[[0, 1], [3, 1]]
     torch.testing.assert_close(got, want)
 
@@ -127,11 +186,15 @@ def test_all_empty_transcripts() -> None:
         ({"labels": torch.full((3, 4), 9)}, "lie in"),
     ],
 )
-def test_bad_input_raises(change: dict, match: str) -> None:
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_bad_input_raises(backend: str, change: dict, match: str) -> None:
     logits, labels, enc_lens, label_lens = random_case(0)
     label_lens = torch.tensor([4, 4, 2])
     labels = torch.ones(3, 4, dtype=torch.long)
-    args = {"logits": logits, "labels": labels, "enc_lens": enc_lens, "label_lens": label_lens, "blank_id": 0}
+    args = {
+        "logits": logits, "labels": labels, "enc_lens": enc_lens, "label_lens": label_lens,
+        "blank_id": 0, "backend": backend,
+    }
     args.update(change)
     with pytest.raises(ValueError, match=match):
         rnnt_loss(**args)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from ent.features.fbank import Fbank
+from ent.losses.rnnt import rnnt_loss
 from ent.models.transducer import EmotionTransducer, mixed_intervals
 from ent.nets.encoder import ConformerEncoder
 from ent.nets.predictor import RNNPredictor
@@ -77,6 +78,35 @@ def test_loss_is_padding_invariant(variant: str, conf: dict) -> None:
     assert torch.allclose(full, torch.stack(alone).mean(), atol=1e-5)
 
 
+@pytest.mark.parametrize("variant", ["ent", "fent"])
+def test_fast_cpu_paths_equal_torchaudio_and_the_plain_joints(variant: str) -> None:
+    """The numba RNN-T loss and the fused joint lattices change no loss and no gradient."""
+    g = torch.Generator().manual_seed(2)
+    feats = torch.randn(3, 90, 20, generator=g, dtype=torch.float64)
+    feats_lens = torch.tensor([90, 70, 50])
+    speech, lens, text, tlens, emo = batch()
+    results = []
+    for fast in (False, True):
+        model = tiny_model(variant, rnnt_backend="numba" if fast else "torchaudio")
+        for module in model.modules():
+            if hasattr(module, "fused"):
+                module.fused = fast
+        _, stats, _ = model(speech, lens, text, tlens, emo)  # the whole float32 training loss
+        model = model.double()
+        enc_out, enc_lens = model.encoder(feats, feats_lens)
+        token_pred, emo_pred = model.predict(text)
+        logits = model.token_logits(enc_out.unsqueeze(2), token_pred.unsqueeze(1), emo_pred.unsqueeze(1))
+        loss = rnnt_loss(logits, text.clamp(min=0), enc_lens, tlens, backend=model.rnnt_backend)
+        params = [p for p in model.parameters() if p.requires_grad]
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        results.append([stats["loss"], loss.detach().double()] + [g for g in grads if g is not None])
+    assert results[0][0] > 0 and len(results[0]) == len(results[1]) > 10
+    torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-5, atol=0.0)
+    # torchaudio computes in float32 even for float64 logits
+    for got, want in zip(results[1][1:], results[0][1:]):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
 def test_interval_utterances_use_the_supervised_loss() -> None:
     model = tiny_model("ent").eval()
     speech, lens, text, tlens, emo = batch()
@@ -122,6 +152,8 @@ def test_bad_configuration_is_refused() -> None:
         )
     with pytest.raises(ValueError, match="neutral"):
         tiny_model("ent", neutral="calm")
+    with pytest.raises(ValueError, match="unknown RNN-T loss backend"):
+        tiny_model("ent", rnnt_backend="warp")
 
 
 def test_auxiliary_ctc_equals_per_utterance_ctc() -> None:
