@@ -26,7 +26,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, List, Sequence
 
 import torch
 
@@ -34,9 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.tables import markdown  # noqa: E402
+from bench.training_step import RECIPE, alternate, build_model, step_timer, synthetic_batch  # noqa: E402
 from ent.nets.dropout import FastDropout  # noqa: E402
 
-RECIPE = ROOT / "egs" / "mini_emo" / "ent1"
 SHAPES = {
     "feed-forward (14, 107, 576)": (14, 107, 576),
     "model dim (14, 107, 144)": (14, 107, 144),
@@ -96,51 +96,25 @@ def call_table(p: float, repeats: int) -> List[List[str]]:
 
 def train_table(config: Path, token_dir: Path, steps: int) -> List[List[str]]:
     """ms per training step with torch.nn.Dropout and with FastDropout (same model, same batch)."""
-    from ent.tasks.ent_task import ENTTask
+    model = build_model(config, token_dir)
+    batch = synthetic_batch(14, (2.3, 3.3), (36, 48), model.vocab_size)  # about 2.8 s of characters
+    step = step_timer(model, batch)
 
-    args = ENTTask.get_parser().parse_args([
-        "--config", str(config), "--token_dir", str(token_dir), "--output_dir", "unused",
-    ])
-    torch.manual_seed(0)
-    model = ENTTask.build_model(args).train()
-    optim = torch.optim.Adam(model.parameters(), lr=1e-4)
-    g = torch.Generator().manual_seed(0)
-    batch = 14
-    samples = (torch.rand(batch, generator=g) * 16000 + 37000).long()  # about 2.8 s
-    tokens = torch.randint(36, 48, (batch,), generator=g)  # characters
-    speech = 0.05 * torch.randn(batch, int(samples.max()), generator=g)
-    text = torch.full((batch, int(tokens.max())), -1, dtype=torch.long)
-    for b in range(batch):
-        speech[b, samples[b]:] = 0
-        text[b, : tokens[b]] = torch.randint(2, model.vocab_size - 1, (int(tokens[b]),), generator=g)
-    emotion = torch.randint(0, 4, (batch,), generator=g)
+    def with_dropout(cls: type) -> Callable[[], float]:
+        def run() -> float:
+            for parent in model.modules():
+                for name, child in list(parent.named_children()):
+                    if isinstance(child, torch.nn.Dropout):
+                        setattr(parent, name, cls(child.p))
+            return step()
 
-    def use(cls: type) -> None:
-        for parent in model.modules():
-            for name, child in list(parent.named_children()):
-                if isinstance(child, torch.nn.Dropout):
-                    setattr(parent, name, cls(child.p))
+        return run
 
-    def step() -> float:
-        start = time.perf_counter()
-        optim.zero_grad()
-        loss, _, _ = model(speech, samples, text, tokens, emotion)
-        loss.backward()
-        optim.step()
-        return time.perf_counter() - start
-
-    times: Dict[str, List[float]] = {"torch": [], "fast": []}
-    for cls in (torch.nn.Dropout, FastDropout):  # warm-up
-        use(cls)
-        step()
-    for _ in range(steps):  # alternate, so that a slower spell of the machine hits both
-        for impl, cls in (("torch", torch.nn.Dropout), ("fast", FastDropout)):
-            use(cls)
-            times[impl].append(step())
-    torch_ms, fast_ms = (1e3 * statistics.median(times[k]) for k in ("torch", "fast"))
+    ms = {k: 1e3 * v for k, v in alternate(steps, {
+        "torch": with_dropout(torch.nn.Dropout), "fast": with_dropout(FastDropout)}).items()}
     count = sum(isinstance(m, torch.nn.Dropout) for m in model.modules())
-    return [[f"{config.name}, {count} dropout modules", f"{torch_ms:.0f}", f"{fast_ms:.0f}",
-             f"{torch_ms / fast_ms:.2f}x"]]
+    return [[f"{config.name}, {count} dropout modules", f"{ms['torch']:.0f}", f"{ms['fast']:.0f}",
+             f"{ms['torch'] / ms['fast']:.2f}x"]]
 
 
 def main(argv: Sequence[str] = ()) -> None:
