@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 from functools import lru_cache
-from typing import Any, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 import numba
 import numpy as np
@@ -219,6 +219,32 @@ def _log_probs_cpu(
                 out_neu[b, t, u] = z[neutral] - lse
 
 
+@njit(inline="always", fastmath=FASTMATH)
+def node_backward(dz, h, g, weight, grad_enc_row, pred_part_row, weight_part, bias_part):  # pragma: no cover - numba
+    """Backpropagate ``dz = dL/dz`` (C,) of one node with activations ``h`` (J,).
+
+    Adds the node's share to ``grad_enc_row`` (J,) and ``pred_part_row`` (J,)
+    (its encoder frame and predictor position) and to ``weight_part`` (C, J)
+    and ``bias_part`` (C,); ``g`` (J,) is scratch.
+    """
+    num_j = h.shape[0]
+    one = typed(h[0], 1.0)
+    for j in range(num_j):
+        g[j] = dz[0] * weight[0, j]
+        weight_part[0, j] += dz[0] * h[j]
+    bias_part[0] += dz[0]
+    for c in range(1, dz.shape[0]):
+        d = dz[c]
+        bias_part[c] += d
+        for j in range(num_j):
+            g[j] += d * weight[c, j]
+            weight_part[c, j] += d * h[j]
+    for j in range(num_j):
+        d = g[j] * (one - h[j] * h[j])
+        grad_enc_row[j] += d
+        pred_part_row[j] += d
+
+
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
 def _backward_cpu(
     enc, pred, weight, bias, frame_run, token_run, run_class, run_weight, tiles_per_utt,
@@ -256,20 +282,7 @@ def _backward_cpu(
                 one = typed(w, 1.0)
                 for c in range(num_c):  # z becomes dL/dz
                     z[c] = w * (np.exp(z[c] - lse) - (one if c == cls else one - one))
-                for j in range(num_j):
-                    g[j] = z[0] * weight[0, j]
-                    weight_part[tile, 0, j] += z[0] * h[j]
-                bias_part[tile, 0] += z[0]
-                for c in range(1, num_c):
-                    dz = z[c]
-                    bias_part[tile, c] += dz
-                    for j in range(num_j):
-                        g[j] += dz * weight[c, j]
-                        weight_part[tile, c, j] += dz * h[j]
-                for j in range(num_j):
-                    d = g[j] * (one - h[j] * h[j])
-                    grad_enc[b, t, j] += d
-                    pred_part[tile, u, j] += d
+                node_backward(z, h, g, weight, grad_enc[b, t], pred_part[tile, u], weight_part[tile], bias_part[tile])
 
 
 def _np(x: Tensor) -> np.ndarray:
@@ -309,20 +322,41 @@ def backward_cpu(
         Gradients for ``enc`` (B, T, J), ``pred`` (B, U+1, J), ``weight``
         (C, J) and ``bias`` (C,).
     """
-    batch, max_t, num_j = joint.enc.shape
-    max_u1 = joint.pred.size(1)
-    num_c = joint.weight.size(0)
-    dtype = joint.enc.dtype
-    # Enough tiles to keep every thread busy; the partial sums cost S * B (U+1) J.
-    tiles = max(1, min(max_t, -(-2 * numba.get_num_threads() // batch)))
-    grad_enc = torch.zeros(batch, max_t, num_j, dtype=dtype)
-    pred_part = torch.zeros(batch * tiles, max_u1, num_j, dtype=dtype)
-    weight_part = torch.zeros(batch * tiles, num_c, num_j, dtype=dtype)
-    bias_part = torch.zeros(batch * tiles, num_c, dtype=dtype)
-    _backward_cpu(
-        *map(_np, joint), *map(_np, runs), _np(run_weight.to(dtype)), tiles,
-        grad_enc.numpy(), pred_part.numpy(), weight_part.numpy(), bias_part.numpy(),
+    return tiled_backward(
+        lambda tiles, *buffers: _backward_cpu(
+            *map(_np, joint), *map(_np, runs), _np(run_weight.to(joint.enc.dtype)), tiles, *buffers
+        ),
+        joint.enc, joint.pred.size(1), joint.weight.size(0),
     )
+
+
+def tiled_backward(
+    launch: Callable[..., None], enc: Tensor, max_u1: int, num_c: int
+) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Run a tiled CPU backward kernel and sum its per-tile partial gradients.
+
+    Each utterance's frames are split into S tiles, enough to keep every
+    thread busy (the partial sums cost S * B (U+1) J); tile ``i`` covers
+    frames [s T / S, (s+1) T / S) of utterance ``i // S`` (s = i % S).
+
+    Args:
+        launch: Called as ``launch(S, grad_enc, pred_part, weight_part,
+            bias_part)`` with zeroed numpy arrays (B, T, J), (B*S, U+1, J),
+            (B*S, C, J) and (B*S, C) to accumulate into.
+        enc: (B, T, J) encoder input (shape and dtype).
+        max_u1: U+1; num_c: C.
+
+    Returns:
+        Gradients for ``enc`` (B, T, J), ``pred`` (B, U+1, J), ``weight``
+        (C, J) and ``bias`` (C,).
+    """
+    batch, max_t, num_j = enc.shape
+    tiles = max(1, min(max_t, -(-2 * numba.get_num_threads() // batch)))
+    grad_enc = enc.new_zeros(batch, max_t, num_j)
+    pred_part = enc.new_zeros(batch * tiles, max_u1, num_j)
+    weight_part = enc.new_zeros(batch * tiles, num_c, num_j)
+    bias_part = enc.new_zeros(batch * tiles, num_c)
+    launch(tiles, grad_enc.numpy(), pred_part.numpy(), weight_part.numpy(), bias_part.numpy())
     grad_pred = pred_part.view(batch, tiles, max_u1, num_j).sum(dim=1)
     return grad_enc, grad_pred, weight_part.sum(dim=0), bias_part.sum(dim=0)
 
