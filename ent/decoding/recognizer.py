@@ -25,7 +25,7 @@ from ent.decoding.greedy import greedy_search
 from ent.decoding.emotion_smoothing import smooth_hypothesis
 from ent.decoding.hypothesis import Hypothesis, utterance_emotion, with_frame_emotions
 from ent.decoding.segmentation import piece_frames, split_at_pauses, stitch_frames
-from ent.decoding.streaming import encode_chunked, min_samples
+from ent.decoding.streaming import encode_chunked_feats, min_samples
 from ent.decoding.writer import DecodeResult, make_result
 from ent.lm.ngram import PACKED_LM_NAME, NgramLM, NgramScorer
 from ent.utils.errors import DataError
@@ -322,11 +322,11 @@ class EmotionRecognizer:
             if not with_prosody:
                 return (*model.encode(speech, lengths, stats), None)
             return model.encode_with_prosody(speech, lengths, stats)
-        enc_out, enc_lens = encode_chunked(model, speech, lengths, chunk_size, num_left_chunks, stats)
+        feats, feats_lens = model.frontend(speech, lengths)
         prosody = None
         if with_prosody and model.head_prosody:  # the functionals read the whole utterance's features
-            feats, feats_lens = model.frontend(speech, lengths)
             prosody = model.utterance_prosody(feats, feats_lens, stats)
+        enc_out, enc_lens = encode_chunked_feats(model, feats, feats_lens, chunk_size, num_left_chunks, stats)
         return enc_out, enc_lens, prosody
 
     def _search(self, enc_out: torch.Tensor, enc_lens: torch.Tensor) -> List[Hypothesis]:

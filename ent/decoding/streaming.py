@@ -116,8 +116,24 @@ def encode_chunked(
     Returns:
         enc_out: (B, T, D_e); enc_lens: (B,).
     """
-    check_streaming_model(model)
     feats, feats_lens = model.frontend(speech, speech_lengths)
+    return encode_chunked_feats(model, feats, feats_lens, chunk_size, num_left_chunks, speech_cmvn)
+
+
+def encode_chunked_feats(
+    model: torch.nn.Module,
+    feats: Tensor,
+    feats_lens: Tensor,
+    chunk_size: int,
+    num_left_chunks: Optional[int] = None,
+    speech_cmvn: Optional[Tensor] = None,
+) -> Tuple[Tensor, Tensor]:
+    """:func:`encode_chunked` from frontend features (B, T0, F) of lengths (B,).
+
+    For a caller that reads the features for something else too (the
+    prosody functionals of the utterance head).
+    """
+    check_streaming_model(model)
     feats = model.normalize_feats(feats, feats_lens, speech_cmvn)
     return model.encoder(feats, feats_lens, chunk_size=chunk_size, num_left_chunks=num_left_chunks)
 
