@@ -4,6 +4,11 @@ The kernels evaluate the emotion joint network ``lin_out(tanh(enc + pred))``
 node by node and never hold the lattice in memory. They serve
 :mod:`ent.losses.fused_lattice`, which owns validation, selection and
 autograd; the formulas are those of :mod:`ent.losses.lattice_max_pool`.
+The CPU kernels of a whole joint lattice's outputs and their backward
+(:func:`joint_forward_cpu`, :func:`joint_backward_cpu`) serve
+:mod:`ent.nets.fused_joint` and share the node evaluation and backward of the
+lattice kernels; they stay in this file because numba's on-disk cache only
+notices a change of the file a cached kernel is defined in.
 
 Node labelling (shared with the CUDA C++ kernels of ``ent/csrc``)
 ----------------------------------------------------------------
@@ -283,6 +288,57 @@ def _backward_cpu(
                 for c in range(num_c):  # z becomes dL/dz
                     z[c] = w * (np.exp(z[c] - lse) - (one if c == cls else one - one))
                 node_backward(z, h, g, weight, grad_enc[b, t], pred_part[tile, u], weight_part[tile], bias_part[tile])
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def joint_forward_cpu(enc, pred, weight, bias, out):  # pragma: no cover - numba
+    """out[b, t, u, c] = weight[c] @ tanh(enc[b, t] + pred[b, u]) + bias[c]; one row (b, t) per iteration."""
+    batch, max_t, num_j = enc.shape
+    max_u1 = pred.shape[1]
+    num_c = weight.shape[0]
+    for row in prange(batch * max_t):
+        b = row // max_t
+        t = row % max_t
+        h = np.empty(num_j, dtype=enc.dtype)
+        for u in range(max_u1):
+            for j in range(num_j):
+                h[j] = fast_tanh(enc[b, t, j] + pred[b, u, j])
+            for c in range(num_c):
+                acc = bias[c]
+                for j in range(num_j):
+                    acc += weight[c, j] * h[j]
+                out[b, t, u, c] = acc
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def joint_backward_cpu(
+    enc, pred, weight, grad_out, tiles_per_utt, grad_enc, pred_part, weight_part, bias_part
+):  # pragma: no cover - numba
+    """Backward of :func:`joint_forward_cpu` given ``grad_out`` (B, T, U+1, C); the tiles
+    and partial sums of :func:`tiled_backward`.
+
+    Nodes whose ``grad_out`` is zero for every output are skipped.
+    """
+    batch, max_t, num_j = enc.shape
+    max_u1 = pred.shape[1]
+    num_c = weight.shape[0]
+    for tile in prange(batch * tiles_per_utt):
+        b = tile // tiles_per_utt
+        s = tile % tiles_per_utt
+        h = np.empty(num_j, dtype=enc.dtype)
+        g = np.empty(num_j, dtype=enc.dtype)
+        for t in range(s * max_t // tiles_per_utt, (s + 1) * max_t // tiles_per_utt):
+            for u in range(max_u1):
+                live = False
+                for c in range(num_c):
+                    live = live or grad_out[b, t, u, c] != 0
+                if live:
+                    for j in range(num_j):
+                        h[j] = fast_tanh(enc[b, t, j] + pred[b, u, j])
+                    node_backward(
+                        grad_out[b, t, u], h, g, weight, grad_enc[b, t], pred_part[tile, u],
+                        weight_part[tile], bias_part[tile],
+                    )
 
 
 def _np(x: Tensor) -> np.ndarray:

@@ -17,7 +17,11 @@ CPU kernels that evaluate each node's activations on the fly (the vectorized
 ``tanh`` of :mod:`ent.losses.lattice_numba`, within 3 ulp) and recompute them
 in the backward pass, which accumulates the gradients of ``enc_proj``,
 ``pred_proj``, ``weight`` and ``bias`` directly and skips nodes whose output
-gradient is zero (the padding a loss ignores). :class:`ent.nets.joint.JointNetwork`
+gradient is zero (the padding a loss ignores). The kernels live in
+:mod:`ent.losses.lattice_numba` with the emotion lattice's, whose node
+evaluation and backward they share (numba's on-disk cache is invalidated by a
+change of the kernel's own source file only, so kernels that call each other
+stay in one file). :class:`ent.nets.joint.JointNetwork`
 uses it for lattice-shaped CPU inputs when ``output_size <= FUSED_MAX_OUTPUTS``.
 """
 
@@ -27,66 +31,16 @@ from typing import Tuple
 
 import numpy as np
 import torch
-from numba import njit, prange
 from torch import Tensor
 
-from ent.losses.lattice_numba import FASTMATH, fast_tanh, node_backward, tiled_backward
+from ent.losses.lattice_numba import joint_backward_cpu, joint_forward_cpu, tiled_backward
 
 #: Largest output size for which the fused lattice pays. Measured with J = 192
-#: on a (14, 107, 49) lattice, 2 threads, forward + backward: 10x faster for
-#: C = 1, 3.6x for C = 30 (mini_emo's characters), 2x for 64, even at 128; with
-#: many outputs the output layer (a matrix product, best left to BLAS) dominates.
+#: on a (14, 107, 49) lattice, 2 threads, forward + backward
+#: (``bench/joint_and_loss.py``): about 9x faster for C = 1, 2.4-3.6x for
+#: C = 30 (mini_emo's characters), 1.7-2x for 64, even at 128; with many
+#: outputs the output layer (a matrix product, best left to BLAS) dominates.
 FUSED_MAX_OUTPUTS = 64
-
-
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
-def _forward_cpu(enc, pred, weight, bias, out):  # pragma: no cover - numba
-    """out[b, t, u, c] = weight[c] @ tanh(enc[b, t] + pred[b, u]) + bias[c]; one row (b, t) per iteration."""
-    batch, max_t, num_j = enc.shape
-    max_u1 = pred.shape[1]
-    num_c = weight.shape[0]
-    for row in prange(batch * max_t):
-        b = row // max_t
-        t = row % max_t
-        h = np.empty(num_j, dtype=enc.dtype)
-        for u in range(max_u1):
-            for j in range(num_j):
-                h[j] = fast_tanh(enc[b, t, j] + pred[b, u, j])
-            for c in range(num_c):
-                acc = bias[c]
-                for j in range(num_j):
-                    acc += weight[c, j] * h[j]
-                out[b, t, u, c] = acc
-
-
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
-def _backward_cpu(
-    enc, pred, weight, grad_out, tiles_per_utt, grad_enc, pred_part, weight_part, bias_part
-):  # pragma: no cover - numba
-    """The tiles and partial sums of :func:`ent.losses.lattice_numba.tiled_backward`.
-
-    Nodes whose ``grad_out`` is zero for every output are skipped.
-    """
-    batch, max_t, num_j = enc.shape
-    max_u1 = pred.shape[1]
-    num_c = weight.shape[0]
-    for tile in prange(batch * tiles_per_utt):
-        b = tile // tiles_per_utt
-        s = tile % tiles_per_utt
-        h = np.empty(num_j, dtype=enc.dtype)
-        g = np.empty(num_j, dtype=enc.dtype)
-        for t in range(s * max_t // tiles_per_utt, (s + 1) * max_t // tiles_per_utt):
-            for u in range(max_u1):
-                live = False
-                for c in range(num_c):
-                    live = live or grad_out[b, t, u, c] != 0
-                if live:
-                    for j in range(num_j):
-                        h[j] = fast_tanh(enc[b, t, j] + pred[b, u, j])
-                    node_backward(
-                        grad_out[b, t, u], h, g, weight, grad_enc[b, t], pred_part[tile, u],
-                        weight_part[tile], bias_part[tile],
-                    )
 
 
 def _np(x: Tensor) -> np.ndarray:
@@ -101,7 +55,7 @@ class _FusedJointLattice(torch.autograd.Function):
     ) -> Tensor:
         enc, pred, weight, bias = (x.detach().contiguous() for x in (enc, pred, weight, bias))
         out = enc.new_empty(enc.size(0), enc.size(1), pred.size(1), weight.size(0))
-        _forward_cpu(_np(enc), _np(pred), _np(weight), _np(bias), out.numpy())
+        joint_forward_cpu(_np(enc), _np(pred), _np(weight), _np(bias), out.numpy())
         ctx.save_for_backward(enc, pred, weight)
         return out
 
@@ -111,7 +65,7 @@ class _FusedJointLattice(torch.autograd.Function):
     ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         enc, pred, weight = ctx.saved_tensors
         return tiled_backward(
-            lambda tiles, *buffers: _backward_cpu(
+            lambda tiles, *buffers: joint_backward_cpu(
                 _np(enc), _np(pred), _np(weight), _np(grad_out.to(enc.dtype)), tiles, *buffers
             ),
             enc, pred.size(1), weight.size(0),
