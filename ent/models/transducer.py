@@ -165,6 +165,9 @@ class EmotionTransducer(AbsESPnetModel):
             activation ``auto`` uses ``torch``.
         rnnt_backend: How the RNN-T loss is computed (:func:`ent.losses.rnnt.rnnt_loss`):
             ``auto`` (numba on CPU, torchaudio on GPU), ``torchaudio`` or ``numba``.
+        fused_joint: On CPU tensors, compute whole lattices of joints with at
+            most 64 outputs with the fused kernels of :mod:`ent.nets.fused_joint`
+            (the same results up to float rounding, faster); False: plain PyTorch.
     """
 
     def __init__(
@@ -199,6 +202,7 @@ class EmotionTransducer(AbsESPnetModel):
         ctc_weight: float = 0.0,
         lattice_backend: str = "auto",
         rnnt_backend: str = "auto",
+        fused_joint: bool = True,
     ) -> None:
         super().__init__()
         if variant not in VARIANTS:
@@ -270,6 +274,9 @@ class EmotionTransducer(AbsESPnetModel):
         self.emotion_joint = blank_joint_cls(
             enc_dim, emo_pred_dim, emotion_joint_dim or joint_dim, num_classes, joint_activation
         )
+        for module in self.modules():
+            if isinstance(module, JointNetwork):
+                module.fused = bool(fused_joint)
         self.head_prosody = bool(head_prosody)
         self.head_prosody_fit = bool(head_prosody_fit)
         self.head_prosody_l2 = float(head_prosody_l2)

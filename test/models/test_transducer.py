@@ -87,10 +87,9 @@ def test_fast_cpu_paths_equal_torchaudio_and_the_plain_joints(variant: str) -> N
     speech, lens, text, tlens, emo = batch()
     results = []
     for fast in (False, True):
-        model = tiny_model(variant, rnnt_backend="numba" if fast else "torchaudio")
-        for module in model.modules():
-            if hasattr(module, "fused"):
-                module.fused = fast
+        model = tiny_model(variant, rnnt_backend="numba" if fast else "torchaudio", fused_joint=fast)
+        joints = [m for m in model.modules() if hasattr(m, "fused")]
+        assert len(joints) == (2 if variant == "ent" else 3) and all(j.fused == fast for j in joints)
         _, stats, _ = model(speech, lens, text, tlens, emo)  # the whole float32 training loss
         model = model.double()
         enc_out, enc_lens = model.encoder(feats, feats_lens)
