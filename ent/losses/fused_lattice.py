@@ -213,7 +213,9 @@ def _numba_cuda_state() -> Tuple[bool, bool]:
     return bool(simulated or cuda.is_available()), simulated
 
 
-def _numba_available() -> bool:
+@lru_cache(maxsize=None)
+def numba_available() -> bool:
+    """Whether the numba package imports (every numba CPU kernel of ENT needs it; imported on first use)."""
     try:
         import numba  # noqa: F401
     except ImportError:
@@ -245,7 +247,7 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     on_gpu = device.type == "cuda"
     if backend == "auto":
         if not on_gpu:
-            return "numba" if _numba_available() else "torch"
+            return "numba" if numba_available() else "torch"
         if _extension()[0] is not None:
             return "cuda"
         fallback = "numba_cuda" if _numba_cuda_state()[0] else "torch"
@@ -259,7 +261,7 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     if backend == "numba":
         if on_gpu:
             raise ValueError("lattice backend 'numba' runs on CPU tensors; use 'cuda' or 'numba_cuda' on GPU")
-        if not _numba_available():
+        if not numba_available():
             raise BackendUnavailableError("lattice backend 'numba' needs the numba package")
         return backend
     # "cuda" or "numba_cuda"; numba's CUDA simulator runs on CPU tensors.

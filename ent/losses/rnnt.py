@@ -19,7 +19,7 @@ the number of tokens), ``"sum"`` sums, ``"none"`` returns ``(B,)``.
 * ``"torchaudio"``: ``torchaudio.functional.rnnt_loss`` (C++ on CPU, CUDA on GPU).
 * ``"numba"`` (CPU tensors only): ``log_softmax`` and the gathers of the
   blank and label log-probabilities in PyTorch, the two recursions in a
-  parallel numba kernel, one utterance per thread, in float64 (so the
+  parallel numba kernel (:mod:`ent.losses.rnnt_numba`), one utterance per thread, in float64 (so the
   log-likelihoods of long utterances keep their precision in float32 training).
   The kernel returns ``ll_b`` and the occupancies of every blank and label
   transition, ``gamma(t, u) = exp(alpha + lp + beta - ll)``, from which the
@@ -30,7 +30,8 @@ the number of tokens), ``"sum"`` sums, ``"none"`` returns ``(B,)``.
 
   On the 2-core CPU, forward + backward, it is 10 to 14 times faster than
   torchaudio's CPU kernel (``python bench/joint_and_loss.py``).
-* ``"auto"`` (default): ``numba`` for CPU tensors, ``torchaudio`` for CUDA ones.
+* ``"auto"`` (default): ``numba`` for CPU tensors (``torchaudio`` without the
+  numba package), ``torchaudio`` for CUDA ones.
 
 Both keep the whole gradient (B, T, U+1, V) from the forward pass, as
 torchaudio does. :func:`rnnt_loss_reference` is a slow, loop-based
@@ -39,14 +40,13 @@ pure-PyTorch implementation of the recursion above used to test them.
 
 from __future__ import annotations
 
-import math
-from typing import List, Tuple
+from typing import List
 
-import numpy as np
 import torch
 import torchaudio.functional as taF
-from numba import njit, prange
 from torch import Tensor
+
+from ent.losses.fused_lattice import BackendUnavailableError, numba_available
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -115,14 +115,18 @@ def resolve_rnnt_backend(backend: str, device: torch.device) -> str:
 
     Raises:
         ValueError: unknown name, or ``numba`` for CUDA tensors.
+        BackendUnavailableError: ``numba`` without the numba package.
     """
     if backend not in RNNT_BACKENDS:
         raise ValueError(f"unknown RNN-T loss backend {backend!r}; valid: {list(RNNT_BACKENDS)}")
     on_gpu = device.type != "cpu"
     if backend == "auto":
-        return "torchaudio" if on_gpu else "numba"
-    if backend == "numba" and on_gpu:
-        raise ValueError(f"the numba RNN-T loss backend runs on CPU tensors, got a {device.type} tensor")
+        return "numba" if not on_gpu and numba_available() else "torchaudio"
+    if backend == "numba":
+        if on_gpu:
+            raise ValueError(f"the numba RNN-T loss backend runs on CPU tensors, got a {device.type} tensor")
+        if not numba_available():
+            raise BackendUnavailableError("RNN-T loss backend 'numba' needs the numba package")
     return backend
 
 
@@ -192,87 +196,6 @@ def rnnt_loss(
     )
 
 
-@njit(inline="always")
-def _logaddexp(a: float, b: float) -> float:  # pragma: no cover - numba
-    top = a if a > b else b
-    if top == -math.inf:
-        return top
-    return top + math.log1p(math.exp(-abs(a - b)))
-
-
-@njit(parallel=True, cache=True)
-def _occupancies(blank_lp, emit_lp, enc_lens, label_lens, log_like, occ_blank, occ_emit):  # pragma: no cover - numba
-    """Forward-backward over each utterance's lattice, in float64.
-
-    ``blank_lp``, ``emit_lp`` (B, T, U+1): log-probabilities of blank and of
-    the next label at every node (``emit_lp[b, t, U_b]`` is not read).
-    Writes ``log_like`` (B,) and the transition occupancies ``occ_blank``,
-    ``occ_emit`` (B, T, U+1), which must come in zeroed.
-    """
-    for b in prange(blank_lp.shape[0]):
-        num_t = enc_lens[b]
-        num_u = label_lens[b]
-        alpha = np.empty((num_t, num_u + 1))
-        beta = np.empty((num_t, num_u + 1))
-        alpha[0, 0] = 0.0
-        for u in range(1, num_u + 1):
-            alpha[0, u] = alpha[0, u - 1] + emit_lp[b, 0, u - 1]
-        for t in range(1, num_t):
-            alpha[t, 0] = alpha[t - 1, 0] + blank_lp[b, t - 1, 0]
-            for u in range(1, num_u + 1):
-                alpha[t, u] = _logaddexp(
-                    alpha[t - 1, u] + blank_lp[b, t - 1, u], alpha[t, u - 1] + emit_lp[b, t, u - 1]
-                )
-        last = num_t - 1
-        beta[last, num_u] = blank_lp[b, last, num_u]
-        for u in range(num_u - 1, -1, -1):
-            beta[last, u] = beta[last, u + 1] + emit_lp[b, last, u]
-        for t in range(last - 1, -1, -1):
-            beta[t, num_u] = beta[t + 1, num_u] + blank_lp[b, t, num_u]
-            for u in range(num_u - 1, -1, -1):
-                beta[t, u] = _logaddexp(
-                    beta[t + 1, u] + blank_lp[b, t, u], beta[t, u + 1] + emit_lp[b, t, u]
-                )
-        ll = beta[0, 0]
-        log_like[b] = ll
-        for t in range(num_t):
-            for u in range(num_u + 1):
-                if t < last:
-                    occ_blank[b, t, u] = math.exp(alpha[t, u] + blank_lp[b, t, u] + beta[t + 1, u] - ll)
-                elif u == num_u:
-                    occ_blank[b, t, u] = math.exp(alpha[t, u] + blank_lp[b, t, u] - ll)
-                if u < num_u:
-                    occ_emit[b, t, u] = math.exp(alpha[t, u] + emit_lp[b, t, u] + beta[t, u + 1] - ll)
-
-
-def rnnt_occupancies(
-    blank_lp: Tensor, emit_lp: Tensor, enc_lens: Tensor, label_lens: Tensor
-) -> Tuple[Tensor, Tensor, Tensor]:
-    """Log-likelihoods and transition occupancies of padded lattices (numba, CPU).
-
-    Args:
-        blank_lp: (B, T, U+1) float32/float64 log p(blank | t, u).
-        emit_lp: (B, T, U+1) log p(y_{u+1} | t, u) (the last valid column is not read).
-        enc_lens: (B,) frames T_b; label_lens: (B,) labels U_b.
-
-    Returns:
-        ``log_like`` (B,) float64, ``occ_blank`` and ``occ_emit`` (B, T, U+1) in
-        the dtype of the inputs: the posterior probability that an alignment
-        takes the blank (label) transition out of node (t, u); zero outside
-        each utterance's lattice.
-    """
-    blank_np = blank_lp.detach().contiguous().numpy()
-    emit_np = emit_lp.detach().contiguous().numpy()
-    log_like = np.empty(blank_np.shape[0])
-    occ_blank = np.zeros_like(blank_np)
-    occ_emit = np.zeros_like(blank_np)
-    _occupancies(
-        blank_np, emit_np, enc_lens.to(torch.int64).numpy(), label_lens.to(torch.int64).numpy(),
-        log_like, occ_blank, occ_emit,
-    )
-    return torch.from_numpy(log_like), torch.from_numpy(occ_blank), torch.from_numpy(occ_emit)
-
-
 class _NumbaRNNTLoss(torch.autograd.Function):
     """Per-utterance transducer loss whose gradient is built in the forward pass."""
 
@@ -298,6 +221,8 @@ class _NumbaRNNTLoss(torch.autograd.Function):
         next_label = next_label[:, None, :, None].expand(batch, max_t, max_u1, 1)
         blank_lp = log_probs[..., blank_id]
         emit_lp = log_probs.gather(-1, next_label).squeeze(-1)
+        from ent.losses.rnnt_numba import rnnt_occupancies  # numba is imported on first use
+
         log_like, occ_blank, occ_emit = rnnt_occupancies(blank_lp, emit_lp, enc_lens, label_lens)
         if fused_log_softmax:
             grad = log_probs.exp_().mul_((occ_blank + occ_emit).unsqueeze(-1))  # log_probs is ours

@@ -29,11 +29,8 @@ from __future__ import annotations
 
 from typing import Tuple
 
-import numpy as np
 import torch
 from torch import Tensor
-
-from ent.losses.lattice_numba import joint_backward_cpu, joint_forward_cpu, tiled_backward
 
 #: Largest output size for which the fused lattice pays. Measured with J = 192
 #: on a (14, 107, 49) lattice, 2 threads, forward + backward
@@ -43,19 +40,16 @@ from ent.losses.lattice_numba import joint_backward_cpu, joint_forward_cpu, tile
 FUSED_MAX_OUTPUTS = 64
 
 
-def _np(x: Tensor) -> np.ndarray:
-    """A contiguous numpy view (or copy) of a CPU tensor."""
-    return x.detach().contiguous().numpy()
-
-
 class _FusedJointLattice(torch.autograd.Function):
     @staticmethod
     def forward(  # type: ignore[override]
         ctx: torch.autograd.function.FunctionCtx, enc: Tensor, pred: Tensor, weight: Tensor, bias: Tensor
     ) -> Tensor:
+        from ent.losses.lattice_numba import joint_forward_cpu  # numba is imported on first use
+
         enc, pred, weight, bias = (x.detach().contiguous() for x in (enc, pred, weight, bias))
         out = enc.new_empty(enc.size(0), enc.size(1), pred.size(1), weight.size(0))
-        joint_forward_cpu(_np(enc), _np(pred), _np(weight), _np(bias), out.numpy())
+        joint_forward_cpu(enc.numpy(), pred.numpy(), weight.numpy(), bias.numpy(), out.numpy())
         ctx.save_for_backward(enc, pred, weight)
         return out
 
@@ -63,10 +57,13 @@ class _FusedJointLattice(torch.autograd.Function):
     def backward(  # type: ignore[override]
         ctx: torch.autograd.function.FunctionCtx, grad_out: Tensor
     ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-        enc, pred, weight = ctx.saved_tensors
+        from ent.losses.lattice_numba import joint_backward_cpu, tiled_backward
+
+        enc, pred, weight = ctx.saved_tensors  # contiguous, from the forward pass
+        grad_out = grad_out.to(enc.dtype).contiguous()
         return tiled_backward(
             lambda tiles, *buffers: joint_backward_cpu(
-                _np(enc), _np(pred), _np(weight), _np(grad_out.to(enc.dtype)), tiles, *buffers
+                enc.numpy(), pred.numpy(), weight.numpy(), grad_out.numpy(), tiles, *buffers
             ),
             enc, pred.size(1), weight.size(0),
         )

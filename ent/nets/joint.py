@@ -13,6 +13,7 @@ from typing import Callable, Dict
 
 import torch
 
+from ent.losses.fused_lattice import numba_available
 from ent.nets.fused_joint import FUSED_MAX_OUTPUTS, fused_joint_lattice
 
 # Applied in place: the joint applies them to the fresh sum of its
@@ -96,7 +97,7 @@ class JointNetwork(torch.nn.Module):
 
         It does for a whole lattice, (B, T, 1, J) with (B, 1, U+1, J), of a tanh
         joint with at most ``FUSED_MAX_OUTPUTS`` outputs on CPU tensors of one
-        float32/float64 dtype, unless ``self.fused`` is False.
+        float32/float64 dtype, unless ``self.fused`` is False or numba is missing.
         """
         return (
             self.fused
@@ -108,6 +109,7 @@ class JointNetwork(torch.nn.Module):
             and enc_proj.device.type == "cpu" and pred_proj.device.type == "cpu"
             and enc_proj.dtype == pred_proj.dtype == self.lin_out.weight.dtype
             and enc_proj.dtype in (torch.float32, torch.float64)
+            and numba_available()
         )
 
     def forward(self, enc_out: torch.Tensor, pred_out: torch.Tensor) -> torch.Tensor:

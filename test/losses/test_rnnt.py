@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from functools import partial
 
 import pytest
 import torch
 
+from ent.losses.fused_lattice import BackendUnavailableError
 from ent.losses.rnnt import RNNT_BACKENDS, resolve_rnnt_backend, rnnt_loss, rnnt_loss_reference
 
 CPU_BACKENDS = ["torchaudio", "numba"]
@@ -101,6 +104,22 @@ def test_backend_resolution() -> None:
         resolve_rnnt_backend("numba", torch.device("cuda"))
     with pytest.raises(ValueError, match="unknown RNN-T loss backend"):
         resolve_rnnt_backend("warp", torch.device("cpu"))
+
+
+def test_without_numba_auto_is_torchaudio(monkeypatch) -> None:
+    import ent.losses.rnnt as rnnt_module
+
+    monkeypatch.setattr(rnnt_module, "numba_available", lambda: False)
+    assert resolve_rnnt_backend("auto", torch.device("cpu")) == "torchaudio"
+    with pytest.raises(BackendUnavailableError, match="needs the numba package"):
+        resolve_rnnt_backend("numba", torch.device("cpu"))
+
+
+def test_importing_the_model_does_not_import_numba() -> None:
+    """numba (about 0.3 s) is imported when a numba kernel first runs, not at start-up."""
+    code = "import sys, ent.models.transducer, ent.decoding.recognizer; print('numba' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"
 
 
 def test_reference_hand_cases() -> None:

@@ -111,3 +111,5 @@ def test_joint_network_keeps_the_plain_path_elsewhere(monkeypatch) -> None:
     joint = JointNetwork(6, 5, 16, 3)
     assert joint(enc[:, 0], pred[:, 0]).shape == (2, 3)  # one decoding step
     assert JointNetwork(6, 5, 16, 3, activation="relu")(enc.unsqueeze(2), pred.unsqueeze(1)).shape == (2, 9, 4, 3)
+    monkeypatch.setattr(joint_module, "numba_available", lambda: False)
+    assert joint(enc.unsqueeze(2), pred.unsqueeze(1)).shape == (2, 9, 4, 3)  # no numba: plain path
