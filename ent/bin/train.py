@@ -14,6 +14,8 @@ Built on ESPnet's AbsTask/Trainer: ``--resume true`` continues from
 
 from __future__ import annotations
 
+import logging
+import sys
 import warnings
 from typing import List, Optional
 
@@ -25,6 +27,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     import torch
 
     from ent.tasks.ent_task import ENTTask
+    from ent.utils.errors import DataError
 
     # Denormal floats (below 1e-38) are 10-100x slower on x86 CPUs; flushing
     # them to zero changes no result that matters. Measured on mini_emo: a
@@ -35,6 +38,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     torch.set_flush_denormal(True)
     try:
         ENTTask.main(cmd=argv)
+    except DataError as exc:  # bad configuration or data: one line, no traceback
+        logging.error(str(exc))
+        sys.exit(1)
     finally:
         torch.set_flush_denormal(False)
 

@@ -47,6 +47,7 @@ from ent.nets.dropout import use_fast_dropout  # noqa: E402
 from ent.nets.encoder import ConformerEncoder  # noqa: E402
 from ent.nets.predictor import RNNPredictor, StatelessPredictor  # noqa: E402
 from ent.text.tokenizer import Tokenizer  # noqa: E402
+from ent.utils.errors import DataError  # noqa: E402
 
 # fbank: on-the-fly Kaldi fbank (ent.features.fbank); ssl: a local wav2vec 2.0 /
 # HuBERT / WavLM model with learned layer weights (ent.features.ssl).
@@ -277,17 +278,20 @@ class ENTTask(AbsTask):
         model_conf.setdefault(
             "frame_shift", frontend.frame_shift_ms / 1000.0 * encoder.subsampling_factor
         )
-        model = EmotionTransducer(
-            vocab_size=vocab_size,
-            emotions=emotions,
-            frontend=frontend,
-            normalize=normalize,
-            specaug=specaug,
-            encoder=encoder,
-            predictor=predictor,
-            blank_predictor=blank_predictor,
-            **model_conf,
-        )
+        try:
+            model = EmotionTransducer(
+                vocab_size=vocab_size,
+                emotions=emotions,
+                frontend=frontend,
+                normalize=normalize,
+                specaug=specaug,
+                encoder=encoder,
+                predictor=predictor,
+                blank_predictor=blank_predictor,
+                **model_conf,
+            )
+        except ValueError as exc:  # a bad model_conf value: one line naming the config
+            raise DataError(getattr(args, "config", None), None, f"model_conf: {exc}") from exc
         # cheaper dropout masks on the CPU (the same torch.nn.Dropout elsewhere; ent/nets/dropout.py)
         use_fast_dropout(model)
         return model

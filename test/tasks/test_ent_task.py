@@ -85,3 +85,19 @@ def test_prosody_expert_is_fitted_before_training_and_stays_fixed(tiny_recipe: d
     utt = dd.utt_ids[0]
     (result,) = rec.decode([utt], [dd.load_audio(utt)], cmvn=[stats_by_utt[utt]])
     assert result.emotion in emotions
+
+
+def test_bad_model_conf_value_is_one_line_naming_the_config(tiny_recipe: dict, tmp_path: Path, caplog) -> None:
+    import pytest
+
+    config = tmp_path / "bad.yaml"
+    text = tiny_recipe["config"].read_text()
+    assert "model_conf: {" in text
+    config.write_text(text.replace("model_conf: {", "model_conf: {rnnt_backend: warp, "))
+    recipe = dict(tiny_recipe, config=config)
+    with pytest.raises(SystemExit) as exit_info:
+        run_training(recipe, tmp_path / "exp", max_epoch=1)
+    assert exit_info.value.code == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == [f"{config}: model_conf: unknown RNN-T loss backend 'warp'; valid: ['auto', 'torchaudio', 'numba']"]
+    assert not (tmp_path / "exp" / "checkpoint.pth").exists()
