@@ -54,17 +54,21 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from ent.losses.lattice_max_pool import (
+    RANKED_MODES,
     IntervalRuns,
     _check_lengths,
     _check_reduction,
     _first_extreme_node,
     _masked_mean,
-    _normalize_mode,
     _reduce,
     _selection_mask,
     _valid_mask,
+    check_topk,
     interval_runs,
     lattice_max_pool_loss,
+    normalize_lattice_mode,
+    ranked_node_counts,
+    ranked_selection,
     supervised_lattice_loss,
 )
 
@@ -450,6 +454,61 @@ class _LatticeMaxPool(torch.autograd.Function):
         return grads + (None,) * 7
 
 
+class _RankedPool(torch.autograd.Function):
+    """Per-utterance losses (B,) of the ranked modes ``mil`` / ``topk`` from the numba CPU kernels.
+
+    The forward pass gets ``log p(c_b)`` of every valid node (``c_b``: the
+    utterance's class) from the log-probability kernel and ranks them in
+    PyTorch; the backward pass recomputes only the selected nodes
+    (:func:`ent.losses.lattice_numba.node_weight_backward_cpu`).
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx,
+        enc: Tensor,
+        pred: Tensor,
+        weight: Tensor,
+        bias: Tensor,
+        enc_lens: Tensor,
+        label_lens: Tensor,
+        target: Tensor,
+        keep: Tensor,
+        mode: str,
+        neutral_id: int,
+        topk: float,
+    ) -> Tensor:
+        from ent.losses import lattice_numba
+
+        max_t, max_u1 = enc.size(1), pred.size(1)
+        frame_run, token_run, _ = _pool_runs(enc_lens, label_lens, keep, mode, None, max_t, max_u1)
+        emotional = keep & (target != neutral_id)
+        cls = torch.where(emotional, target, torch.full_like(target, neutral_id))
+        joint = JointInputs(enc, pred, weight, bias)
+        score, _ = lattice_numba.log_probs_cpu(joint, NodeRuns(frame_run, token_run, cls[:, None].contiguous()), -1)
+        valid = _valid_mask(enc_lens, label_lens, max_t, max_u1)
+        # Ignored utterances were not computed: let them select node (0, 0), weighted 0 later.
+        valid[~keep] = False
+        valid[~keep, 0, 0] = True
+        selected = ranked_selection(score, valid, emotional, ranked_node_counts(valid, mode, topk))
+        per_utt = -_masked_mean(score, selected)
+        per_utt = torch.where(keep, per_utt, torch.zeros_like(per_utt))
+        ctx.save_for_backward(enc, pred, weight, bias, cls, keep, selected)
+        return per_utt
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> Tuple[Optional[Tensor], ...]:
+        from ent.losses import lattice_numba
+
+        enc, pred, weight, bias, cls, keep, selected = ctx.saved_tensors
+        count = selected.sum(dim=(1, 2)).clamp(min=1).to(enc.dtype)
+        per_node = torch.where(keep, grad.to(enc.dtype), torch.zeros_like(grad, dtype=enc.dtype)) / count
+        node_weight = selected.to(enc.dtype) * per_node[:, None, None]
+        grads = lattice_numba.node_weight_backward_cpu(JointInputs(enc, pred, weight, bias), cls, node_weight)
+        return tuple(grads) + (None,) * 7
+
+
 def _check_emo_labels(
     emo_labels: Tensor, batch: int, num_classes: int, neutral_id: int, ignore_index: int
 ) -> None:
@@ -481,6 +540,7 @@ def fused_lattice_max_pool_loss(
     reduction: str = "mean",
     ignore_index: int = -1,
     backend: str = "auto",
+    topk: float = 0.5,
 ) -> Tensor:
     """Lattice max pooling loss of ENT without materializing the emotion lattice.
 
@@ -496,24 +556,28 @@ def fused_lattice_max_pool_loss(
         enc_lens: (B,) integer encoder lengths, 1 <= enc_lens[b] <= T.
         label_lens: (B,) integer token counts, 0 <= label_lens[b] <= U.
         emo_labels: (B,) utterance emotions in [0, C), or ``ignore_index``.
-        mode: "one", "full_t" or "full_u" (or "One", "FullT", "FullU").
+        mode: "one", "full_t" or "full_u" (or "One", "FullT", "FullU"), or a
+            ranked mode "mil" or "topk". The ranked modes are fused on the
+            CPU (numba); on a GPU they take the ``torch`` path.
         neutral_id: Index of the neutral class.
         reduction: "mean" (over non-ignored utterances), "sum" or "none".
         ignore_index: Label value of utterances left out.
         backend: One of :data:`LATTICE_BACKENDS` (see :func:`resolve_backend`).
+        topk: Share of the nodes pooled by mode "topk", in (0, 1].
 
     Returns:
         Scalar loss, or (B,) for ``reduction="none"``; float32 for half or
         bfloat16 inputs, the inputs' dtype otherwise.
     """
-    mode = _normalize_mode(mode)
+    mode = normalize_lattice_mode(mode)
     _check_reduction(reduction)
+    topk = check_topk(topk)
     chosen = resolve_backend(backend, enc_proj.device)
-    if chosen == "torch":
+    if chosen == "torch" or (mode in RANKED_MODES and chosen != "numba"):
         _check_joint_inputs(enc_proj, pred_proj, weight, bias)
         return lattice_max_pool_loss(
             emotion_lattice(enc_proj, pred_proj, weight, bias), enc_lens, label_lens, emo_labels,
-            mode=mode, neutral_id=neutral_id, reduction=reduction, ignore_index=ignore_index,
+            mode=mode, neutral_id=neutral_id, reduction=reduction, ignore_index=ignore_index, topk=topk,
         )
     joint, enc_lens, label_lens = _prepare(enc_proj, pred_proj, weight, bias, enc_lens, label_lens)
     batch = enc_proj.size(0)
@@ -521,9 +585,12 @@ def fused_lattice_max_pool_loss(
     emo_labels = emo_labels.to(device=enc_proj.device, dtype=torch.long)
     keep = emo_labels != ignore_index
     target = torch.where(keep, emo_labels, torch.zeros_like(emo_labels))
-    per_utt = _LatticeMaxPool.apply(
-        *joint, enc_lens, label_lens, target, keep, mode, neutral_id, _kernels(chosen)
-    )
+    if mode in RANKED_MODES:
+        per_utt = _RankedPool.apply(*joint, enc_lens, label_lens, target, keep, mode, neutral_id, topk)
+    else:
+        per_utt = _LatticeMaxPool.apply(
+            *joint, enc_lens, label_lens, target, keep, mode, neutral_id, _kernels(chosen)
+        )
     return _reduce(per_utt, keep, reduction)
 
 

@@ -66,6 +66,35 @@ token column)").
 * Half/bfloat16 logits are computed in float32; float32/float64 stay as they
   are. The result has the compute dtype.
 
+Why ``one`` collapses, and the ranked modes
+-------------------------------------------
+For an emotional utterance the two terms of the authors' objective pull in
+opposite directions: the least neutral node is, in a trained model, the most
+emotional one, and it is pushed back towards neutral while the most ``y``-like
+node is pushed towards ``y``; every neutral utterance pushes its nodes towards
+neutral too. Trained on utterance labels alone, the lattice ends all-neutral
+(``mini_emo``: every frame of ``test_sed`` neutral, EDER 36.3 %). The
+*ranked* modes keep the multiple-instance reading of the labels (an emotional
+utterance holds frames of its emotion; a neutral utterance holds only neutral
+frames) and drop the neutral term of emotional utterances. With the
+utterance's class ``c = y`` and ``N_b = |V_b|`` valid nodes::
+
+    emotional (y != n):  S = the m_b nodes of V_b with the largest  lp[b, t, u, y]
+    neutral   (y == n):  S = the m_b nodes of V_b with the smallest lp[b, t, u, n]
+
+    loss_b = - mean_{(t,u) in S} lp[b, t, u, c]
+
+    "mil":   m_b = 1                               (-log max p(y), resp. -log min p(n))
+    "topk":  m_b = max(1, ceil(topk * N_b))        (0 < topk <= 1)
+
+So ``mil`` is the classic multiple-instance max pooling, with the neutral
+term of the authors' objective kept for neutral utterances only, and
+``topk`` pools the ``topk`` share of the nodes: the most ``y``-like ones of an
+emotional utterance, the least neutral ones of a neutral utterance (its
+hardest negatives); ``topk: 1`` trains every node with the utterance label.
+Ranks are taken on the detached log-probabilities; exact ties go to the
+first node in row-major ``(t, u)`` order (a stable sort), as in ``one``.
+
 Deliberate differences from the authors' code: (1) ``-log`` uses
 ``log_softmax`` instead of ``log(clamp(softmax, 1e-8, 1))``: identical wherever
 ``p >= 1e-8`` but without the clamp's zero gradient below it. (2) In
@@ -118,13 +147,17 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-LATTICE_MODES: Tuple[str, ...] = ("one", "full_t", "full_u")
+LATTICE_MODES: Tuple[str, ...] = ("one", "full_t", "full_u", "mil", "topk")
+#: The authors' modes (fused kernels of :mod:`ent.losses.fused_lattice`); the
+#: others rank the nodes (module docstring).
+MAX_POOL_MODES: Tuple[str, ...] = ("one", "full_t", "full_u")
+RANKED_MODES: Tuple[str, ...] = ("mil", "topk")
 _MODE_ALIASES: Dict[str, str] = {"One": "one", "FullT": "full_t", "FullU": "full_u"}
 _REDUCTIONS: Tuple[str, ...] = ("mean", "sum", "none")
 
 
-def _normalize_mode(mode: str) -> str:
-    """Map a mode name (ours or the authors' ``One``/``FullT``/``FullU``) to ours."""
+def normalize_lattice_mode(mode: str) -> str:
+    """Map a mode name (ours or the authors' ``One``/``FullT``/``FullU``) to ours; ValueError if unknown."""
     mode = _MODE_ALIASES.get(mode, mode)
     if mode not in LATTICE_MODES:
         raise ValueError(
@@ -132,6 +165,13 @@ def _normalize_mode(mode: str) -> str:
             f"(or {list(_MODE_ALIASES)})"
         )
     return mode
+
+
+def check_topk(topk: float) -> float:
+    """Validate the ``topk`` share of the ranked mode: a number in (0, 1]."""
+    if isinstance(topk, bool) or not isinstance(topk, (int, float)) or not 0.0 < float(topk) <= 1.0:
+        raise ValueError(f"lattice topk must be a share of the lattice nodes in (0, 1], got {topk!r}")
+    return float(topk)
 
 
 def _check_reduction(reduction: str) -> None:
@@ -228,6 +268,50 @@ def _selection_mask(index: Tensor, valid: Tensor, mode: str) -> Tensor:
     return (u_idx == sel_u) & valid
 
 
+def ranked_selection(values: Tensor, valid: Tensor, largest: Tensor, count: Tensor) -> Tensor:
+    """(B, T, U+1) bool: the ``count[b]`` valid nodes of largest (or smallest) value.
+
+    Args:
+        values: (B, T, U+1) scores (not differentiated through).
+        valid: (B, T, U+1) bool, at least ``count[b]`` True per utterance.
+        largest: (B,) bool, rank by the largest values (else the smallest).
+        count: (B,) long, nodes to select (>= 1).
+
+    Exact ties go to the first node in row-major (t, u) order (stable sort).
+    """
+    batch = values.size(0)
+    flat = values.detach().reshape(batch, -1)
+    ok = valid.reshape(batch, -1)
+    if bool(torch.isnan(flat[ok]).any()):
+        raise ValueError("emotion lattice log-probabilities contain NaN in the valid region")
+    key = torch.where(largest[:, None], flat, -flat).masked_fill(~ok, float("-inf"))
+    order = torch.sort(key, dim=1, descending=True, stable=True).indices
+    rank = torch.empty_like(order)
+    rank.scatter_(1, order, torch.arange(flat.size(1), device=flat.device).expand_as(order))
+    return ((rank < count[:, None]) & ok).reshape(valid.shape)
+
+
+def ranked_node_counts(valid: Tensor, mode: str, topk: float) -> Tensor:
+    """(B,) nodes pooled per utterance by a ranked mode: 1 (``mil``) or ``ceil(topk * N_b)``."""
+    num_valid = valid.sum(dim=(1, 2))
+    if mode == "mil":
+        return torch.ones_like(num_valid)
+    share = torch.ceil(num_valid.double() * check_topk(topk)).long()
+    return share.clamp(min=1)
+
+
+def _ranked_pool(
+    log_probs: Tensor, valid: Tensor, target: Tensor, keep: Tensor, mode: str, neutral_id: int, topk: float
+) -> Tensor:
+    """(B,) losses of the ranked modes (module docstring) from (B, T, U+1, C) log-probabilities."""
+    emotional = keep & (target != neutral_id)
+    cls = torch.where(emotional, target, torch.full_like(target, neutral_id))
+    batch, max_t, max_u1, _ = log_probs.shape
+    score = log_probs.gather(-1, cls[:, None, None, None].expand(batch, max_t, max_u1, 1)).squeeze(-1)
+    selected = ranked_selection(score, valid, emotional, ranked_node_counts(valid, mode, topk))
+    return -_masked_mean(score, selected)
+
+
 def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     """(B,) mean of ``values`` (B, T, U+1) over ``mask`` (non-empty per utterance)."""
     total = torch.where(mask, values, torch.zeros_like(values)).sum(dim=(1, 2))
@@ -253,6 +337,7 @@ def lattice_max_pool_loss(
     neutral_id: int = 0,
     reduction: str = "mean",
     ignore_index: int = -1,
+    topk: float = 0.5,
 ) -> Tensor:
     """Lattice max pooling loss of ENT (see the module docstring for the formula).
 
@@ -265,17 +350,20 @@ def lattice_max_pool_loss(
             ``ignore_index`` to leave the utterance out.
         mode: "one", "full_t" (whole time row of the selected node) or
             "full_u" (whole token column); the authors' "One", "FullT", "FullU"
-            are accepted too.
+            are accepted too; or a ranked mode, "mil" or "topk" (module
+            docstring), which never push an emotional utterance's nodes
+            towards neutral.
         neutral_id: index of the neutral class in [0, C).
         reduction: "mean" (over non-ignored utterances), "sum" or "none".
         ignore_index: label value marking utterances without emotion label.
+        topk: share of the valid nodes pooled by mode "topk", in (0, 1].
 
     Returns:
         Scalar loss, or (B,) per-utterance losses for ``reduction="none"``
         (0 for ignored utterances), in float32 for half/bfloat16 inputs and in
         the input dtype otherwise.
     """
-    mode = _normalize_mode(mode)
+    mode = normalize_lattice_mode(mode)
     _check_reduction(reduction)
     enc_lens, label_lens = _check_lengths(emo_logits, enc_lens, label_lens)
     batch, max_t, max_u1, num_classes = emo_logits.shape
@@ -296,6 +384,10 @@ def lattice_max_pool_loss(
     log_probs = torch.log_softmax(emo_logits.to(_compute_dtype(emo_logits)), dim=-1)
     valid = _valid_mask(enc_lens, label_lens, max_t, max_u1)
     target = torch.where(keep, emo_labels, torch.zeros_like(emo_labels))
+    if mode in RANKED_MODES:
+        per_utt = _ranked_pool(log_probs, valid, target, keep, mode, neutral_id, topk)
+        per_utt = torch.where(keep, per_utt, torch.zeros_like(per_utt))
+        return _reduce(per_utt, keep, reduction)
     index = target[:, None, None, None].expand(batch, max_t, max_u1, 1)
     target_lp = log_probs.gather(-1, index).squeeze(-1)  # (B, T, U+1)
     neutral_lp = log_probs[..., neutral_id]  # (B, T, U+1)
@@ -313,17 +405,25 @@ class LatticeMaxPoolLoss(nn.Module):
     """Module form of :func:`lattice_max_pool_loss` holding its configuration.
 
     Args:
-        mode: "one", "full_t" or "full_u" (or the authors' "One", "FullT", "FullU").
+        mode: "one", "full_t" or "full_u" (or the authors' "One", "FullT",
+            "FullU"), or a ranked mode "mil" or "topk".
         neutral_id: index of the neutral class.
         reduction: "mean", "sum" or "none".
         ignore_index: utterance label value meaning "no emotion label".
+        topk: share of the nodes pooled by mode "topk".
     """
 
     def __init__(
-        self, mode: str = "one", neutral_id: int = 0, reduction: str = "mean", ignore_index: int = -1
+        self,
+        mode: str = "one",
+        neutral_id: int = 0,
+        reduction: str = "mean",
+        ignore_index: int = -1,
+        topk: float = 0.5,
     ) -> None:
         super().__init__()
-        self.mode = _normalize_mode(mode)
+        self.mode = normalize_lattice_mode(mode)
+        self.topk = check_topk(topk)
         _check_reduction(reduction)
         if neutral_id < 0:
             raise ValueError(f"neutral_id must be >= 0, got {neutral_id}")
@@ -354,10 +454,12 @@ class LatticeMaxPoolLoss(nn.Module):
             neutral_id=self.neutral_id,
             reduction=self.reduction,
             ignore_index=self.ignore_index,
+            topk=self.topk,
         )
 
     def extra_repr(self) -> str:
-        return f"mode={self.mode!r}, neutral_id={self.neutral_id}, reduction={self.reduction!r}"
+        extra = f", topk={self.topk}" if self.mode == "topk" else ""
+        return f"mode={self.mode!r}, neutral_id={self.neutral_id}, reduction={self.reduction!r}{extra}"
 
 
 def _runs(labels: Tensor, labelled: Tensor) -> Tuple[Tensor, Tensor, Tensor]:

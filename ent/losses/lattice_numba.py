@@ -291,6 +291,35 @@ def _backward_cpu(
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
+def _node_weight_backward_cpu(
+    enc, pred, weight, bias, node_class, node_weight, tiles_per_utt,
+    grad_enc, pred_part, weight_part, bias_part,
+):  # pragma: no cover - numba
+    """Backward of ``sum_nodes -node_weight[b, t, u] * log p(node_class[b])``; tiles as
+    :func:`_backward_cpu`. Nodes of weight 0 are skipped."""
+    batch, max_t, num_j = enc.shape
+    max_u1 = pred.shape[1]
+    num_c = weight.shape[0]
+    for tile in prange(batch * tiles_per_utt):
+        b = tile // tiles_per_utt
+        s = tile % tiles_per_utt
+        h = np.empty(num_j, dtype=enc.dtype)
+        g = np.empty(num_j, dtype=enc.dtype)
+        z = np.empty(num_c, dtype=enc.dtype)
+        cls = node_class[b]
+        for t in range(s * max_t // tiles_per_utt, (s + 1) * max_t // tiles_per_utt):
+            for u in range(max_u1):
+                w = node_weight[b, t, u]
+                if w == 0:
+                    continue
+                lse = _node_logits(enc[b, t], pred[b, u], weight, bias, h, z)
+                one = typed(w, 1.0)
+                for c in range(num_c):  # z becomes dL/dz
+                    z[c] = w * (np.exp(z[c] - lse) - (one if c == cls else one - one))
+                node_backward(z, h, g, weight, grad_enc[b, t], pred_part[tile, u], weight_part[tile], bias_part[tile])
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
 def joint_forward_cpu(enc, pred, weight, bias, out):  # pragma: no cover - numba
     """out[b, t, u, c] = weight[c] @ tanh(enc[b, t] + pred[b, u]) + bias[c]; one row (b, t) per iteration."""
     batch, max_t, num_j = enc.shape
@@ -381,6 +410,31 @@ def backward_cpu(
     return tiled_backward(
         lambda tiles, *buffers: _backward_cpu(
             *map(_np, joint), *map(_np, runs), _np(run_weight.to(joint.enc.dtype)), tiles, *buffers
+        ),
+        joint.enc, joint.pred.size(1), joint.weight.size(0),
+    )
+
+
+def node_weight_backward_cpu(
+    joint: JointInputs, node_class: Tensor, node_weight: Tensor
+) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Gradients of ``sum_nodes -node_weight[b, t, u] * log p(node_class[b])``, numba CPU.
+
+    The backward of the ranked pooling modes, whose selected nodes form no
+    rectangle of runs.
+
+    Args:
+        joint: as :func:`log_probs_cpu`.
+        node_class: (B,) int64 class of each utterance's nodes.
+        node_weight: (B, T, U+1) loss weight of every node (0: not taking part).
+
+    Returns:
+        Gradients for ``enc`` (B, T, J), ``pred`` (B, U+1, J), ``weight``
+        (C, J) and ``bias`` (C,).
+    """
+    return tiled_backward(
+        lambda tiles, *buffers: _node_weight_backward_cpu(
+            *map(_np, joint), _np(node_class), _np(node_weight.to(joint.enc.dtype)), tiles, *buffers
         ),
         joint.enc, joint.pred.size(1), joint.weight.size(0),
     )

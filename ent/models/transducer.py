@@ -67,7 +67,9 @@ from ent.losses.fused_lattice import (
     resolve_backend,
 )
 from ent.losses.lattice_max_pool import (
+    check_topk,
     frame_labels_from_segments,
+    normalize_lattice_mode,
     lattice_max_pool_loss,
     supervised_lattice_loss,
 )
@@ -122,7 +124,14 @@ class EmotionTransducer(AbsESPnetModel):
         emotion_joint_dim: Size of the emotion joint space (default ``joint_dim``).
         joint_activation: Activation of the joint networks.
         neutral: Name of the neutral class (lattice max pooling's "no emotion").
-        lattice_mode: ``one``, ``full_t`` or ``full_u`` (see the loss module).
+        lattice_mode: How utterances without intervals train the emotion
+            lattice (:mod:`ent.losses.lattice_max_pool`): the authors' lattice
+            max pooling ``one``, ``full_t`` or ``full_u``, which on utterance
+            labels alone ends with every frame neutral, or a ranked mode that
+            does not: ``mil`` (the most emotional node of an emotional
+            utterance, the least neutral node of a neutral one) or ``topk``
+            (the ``lattice_topk`` share of such nodes).
+        lattice_topk: Share of the lattice nodes pooled by ``lattice_mode: topk``, in (0, 1].
         rnnt_weight: Weight of the RNN-T loss.
         head_weight: Weight of the utterance head's cross entropy.
         lattice_weight: Weight of the lattice loss.
@@ -186,6 +195,7 @@ class EmotionTransducer(AbsESPnetModel):
         joint_activation: str = "tanh",
         neutral: str = "neutral",
         lattice_mode: str = "one",
+        lattice_topk: float = 0.5,
         rnnt_weight: float = 1.0,
         head_weight: float = 1.0,
         lattice_weight: float = 1.0,
@@ -231,7 +241,8 @@ class EmotionTransducer(AbsESPnetModel):
         self.emotions = list(emotions)
         self.neutral_id = self.emotions.index(neutral)
         self.variant = variant
-        self.lattice_mode = lattice_mode
+        self.lattice_mode = normalize_lattice_mode(lattice_mode)
+        self.lattice_topk = check_topk(lattice_topk)
         self.rnnt_weight = rnnt_weight
         self.head_weight = head_weight
         self.lattice_weight = lattice_weight
@@ -600,7 +611,7 @@ class EmotionTransducer(AbsESPnetModel):
         pooled_labels = torch.where(has_iv, torch.full_like(emotion, -1), emotion)
         per_utt = pool_loss(
             enc_lens, label_lens, pooled_labels,
-            mode=self.lattice_mode, neutral_id=self.neutral_id, reduction="none",
+            mode=self.lattice_mode, neutral_id=self.neutral_id, reduction="none", topk=self.lattice_topk,
         )
         total = per_utt.sum()
         count = (pooled_labels >= 0).sum()

@@ -33,7 +33,7 @@ from ent.losses.fused_lattice import (
 from ent.losses.lattice_max_pool import lattice_max_pool_loss, supervised_lattice_loss
 
 REPO = Path(__file__).resolve().parents[2]
-MODES = ("one", "full_t", "full_u")
+MODES = ("one", "full_t", "full_u", "mil", "topk")
 RTOL = {torch.float64: 1e-10, torch.float32: 1e-5}
 
 
@@ -185,7 +185,7 @@ def test_pooling_ties_go_to_the_first_node(backend: str, mode: str) -> None:
     want = loss_and_grads(reference_pool, inputs, torch.device("cpu"), *args, mode=mode)
     got = loss_and_grads(fused_lattice_max_pool_loss, inputs, device, *args, mode=mode, backend=backend)
     assert_same(got, want, torch.float64)
-    if mode != "full_u":  # a column spans every frame; a node or row only the winner's
+    if mode in ("one", "full_t", "mil"):  # a column spans every frame, topk half the nodes
         assert float(got[1][0, 3].abs().max()) == 0.0 and float(got[1][0, 1].abs().max()) > 0.0
 
 
@@ -320,6 +320,7 @@ def test_fused_path_never_materializes_the_lattice(backend: str) -> None:
     lattice_bytes = batch * max_t * max_u1 * joint * 4
     for loss_fn, extra in (
         (fused_lattice_max_pool_loss, {"emo_labels": torch.tensor([1, 2]), "mode": "full_u"}),
+        (fused_lattice_max_pool_loss, {"emo_labels": torch.tensor([1, 0]), "mode": "topk", "topk": 0.3}),
         (fused_supervised_lattice_loss, {"frame_labels": frames}),
     ):
         with LargestAllocation() as probe:

@@ -155,6 +155,144 @@ def test_ties_pick_first_node_in_row_major_order(mode: str) -> None:
     torch.testing.assert_close(loss, want)
 
 
+# ----------------------------------------------------------------------------
+# The ranked modes (mil, topk)
+# ----------------------------------------------------------------------------
+
+
+def brute_ranked(
+    logits: torch.Tensor,
+    enc_lens: List[int],
+    label_lens: List[int],
+    emo_labels: List[int],
+    mode: str,
+    neutral_id: int,
+    reduction: str,
+    topk: float = 0.5,
+) -> torch.Tensor:
+    """The ranked modes written out: list the nodes, sort them by the class score, average the first m."""
+    logits = logits.double()
+    losses, kept = [], 0
+    for b in range(logits.size(0)):
+        y = emo_labels[b]
+        if y == -1:
+            losses.append(logits.new_zeros(()))
+            continue
+        kept += 1
+        nodes = [(t, u) for t in range(enc_lens[b]) for u in range(label_lens[b] + 1)]  # row-major
+        scored = [(node_log_prob(logits, b, t, u, y), i) for i, (t, u) in enumerate(nodes)]
+        if y != neutral_id:  # most y-like first; ties: row-major order
+            scored.sort(key=lambda item: (-item[0].item(), item[1]))
+        else:  # least neutral first
+            scored.sort(key=lambda item: (item[0].item(), item[1]))
+        m = 1 if mode == "mil" else max(1, math.ceil(topk * len(nodes)))
+        losses.append(-sum(v for v, _ in scored[:m]) / m)
+    per = torch.stack(losses)
+    if reduction == "none":
+        return per
+    if reduction == "sum":
+        return per.sum()
+    return per.sum() / max(kept, 1)
+
+
+@pytest.mark.parametrize("mode,topk", [("mil", 0.5), ("topk", 0.5), ("topk", 0.1), ("topk", 1.0), ("topk", 0.37)])
+@pytest.mark.parametrize("neutral_id", [0, 2])
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_ranked_modes_match_brute_force(mode: str, topk: float, neutral_id: int, reduction: str) -> None:
+    for seed in range(3):
+        logits, enc_lens, label_lens = random_batch(seed)
+        emo_labels = torch.tensor([1, neutral_id, 3, -1])
+        x = logits.clone().requires_grad_(True)
+        got = lattice_max_pool_loss(
+            x, enc_lens, label_lens, emo_labels, mode, neutral_id, reduction, topk=topk
+        )
+        xr = logits.clone().requires_grad_(True)
+        want = brute_ranked(
+            xr, enc_lens.tolist(), label_lens.tolist(), emo_labels.tolist(), mode, neutral_id, reduction, topk
+        )
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+        got.sum().backward()
+        want.sum().backward()
+        torch.testing.assert_close(x.grad, xr.grad, rtol=1e-10, atol=1e-10)
+
+
+def test_ranked_modes_never_push_an_emotional_utterance_to_neutral() -> None:
+    """The collapse of mode one: its emotional utterances lower p(y) somewhere; mil and topk never do."""
+    logits, enc_lens, label_lens = random_batch(5, batch=3)
+    emo_labels = torch.tensor([1, 2, 3])  # all emotional
+    for mode in ("mil", "topk"):
+        x = logits.clone().requires_grad_(True)
+        lattice_max_pool_loss(x, enc_lens, label_lens, emo_labels, mode, 0, "sum").backward()
+        for b in range(3):
+            y = int(emo_labels[b])
+            # Gradient descent raises z_y (grad < 0) and lowers every other logit on the touched nodes.
+            touched = x.grad[b].abs().sum(-1) > 0
+            assert bool(touched.any())
+            assert bool((x.grad[b, ..., y][touched] < 0).all())
+            assert bool((x.grad[b, ..., 0][touched] > 0).all())
+    x = logits.clone().requires_grad_(True)
+    lattice_max_pool_loss(x, enc_lens, label_lens, emo_labels, "one", 0, "sum").backward()
+    assert bool((x.grad[..., 0] < 0).any())  # one raises the neutral logit of emotional utterances
+
+
+def test_topk_pools_the_share_of_nodes_and_one_means_every_node() -> None:
+    logits, enc_lens, label_lens = random_batch(8)
+    emo_labels = torch.tensor([1, 0, 3, 2])
+    for topk in (0.25, 0.5, 1.0):
+        x = logits.clone().requires_grad_(True)
+        lattice_max_pool_loss(x, enc_lens, label_lens, emo_labels, "topk", 0, "sum", topk=topk).backward()
+        for b in range(4):
+            n_valid = int(enc_lens[b]) * (int(label_lens[b]) + 1)
+            touched = int((x.grad[b].abs().sum(-1) > 0).sum())
+            assert touched == max(1, math.ceil(topk * n_valid)), (topk, b)
+    # topk 1: every valid node takes the utterance label (mean over the valid region).
+    got = lattice_max_pool_loss(logits, enc_lens, label_lens, emo_labels, "topk", 0, "none", topk=1.0)
+    lp = logits.log_softmax(-1)
+    for b in range(4):
+        region = lp[b, : enc_lens[b], : label_lens[b] + 1, int(emo_labels[b])]
+        torch.testing.assert_close(got[b], -region.mean())
+
+
+def test_ranked_modes_ignore_padding_and_ties_go_first() -> None:
+    logits, enc_lens, label_lens = random_batch(11)
+    enc_lens[1], label_lens[1] = 3, 2
+    emo_labels = torch.tensor([1, 2, 0, 3])
+    for mode in ("mil", "topk"):
+        base = lattice_max_pool_loss(logits, enc_lens, label_lens, emo_labels, mode, reduction="none")
+        noisy = logits.clone()
+        noisy[1, 3:, :, 2] = 50.0
+        noisy[1, :, 3:, 2] = 50.0
+        x = noisy.clone().requires_grad_(True)
+        got = lattice_max_pool_loss(x, enc_lens, label_lens, emo_labels, mode, reduction="none")
+        torch.testing.assert_close(got, base)
+        got.sum().backward()
+        assert x.grad[1, 3:].abs().sum() == 0 and x.grad[1, :, 3:].abs().sum() == 0
+    # All nodes tie: mil takes node (0, 0), topk the first nodes in row-major order.
+    flat = torch.zeros(1, 3, 2, 4, dtype=torch.float64, requires_grad=True)
+    lattice_max_pool_loss(flat, torch.tensor([3]), torch.tensor([1]), torch.tensor([2]), "topk", topk=0.5).backward()
+    touched = torch.nonzero(flat.grad[0].abs().sum(-1)).tolist()
+    assert touched == [[0, 0], [0, 1], [1, 0]]
+
+
+@pytest.mark.parametrize("mode", ["mil", "topk"])
+def test_ranked_gradcheck(mode: str) -> None:
+    logits, enc_lens, label_lens = random_batch(4, batch=3, max_t=4, max_u1=3)
+    x = logits.clone().requires_grad_(True)
+    labels = torch.tensor([1, 0, 2])
+    assert torch.autograd.gradcheck(
+        lambda z: lattice_max_pool_loss(z, enc_lens, label_lens, labels, mode, topk=0.4), (x,)
+    )
+
+
+def test_bad_topk_is_refused() -> None:
+    logits, enc_lens, label_lens = random_batch(0)
+    for bad in (0.0, -0.1, 1.5, "half", True):
+        with pytest.raises(ValueError, match="topk"):
+            lattice_max_pool_loss(logits, enc_lens, label_lens, torch.tensor([1, 0, 2, 3]), "topk", topk=bad)
+        with pytest.raises(ValueError, match="topk"):
+            LatticeMaxPoolLoss("topk", topk=bad)
+
+
 def test_all_equal_lattice_selects_origin() -> None:
     logits = torch.zeros(1, 3, 3, 4, dtype=torch.float64, requires_grad=True)
     loss = lattice_max_pool_loss(logits, torch.tensor([3]), torch.tensor([2]), torch.tensor([2]), "one")
