@@ -20,12 +20,15 @@ Sets (Kaldi-style data directories ``<out-dir>/<set>/``):
 
 Interval labels: ``test_sed``'s ``emo_segments`` lists its emotional
 intervals only (ZED's convention: neutral elsewhere). ``train`` and ``dev``
-also get an ``emo_segments``, with the synthesized speech interval of every
-utterance labelled with its emotion, *neutral included*, so that the
-supervised lattice loss trains every frame (silence before and after the
-speech counts as neutral). Training ignores them with ``use_emo_segments:
-false`` (utterance labels only, the ENT paper's weak supervision). ``test``
-has none (it is scored at utterance level).
+carry utterance labels only, like a real corpus. The synthesizer knows more:
+the speech interval of every utterance, which it writes to
+``oracle_emo_segments`` (``emo_segments`` format, *neutral included*; silence
+before and after the speech counts as neutral), a file the toolkit never
+reads. A recipe that copies it to ``emo_segments`` trains the lattice frame
+by frame with the supervised interval loss: an oracle setting, an upper
+bound for what utterance labels give (``egs/mini_emo/ent1/run.sh
+--oracle_intervals true``). ``test`` has none (it is scored at utterance
+level).
 
 All sentences are distinct across all sets (normalized text), so test
 sentences never occur in training. Each data directory holds ``wav.scp``,
@@ -99,11 +102,17 @@ NOISE_COLORS: Dict[str, float] = {"white": 0.0, "pink": 0.5, "brown": 1.0}
 """Noise colour to the exponent ``a`` of its amplitude spectrum ``f**-a``."""
 
 INTERVAL_SETS: Tuple[str, ...] = ("train", "dev")
-"""Sets whose emo_segments label every utterance's speech interval, neutral included."""
+"""Sets whose oracle intervals label every utterance's speech interval, neutral included."""
 
-TABLES_VERSION = 2
-"""Bumped when the tables a set holds change (2: emo_segments of train and dev),
-so that sets finished by an older version are regenerated."""
+ORACLE_INTERVALS = "oracle_emo_segments"
+"""The synthesizer's intervals of train and dev, in ``emo_segments`` format but under a name
+the toolkit never reads: real corpora have no such thing, so training sees utterance labels
+only unless a recipe copies this file to ``emo_segments`` on purpose (an oracle setting)."""
+
+TABLES_VERSION = 3
+"""Bumped when the tables a set holds change (2: emo_segments of train and dev; 3: those
+intervals moved to oracle_emo_segments), so that sets finished by an older version are
+regenerated."""
 
 
 TRIM_THRESHOLD = 1e-4
@@ -596,14 +605,15 @@ def write_set(
     write_table(data_dir / "spk2utt", {spk: " ".join(utts) for spk, utts in spk2utt.items()})
     if specs and specs[0].set_name in INTERVAL_SETS:
         # Every utterance's speech interval with its emotion, neutral included
-        # (see the module docstring).
+        # (see the module docstring), kept aside as the oracle.
         speech = [
             f"{utt} {_fmt(start / SAMPLE_RATE)} {_fmt(end / SAMPLE_RATE)} {emotion}\n"
             for utt in sorted(by_id)
             for start, end, emotion in results[utt].segment_bounds
         ]
-        with atomic_write(data_dir / "emo_segments") as fh:
+        with atomic_write(data_dir / ORACLE_INTERVALS) as fh:
             fh.writelines(speech)
+        (data_dir / "emo_segments").unlink(missing_ok=True)  # written there by tables version 2
     if specs and specs[0].set_name == "test_sed":
         zed: Dict[str, dict] = {}
         lines: List[str] = []

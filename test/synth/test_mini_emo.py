@@ -22,6 +22,7 @@ from ent.synth import espeak
 from ent.synth.espeak import MAX_AMPLITUDE, SynthesisParams, get_synthesizer
 from ent.synth.grammar import normalize_text
 from ent.synth.mini_emo import (
+    ORACLE_INTERVALS,
     SAMPLE_RATE,
     SETS,
     TEST_VOICES,
@@ -303,14 +304,15 @@ def test_emo_segments_match_audio_and_zed_json(corpus: Path) -> None:
 
 
 @needs_espeak
-def test_train_and_dev_label_every_utterance_interval(corpus: Path) -> None:
+def test_train_and_dev_keep_every_utterance_interval_as_the_oracle(corpus: Path) -> None:
     assert not (corpus / "data" / "test" / "emo_segments").exists()
     for name in ("train", "dev"):
         d = corpus / "data" / name
+        assert not (d / "emo_segments").exists()  # utterance labels only, like a real corpus
         durs = {u: float(v) for u, v in _table(d / "utt2dur").items()}
         emos = _table(d / "utt2emo")
         plan = {s.utt_id: s for s in plan_set(name, OPTIONS, sentence_pools(OPTIONS)[name], corpus / "wav")}
-        lines = [line.split() for line in (d / "emo_segments").read_text().splitlines()]
+        lines = [line.split() for line in (d / ORACLE_INTERVALS).read_text().splitlines()]
         assert [line[0] for line in lines] == sorted(durs)  # every utterance, neutral ones too
         assert {line[3] for line in lines} == {e for e in emos.values()}
         for utt, start_s, end_s, emotion in lines:
@@ -324,12 +326,14 @@ def test_train_and_dev_label_every_utterance_interval(corpus: Path) -> None:
 def test_sets_of_an_older_table_layout_are_regenerated(corpus: Path, caplog: pytest.LogCaptureFixture) -> None:
     done = corpus / "data" / "dev" / ".done"
     signature = json.loads(done.read_text())
-    done.write_text(json.dumps({k: v for k, v in signature.items() if k != "tables"}))
-    (corpus / "data" / "dev" / "emo_segments").unlink()
+    done.write_text(json.dumps({**signature, "tables": 2}))
+    dev = corpus / "data" / "dev"
+    (dev / ORACLE_INTERVALS).rename(dev / "emo_segments")  # version 2 wrote the oracle there
     with contextlib.chdir(corpus), caplog.at_level(logging.INFO):
         main(CLI_ARGS)
     assert "dev: written by an older version" in caplog.text
-    assert json.loads(done.read_text()) == signature and (corpus / "data" / "dev" / "emo_segments").exists()
+    assert json.loads(done.read_text()) == signature and (dev / ORACLE_INTERVALS).exists()
+    assert not (dev / "emo_segments").exists()
 
 
 @needs_espeak
