@@ -19,7 +19,7 @@ from ent.bin import train_tokenizer  # noqa: E402
 from ent.data.datadir import DataDir  # noqa: E402
 from ent.data.dataset import EmotionASRDataset, collate_espnet  # noqa: E402
 from ent.synth import espeak  # noqa: E402
-from ent.synth.mini_emo import CorpusOptions, generate_corpus  # noqa: E402
+from ent.synth.mini_emo import ORACLE_INTERVALS, CorpusOptions, generate_corpus  # noqa: E402
 from ent.tasks.ent_task import ENTTask  # noqa: E402
 from ent.text.tokenizer import Tokenizer  # noqa: E402
 
@@ -33,6 +33,9 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("mini_emo_ssl")
     options = CorpusOptions(seed=5, num_train=4, num_dev=1, num_test=4, num_test_sed=1)
     generate_corpus(root / "data", options, wav_dir=root / "wav", abs_paths=True)
+    # The oracle intervals as emo_segments, so that the supervised lattice loss runs too.
+    train = root / "data" / "train"
+    (train / "emo_segments").write_text((train / ORACLE_INTERVALS).read_text())
     train_tokenizer.main(["--text", str(root / "data" / "train" / "text"), "--token-type", "char",
                           "--out-dir", str(root / "tok")])
     return root
@@ -55,7 +58,7 @@ def test_recipe_config_trains_on_mini_emo(corpus: Path, tmp_path: Path, variant:
     data = DataDir.load(corpus / "data" / "train")
     dataset = EmotionASRDataset(data, Tokenizer.from_dir(corpus / "tok"))
     _, batch = collate_espnet([dataset[u] for u in data.utt_ids])
-    assert batch["emo_intervals_lengths"].tolist() == [1, 1, 1, 1]  # mini_emo's train intervals
+    assert batch["emo_intervals_lengths"].tolist() == [1, 1, 1, 1]  # the oracle intervals
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
     losses = []
     model.train()
