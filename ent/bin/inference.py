@@ -2,7 +2,9 @@
 
 Writes into ``--out-dir``: ``text``, ``utt2emo``, ``frame_emotions`` (one
 emotion per encoder frame), ``emo_segments`` (merged non-neutral frames),
-``token`` and ``result.jsonl`` (words with start/end times and emotions).
+``token`` and ``result.jsonl`` (words with start/end times and emotions),
+and ``text_normalization.json``: the text normalization of the model's token
+list, with which ``ent.bin.score`` normalizes references and hypotheses.
 Files appear complete or not at all.
 
 Example::
@@ -103,6 +105,7 @@ def run(args: argparse.Namespace) -> None:
     """Decode ``args.data_dir`` into ``args.out_dir``."""
     from ent.data.datadir import DataDir
     from ent.decoding.writer import DecodeWriter
+    from ent.scoring.text_normalization import write_normalization_record
 
     options = DecodeOptions.from_yaml(args.config, {
         "search": args.search, "beam": args.beam, "batch_size": args.batch_size,
@@ -169,6 +172,8 @@ def run(args: argparse.Namespace) -> None:
                     num_frames += len(result.frame_emotions)
                 bar.update(len(chunk))
             _warn_if_dense(options, num_tokens, num_frames)
+    # The tokenizer's model lies in its token dir (Tokenizer.from_dir).
+    write_normalization_record(args.out_dir, Path(recognizer.tokenizer.model_path).parent)
     logging.info(f"wrote {args.out_dir}")
 
 

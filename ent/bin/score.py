@@ -3,28 +3,52 @@
 Usage::
 
     python -m ent.bin.score --ref-dir data/test --hyp-dir exp/x/decode_test \\
-        [--emotions neutral,happy,angry,sad] [--diarization] \\
+        [--emotions neutral,happy,angry,sad] [--diarization [--plot-utts 8]] \\
+        [--token-dir DIR | --no-normalize] \\
         [--results RESULTS.md --exp-name NAME --dataset test] [--out-dir DIR]
     python -m ent.bin.score --print-summary RESULTS.md [--dataset test]
 
 What is scored depends on the files present:
 
-==============================  ====================================  =====================
-reference (``--ref-dir``)       hypothesis (``--hyp-dir``)            writes (``--out-dir``)
-==============================  ====================================  =====================
-``text``                        ``text``                              ``score_asr.txt``
-``utt2emo``                     ``utt2emo``                           ``score_emotion.txt``,
-                                                                      ``confusion.png``
-``emo_segments`` + ``utt2dur``  ``frame_emotions`` or ``emo_segments``  ``score_diarization.txt``
+===============================  ======================================  ==========================
+reference (``--ref-dir``)        hypothesis (``--hyp-dir``)              writes (``--out-dir``)
+===============================  ======================================  ==========================
+``text``                         ``text``                                ``score_asr.txt``
+``utt2emo``                      ``utt2emo``                             ``score_emotion.txt``,
+                                                                         ``confusion.png``
+``emo_segments`` + ``utt2dur``   ``frame_emotions`` or ``emo_segments``  ``score_diarization.txt``,
+or ``wav.scp`` (``segments``)    (+ ``result.jsonl`` for the words)      ``timeline/<utt>.png``
 (with ``--diarization``)
-==============================  ====================================  =====================
+===============================  ======================================  ==========================
 
-``frame_emotions`` lines are ``<utt> <frame_shift_s> <emo_0> <emo_1> ...``:
-one emotion name per encoder frame, frame ``i`` covering
+**Text normalization.** Reference and hypothesis transcripts are normalized
+alike before WER/CER, with the options of the model's token list (case,
+apostrophes, bracketed tags, protected user symbols; see
+:mod:`ent.text.normalize`), so that ``SAY THE WORD "BITE", [NOISE] PLEASE.``
+scores against ``say the word bite please`` as the model was trained. They
+come from ``--token-dir``, else the ``text_normalization.json`` that
+``ent.bin.inference`` writes into the decoding directory, else the token dir
+of a model config one or two levels above ``--hyp-dir``, else
+:func:`~ent.text.normalize.normalize_text`'s defaults (with a warning); see
+:mod:`ent.scoring.text_normalization`. The choice is logged, stated in
+``score_asr.txt`` and stored in ``scores.json`` (``asr.text_normalization``);
+``--no-normalize`` scores the texts as they are.
+
+**Diarization.** ``frame_emotions`` lines are ``<utt> <frame_shift_s> <emo_0>
+<emo_1> ...``: one emotion name per encoder frame, frame ``i`` covering
 ``[i * frame_shift_s, (i + 1) * frame_shift_s)`` seconds; it is preferred over a
-hypothesis ``emo_segments`` when both exist. All scores also go to
-``scores.json``; ``--results`` records them in an ESPnet-style ``RESULTS.md``.
-See :mod:`ent.scoring` for the exact metric definitions.
+hypothesis ``emo_segments`` when both exist. The utterances and their
+durations are those of the reference ``utt2dur``; without one, of ``segments``
+(``end - start``) or else of the ``wav.scp`` recordings, from the audio file
+headers (:func:`~ent.scoring.diarization.durations_from_audio`). The first
+``--plot-utts`` utterances (sorted ids) get a timeline picture
+(:mod:`ent.scoring.timeline`): reference and hypothesis emotion bands, the
+words of ``result.jsonl`` at their times, and with ``--plot-wave`` the
+waveform envelope.
+
+All scores also go to ``scores.json``; ``--results`` records them in an
+ESPnet-style ``RESULTS.md``. See :mod:`ent.scoring` for the exact metric
+definitions.
 """
 
 from __future__ import annotations
@@ -32,14 +56,19 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from ent.data.emotions import DEFAULT_EMOTIONS, parse_emotion_list
 from ent.scoring.asr import format_asr_report, score_text_files
 from ent.scoring.diarization import (
     FRAME_SHIFT,
+    DiarizationScores,
+    FrameLabels,
+    Interval,
+    durations_from_audio,
     format_diarization_report,
     read_emo_segments,
     read_frame_emotions,
@@ -54,6 +83,8 @@ from ent.scoring.results import (
     summary_rows,
     update_results,
 )
+from ent.scoring.text_normalization import find_normalization
+from ent.scoring.timeline import TimedWord, plot_timeline
 from ent.utils.cli import setup_logging
 from ent.utils.errors import DataError
 from ent.utils.fileio import atomic_write
@@ -78,10 +109,22 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--emotions", default=",".join(DEFAULT_EMOTIONS),
                         help="comma-separated emotion classes; the first is the no-emotion (neutral) class")
     parser.add_argument("--diarization", action="store_true",
-                        help="also score emotion diarization (needs ref emo_segments + utt2dur and hyp "
-                        "frame_emotions or emo_segments)")
+                        help="also score emotion diarization (needs ref emo_segments, and utt2dur or the audio "
+                        "of wav.scp (+ segments) for the durations; hyp frame_emotions or emo_segments)")
     parser.add_argument("--frame-shift", type=float, default=FRAME_SHIFT,
                         help="frame grid (s) of the diarization frame accuracy (ZED: 0.02)")
+    parser.add_argument("--plot-utts", type=int, default=8, metavar="N",
+                        help="with --diarization: timeline PNGs of the first N utterances (sorted ids) in "
+                        "<out-dir>/timeline/ (0: none)")
+    parser.add_argument("--plot-wave", action="store_true",
+                        help="draw the waveform envelope in the timeline PNGs (reads the utterances' audio)")
+    norm = parser.add_mutually_exclusive_group()
+    norm.add_argument("--token-dir", type=Path, default=None,
+                      help="normalize transcripts as this token list's config.yaml says (default: the "
+                      "text_normalization.json of --hyp-dir, else the model config above it, else the "
+                      "toolkit defaults)")
+    norm.add_argument("--no-normalize", action="store_true",
+                      help="score the transcripts as they are (only whitespace is collapsed)")
     parser.add_argument("--normalize-confusion", action="store_true",
                         help="colour confusion.png by row-normalised fractions instead of counts")
     parser.add_argument("--results", type=Path, default=None, help="RESULTS.md to create/update")
@@ -113,6 +156,10 @@ def score_dirs(
     diarization: bool = False,
     frame_shift: float = FRAME_SHIFT,
     normalize_confusion: bool = False,
+    token_dir: Optional[Path] = None,
+    normalize_text: bool = True,
+    plot_utts: int = 0,
+    plot_wave: bool = False,
 ) -> Dict[str, Any]:
     """Score everything available and write the report files.
 
@@ -124,6 +171,13 @@ def score_dirs(
         diarization: Score emotion diarization.
         frame_shift: Frame-accuracy grid in seconds.
         normalize_confusion: Row-normalised ``confusion.png``.
+        token_dir: Token dir whose text normalization applies (default:
+            :func:`~ent.scoring.text_normalization.find_normalization`).
+        normalize_text: Normalize transcripts before WER/CER (false: score
+            them as they are).
+        plot_utts: With ``diarization``, timeline PNGs of this many
+            utterances (first sorted ids) in ``out_dir/timeline``.
+        plot_wave: Draw the waveform envelope in them (reads the audio).
 
     Returns:
         The ``scores.json`` content.
@@ -139,9 +193,17 @@ def score_dirs(
     scores: Dict[str, Any] = {"ref_dir": str(ref_dir), "hyp_dir": str(hyp_dir)}
 
     if (ref_dir / "text").is_file() and (hyp_dir / "text").is_file():
-        asr = score_text_files(ref_dir / "text", hyp_dir / "text")
-        _write(out_dir / "score_asr.txt", format_asr_report(asr))
+        if normalize_text:
+            norm = find_normalization(hyp_dir, token_dir)
+            asr = score_text_files(ref_dir / "text", hyp_dir / "text", norm)
+            description, record = norm.describe(), norm.to_dict()
+        else:
+            logger.info("--no-normalize: scoring the transcripts as they are")
+            asr = score_text_files(ref_dir / "text", hyp_dir / "text")
+            description, record = "none (--no-normalize)", None
+        _write(out_dir / "score_asr.txt", format_asr_report(asr, description))
         scores["asr"] = asr.to_dict()
+        scores["asr"]["text_normalization"] = record
     else:
         logger.info("no text in both %s and %s: ASR not scored", ref_dir, hyp_dir)
 
@@ -158,25 +220,44 @@ def score_dirs(
         logger.info("no utt2emo in both %s and %s: emotion not scored", ref_dir, hyp_dir)
 
     if diarization:
-        utt2dur = read_utt2dur(ref_dir / "utt2dur")
+        if (ref_dir / "utt2dur").is_file():
+            utt2dur, durations_from = read_utt2dur(ref_dir / "utt2dur"), "utt2dur"
+        else:
+            utt2dur = durations_from_audio(ref_dir)
+            durations_from = "segments" if (ref_dir / "segments").is_file() else "audio"
+            logger.info("no %s: durations of %d utterances from %s", ref_dir / "utt2dur", len(utt2dur),
+                        f"{ref_dir / 'segments'} (and the audio headers of wav.scp for open ends)"
+                        if durations_from == "segments" else f"the audio headers of {ref_dir / 'wav.scp'}")
         ref_segs = read_emo_segments(ref_dir / "emo_segments", emotions, utt2dur)
         frames_path, segs_path = hyp_dir / "frame_emotions", hyp_dir / "emo_segments"
+        hyp_frames: Optional[Dict[str, FrameLabels]] = None
+        hyp_segs: Optional[Dict[str, List[Interval]]] = None
         if frames_path.is_file():
             if segs_path.is_file():
                 logger.info("both %s and %s exist: scoring frame_emotions", frames_path, segs_path)
+            hyp_frames = read_frame_emotions(frames_path, emotions)
             dia = score_diarization(
-                ref_segs, utt2dur, hyp_frames=read_frame_emotions(frames_path, emotions),
+                ref_segs, utt2dur, hyp_frames=hyp_frames,
                 background=emotions[0], frame_shift=frame_shift, hyp_path=frames_path,
             )
         elif segs_path.is_file():
+            hyp_segs = read_emo_segments(segs_path, emotions, utt2dur)
             dia = score_diarization(
-                ref_segs, utt2dur, hyp_segments=read_emo_segments(segs_path, emotions, utt2dur),
+                ref_segs, utt2dur, hyp_segments=hyp_segs,
                 background=emotions[0], frame_shift=frame_shift, hyp_path=segs_path,
             )
         else:
             raise DataError(hyp_dir, None, "--diarization needs frame_emotions or emo_segments here")
         _write(out_dir / "score_diarization.txt", format_diarization_report(dia))
         scores["diarization"] = dia.to_dict()
+        scores["diarization"]["durations_from"] = durations_from
+        if plot_utts > 0:
+            plots = plot_timelines(
+                out_dir / "timeline", sorted(utt2dur)[:plot_utts], utt2dur, emotions, ref_segs, dia,
+                hyp_frames=hyp_frames, hyp_segments=hyp_segs, words=read_result_words(hyp_dir / "result.jsonl"),
+                ref_dir=ref_dir if plot_wave else None,
+            )
+            scores["diarization"]["timelines"] = [str(p.relative_to(out_dir)) for p in plots]
 
     if not any(k in scores for k in ("asr", "emotion", "diarization")):
         raise DataError(hyp_dir, None, f"nothing to score against {ref_dir} (no text or utt2emo in both)")
@@ -185,6 +266,107 @@ def score_dirs(
         fh.write("\n")
     logger.info("wrote %s", out_dir / "scores.json")
     return scores
+
+
+def read_result_words(path: Path) -> Optional[Dict[str, List[TimedWord]]]:
+    """The words with times of every utterance of a ``result.jsonl`` (format: :mod:`ent.decoding.writer`).
+
+    Returns:
+        utt -> words, or ``None`` when the file does not exist.
+
+    Raises:
+        DataError: On a line that is not a JSON object with ``utt`` and a
+            list of ``words`` holding ``word``, ``start`` and ``end``.
+    """
+    if not path.is_file():
+        logger.info("no %s: timelines without words", path)
+        return None
+    out: Dict[str, List[TimedWord]] = {}
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                words = [TimedWord(str(w["word"]), float(w["start"]), float(w["end"])) for w in record["words"]]
+                out[str(record["utt"])] = words
+            except json.JSONDecodeError as exc:
+                raise DataError(path, lineno, f"not valid JSON: {exc.msg}") from None
+            except (KeyError, TypeError, ValueError) as exc:
+                raise DataError(path, lineno, "expected an object with 'utt' and 'words' (each with 'word', "
+                                f"'start', 'end'): {type(exc).__name__} {exc}") from None
+    return out
+
+
+def _png_name(utt: str) -> str:
+    """A file name for an utterance id (characters other than letters, digits, ``.``, ``_``, ``-`` become ``_``)."""
+    return re.sub(r"[^\w.\-]", "_", utt) + ".png"
+
+
+def plot_timelines(
+    out_dir: Path,
+    utts: Sequence[str],
+    utt2dur: Mapping[str, float],
+    emotions: Sequence[str],
+    ref_segments: Mapping[str, Sequence[Interval]],
+    scores: DiarizationScores,
+    hyp_frames: Optional[Mapping[str, FrameLabels]] = None,
+    hyp_segments: Optional[Mapping[str, Sequence[Interval]]] = None,
+    words: Optional[Mapping[str, Sequence[TimedWord]]] = None,
+    ref_dir: Optional[Path] = None,
+) -> List[Path]:
+    """Draw ``<out_dir>/<utt>.png`` timelines (:func:`~ent.scoring.timeline.plot_timeline`).
+
+    PNGs of earlier runs that are not redrawn are removed, so the folder
+    shows exactly this scoring's sample.
+
+    Args:
+        out_dir: The ``timeline`` folder.
+        utts: Utterances to draw.
+        utt2dur: Their durations (s).
+        emotions: Emotion classes (first = neutral).
+        ref_segments: utt -> reference emotional intervals.
+        scores: The diarization scores (EDER in the titles).
+        hyp_frames: utt -> frame emotions of the hypothesis, or
+        hyp_segments: utt -> hypothesis emotional intervals.
+        words: utt -> hypothesis words with times (optional).
+        ref_dir: Reference data dir whose audio gives the waveform envelope
+            (``None``: no envelope).
+
+    Returns:
+        The written PNG paths.
+    """
+    eder = {u.utt: u for u in scores.utts}
+    data = None
+    if ref_dir is not None:
+        from ent.data.datadir import DataDir
+
+        data = DataDir.load(ref_dir, require=("wav.scp",), allow_empty_text=True)
+    written: List[Path] = []
+    for utt in utts:
+        result = eder.get(utt)
+        title = f"{utt}   EDER {100.0 * result.eder:.1f} %" if result is not None else utt
+        frames = hyp_frames.get(utt) if hyp_frames is not None else None
+        if hyp_frames is not None and frames is None:
+            title += "   (no hypothesis)"
+        path = out_dir / _png_name(utt)
+        plot_timeline(
+            path, utt2dur[utt], emotions,
+            ref_intervals=[tuple(iv) for iv in ref_segments.get(utt, [])],
+            hyp_frames=frames.labels if frames is not None else None,
+            frame_shift=frames.frame_shift if frames is not None else None,
+            hyp_intervals=[tuple(iv) for iv in hyp_segments.get(utt, [])] if hyp_segments is not None else None,
+            words=list(words.get(utt, [])) if words is not None else (),
+            title=title,
+            wave=data.load_audio(utt) if data is not None else None,
+        )
+        written.append(path)
+    keep = {p.name for p in written}
+    for old in out_dir.glob("*.png"):
+        if old.name not in keep:
+            old.unlink()
+    logger.info("wrote %d timeline pictures in %s", len(written), out_dir)
+    return written
 
 
 def format_scores(scores: Dict[str, Any]) -> str:
@@ -229,9 +411,12 @@ def main(argv: Optional[List[str]] = None) -> None:
         except ValueError as exc:
             parser.error(f"--emotions: {exc}")
         out_dir = args.out_dir if args.out_dir is not None else args.hyp_dir
+        if args.plot_utts < 0:
+            parser.error("--plot-utts must be >= 0")
         scores = score_dirs(
             args.ref_dir, args.hyp_dir, out_dir, emotions, args.diarization, args.frame_shift,
-            args.normalize_confusion,
+            args.normalize_confusion, token_dir=args.token_dir, normalize_text=not args.no_normalize,
+            plot_utts=args.plot_utts, plot_wave=args.plot_wave,
         )
         sys.stdout.write(format_scores(scores))
         if args.results is not None:

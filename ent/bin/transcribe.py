@@ -18,6 +18,17 @@ complete result as above. ``--realtime`` paces the pieces at the speed of
 the audio::
 
     ent-transcribe --model exp/ent_streaming/packed --streaming --chunk-ms 320 call.wav
+
+``--plot FILE`` also draws each file's emotion timeline as a PNG
+(:func:`ent.scoring.timeline.plot_timeline`: waveform envelope, the frame
+emotions as a coloured band, the words at their times). With one audio file
+FILE is the picture (an existing directory receives ``<name>.png``); with
+several, FILE is a directory (created if needed) receiving ``<name>.png`` for
+each file, ``<name>`` being the audio file name without its suffix (two
+files of the same name are refused)::
+
+    ent-transcribe --model exp/ent/packed --plot call.png call.wav
+    ent-transcribe --model exp/ent/packed --plot timelines/ a.wav b.flac
 """
 
 from __future__ import annotations
@@ -29,7 +40,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -64,8 +75,58 @@ def get_parser() -> argparse.ArgumentParser:
                         help="--streaming: chunk duration (rounded to whole encoder frames) and audio piece size")
     parser.add_argument("--realtime", action="store_true",
                         help="--streaming: feed the pieces at the speed of the audio")
+    parser.add_argument("--plot", type=Path, default=None, metavar="FILE",
+                        help="draw the emotion timeline (waveform, frame emotions, words) as a PNG; with one "
+                        "audio file FILE is the PNG (an existing directory gets <name>.png), with several FILE "
+                        "is a directory (created) that gets <name>.png per audio file")
     parser.add_argument("--verbose", action="store_true", help="show log messages")
     return parser
+
+
+def plot_paths(target: Path, audio: Sequence[str]) -> List[Path]:
+    """Where ``--plot`` draws each audio file's timeline (rule in the module docstring).
+
+    Raises:
+        DataError: If several files are given and ``target`` is an existing
+            non-directory, or two files share a name.
+    """
+    if len(audio) == 1 and not target.is_dir():
+        return [target]
+    if target.exists() and not target.is_dir():
+        raise DataError(target, None, f"--plot with {len(audio)} audio files needs a directory "
+                        "(it receives one <name>.png per file)")
+    seen: Dict[str, str] = {}
+    out: List[Path] = []
+    for path in audio:
+        name = Path(path).stem + ".png"
+        if name in seen:
+            raise DataError(path, None, f"--plot: has the same name as {seen[name]} (both would be {target / name})")
+        seen[name] = path
+        out.append(target / name)
+    return out
+
+
+def plot_result(path: Path, audio_path: str, result: "DecodeResult", wave: np.ndarray,
+                emotions: Sequence[str], sample_rate: int) -> None:
+    """Draw one file's timeline: envelope, frame emotions and words (no reference).
+
+    Args:
+        path: Output PNG.
+        audio_path: The audio file (in the title).
+        result: Its decoding result.
+        wave: (N,) samples that were decoded.
+        emotions: The model's emotion classes (first = neutral).
+        sample_rate: Sample rate of ``wave``.
+    """
+    from ent.scoring.timeline import plot_timeline
+
+    title = f"{audio_path}: [{result.emotion}] {result.text}"
+    plot_timeline(
+        path, max(len(wave), 1) / sample_rate, emotions, hyp_frames=result.frame_emotions,
+        frame_shift=result.frame_shift, words=[(w.text, w.start, w.end) for w in result.words],
+        title=title if len(title) <= 120 else title[:119] + "…", wave=wave, sample_rate=sample_rate,
+    )
+    logging.info(f"wrote {path}")
 
 
 def format_result(path: str, result: "DecodeResult") -> str:
@@ -125,8 +186,10 @@ def _update_json(path: str, update: "PartialResult") -> dict:
     }
 
 
-def _stream_file(session: "StreamingSession", path: str, wave: np.ndarray, args: argparse.Namespace) -> None:
-    """Feed one file to a streaming session in pieces, printing each update and the result."""
+def _stream_file(
+    session: "StreamingSession", path: str, wave: np.ndarray, args: argparse.Namespace
+) -> "DecodeResult":
+    """Feed one file to a streaming session in pieces, printing each update and the result (returned)."""
     session.reset(Path(path).stem)
     piece = max(1, int(round(args.chunk_ms / 1000.0 * session.sample_rate)))
     if not args.json:
@@ -154,13 +217,14 @@ def _stream_file(session: "StreamingSession", path: str, wave: np.ndarray, args:
         if final.words or final.frame_emotions:
             print(format_update(final))
         print(format_result(path, final.result), flush=True)
+    return final.result
 
 
 def main(argv: Optional[List[str]] = None) -> None:
     """Entry point of ``ent-transcribe``."""
     args = get_parser().parse_args(argv)
     setup_logging(logging.INFO if args.verbose else logging.WARNING)
-    from ent.data.audio import load_audio
+    from ent.data.audio import TARGET_SAMPLE_RATE, load_audio
     from ent.decoding.recognizer import DecodeOptions, EmotionRecognizer
     from ent.decoding.streaming import StreamingSession
 
@@ -168,6 +232,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     if model_file is None:
         model_file = "model.pth" if (args.model / "model.pth").is_file() else "valid.loss.ave.pth"
     try:
+        plots = plot_paths(args.plot, args.audio) if args.plot is not None else None
         packed = args.model / "decode.yaml"  # the recipe's decoding options (ent.bin.pack_model)
         overrides = {"search": args.search, "beam": args.beam, "batch_size": 1}
         if args.search == "greedy" or args.streaming:  # no LM outside beam search
@@ -180,18 +245,22 @@ def main(argv: Optional[List[str]] = None) -> None:
                 session = StreamingSession(recognizer, chunk_ms=args.chunk_ms)
             except ValueError as exc:
                 raise DataError(args.model / "config.yaml", None, str(exc)) from exc
-        for path in args.audio:
+        if plots is not None and len(plots) > 1:
+            args.plot.mkdir(parents=True, exist_ok=True)
+        for k, path in enumerate(args.audio):
             wave = load_audio(path)
             if session is not None:
-                _stream_file(session, path, wave, args)
-                continue
-            if len(wave) < recognizer.min_samples:
-                wave = np.pad(wave, (0, recognizer.min_samples - len(wave)))
-            (result,) = recognizer.decode([Path(path).stem], [wave])
-            if args.json:
-                print(json.dumps(_result_json(path, result), ensure_ascii=False))
+                result = _stream_file(session, path, wave, args)
             else:
-                print(format_result(path, result))
+                if len(wave) < recognizer.min_samples:
+                    wave = np.pad(wave, (0, recognizer.min_samples - len(wave)))
+                (result,) = recognizer.decode([Path(path).stem], [wave])
+                if args.json:
+                    print(json.dumps(_result_json(path, result), ensure_ascii=False))
+                else:
+                    print(format_result(path, result))
+            if plots is not None:
+                plot_result(plots[k], path, result, wave, recognizer.model.emotions, TARGET_SAMPLE_RATE)
     except DataError as exc:
         print(f"ent-transcribe: {exc}", file=sys.stderr)
         sys.exit(1)

@@ -4,8 +4,12 @@ Definitions (corpus level, as ESPnet's sclite-based ``RESULTS.md``):
 
 * Tokens: for WER the whitespace-separated words of the transcript; for CER
   the characters of the words joined by single spaces, the space itself
-  being a token (ESPnet's ``<space>``). No other normalisation (case,
-  punctuation) is applied: normalise before scoring if needed.
+  being a token (ESPnet's ``<space>``). The scoring functions take an
+  optional ``normalize`` callable (``str -> str``) applied to reference and
+  hypothesis alike before tokenization; without it no other normalisation
+  (case, punctuation) is applied. ``ent.bin.score`` passes the normalization
+  of the model's token list
+  (:class:`~ent.scoring.text_normalization.TextNormalization`).
 * Every utterance is aligned on its own (Levenshtein, via ``jiwer``) and the
   counts are summed: ``N`` reference tokens, ``H`` hits (correct), ``S``
   substitutions, ``D`` deletions, ``I`` insertions, ``N = H + S + D``.
@@ -23,7 +27,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Sequence, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 import jiwer
 
@@ -31,6 +35,8 @@ from ent.scoring import read_keyed_table
 from ent.utils.errors import DataError
 
 PathLike = Union[str, Path]
+#: A transcript normalization applied before scoring (``str -> str``).
+Normalizer = Callable[[str], str]
 
 logger = logging.getLogger(__name__)
 
@@ -141,8 +147,10 @@ class AsrScores:
         }
 
 
-def _normalize(transcript: str) -> str:
-    """Collapse whitespace: the token sequence is ``transcript.split()``."""
+def _normalize(transcript: str, normalize: Optional[Normalizer] = None) -> str:
+    """Apply ``normalize`` (if any), then collapse whitespace: the token sequence is ``transcript.split()``."""
+    if normalize is not None:
+        transcript = normalize(transcript)
     return " ".join(transcript.split())
 
 
@@ -179,19 +187,26 @@ def _align(refs: List[str], hyps: List[str], chars: bool) -> List[ErrorCounts]:
     ]
 
 
-def word_error_counts(refs: Sequence[str], hyps: Sequence[str]) -> ErrorCounts:
+def word_error_counts(
+    refs: Sequence[str], hyps: Sequence[str], normalize: Optional[Normalizer] = None
+) -> ErrorCounts:
     """Corpus-level word counts of paired transcripts.
 
     Args:
         refs: Reference transcripts.
         hyps: Hypothesis transcripts (may be empty strings), same length.
+        normalize: Applied to both sides first (default: none).
     """
-    return _sum_counts(_align([_normalize(r) for r in refs], [_normalize(h) for h in hyps], False))
+    return _sum_counts(_align([_normalize(r, normalize) for r in refs], [_normalize(h, normalize) for h in hyps],
+                              False))
 
 
-def char_error_counts(refs: Sequence[str], hyps: Sequence[str]) -> ErrorCounts:
-    """Corpus-level character counts (spaces between words count)."""
-    return _sum_counts(_align([_normalize(r) for r in refs], [_normalize(h) for h in hyps], True))
+def char_error_counts(
+    refs: Sequence[str], hyps: Sequence[str], normalize: Optional[Normalizer] = None
+) -> ErrorCounts:
+    """Corpus-level character counts (spaces between words count); ``normalize`` as :func:`word_error_counts`."""
+    return _sum_counts(_align([_normalize(r, normalize) for r in refs], [_normalize(h, normalize) for h in hyps],
+                              True))
 
 
 def _sum_counts(per_utt: Sequence[ErrorCounts]) -> ErrorCounts:
@@ -201,13 +216,19 @@ def _sum_counts(per_utt: Sequence[ErrorCounts]) -> ErrorCounts:
     return total
 
 
-def score_transcripts(refs: Mapping[str, str], hyps: Mapping[str, str]) -> AsrScores:
+def score_transcripts(
+    refs: Mapping[str, str], hyps: Mapping[str, str], normalize: Optional[Normalizer] = None
+) -> AsrScores:
     """Score hypotheses against references, both keyed by utterance id.
 
     Args:
         refs: utt -> reference transcript (the test set; order kept).
         hyps: utt -> hypothesis transcript; every key must be in ``refs``.
             Reference utterances absent here count as fully deleted.
+        normalize: Applied to every reference and hypothesis first (e.g. a
+            :class:`~ent.scoring.text_normalization.TextNormalization`);
+            default: whitespace is collapsed, nothing else. The per-utterance
+            results hold the normalized texts.
 
     Raises:
         ValueError: If ``refs`` is empty or ``hyps`` has unknown ids (the
@@ -219,8 +240,8 @@ def score_transcripts(refs: Mapping[str, str], hyps: Mapping[str, str]) -> AsrSc
     if unknown:
         raise ValueError(f"{len(unknown)} hypothesis ids are not in the reference, e.g. '{unknown[0]}'")
     utts = list(refs)
-    ref_texts = [_normalize(refs[u]) for u in utts]
-    hyp_texts = [_normalize(hyps.get(u, "")) for u in utts]
+    ref_texts = [_normalize(refs[u], normalize) for u in utts]
+    hyp_texts = [_normalize(hyps.get(u, ""), normalize) for u in utts]
     word_counts = _align(ref_texts, hyp_texts, chars=False)
     char_counts = _align(ref_texts, hyp_texts, chars=True)
     missing = [u for u in utts if u not in hyps]
@@ -236,13 +257,14 @@ def score_transcripts(refs: Mapping[str, str], hyps: Mapping[str, str]) -> AsrSc
     return AsrScores(_sum_counts(word_counts), _sum_counts(char_counts), missing, results)
 
 
-def score_text_files(ref_path: PathLike, hyp_path: PathLike) -> AsrScores:
+def score_text_files(ref_path: PathLike, hyp_path: PathLike, normalize: Optional[Normalizer] = None) -> AsrScores:
     """Score a hypothesis ``text`` file against a reference ``text`` file.
 
     Args:
         ref_path: Reference ``<utt> <transcript>`` (transcripts non-empty).
         hyp_path: Hypothesis ``<utt> [<transcript>]`` (a line may hold the
             id only: empty recognition result).
+        normalize: See :func:`score_transcripts`.
 
     Raises:
         DataError: On malformed files, repeated ids, or a hypothesis id not
@@ -253,7 +275,7 @@ def score_text_files(ref_path: PathLike, hyp_path: PathLike) -> AsrScores:
     for utt, entry in hyps.items():
         if utt not in refs:
             raise DataError(hyp_path, entry.lineno, f"utterance '{utt}' is not in the reference {ref_path}")
-    return score_transcripts({u: e.value for u, e in refs.items()}, {u: e.value for u, e in hyps.items()})
+    return score_transcripts({u: e.value for u, e in refs.items()}, {u: e.value for u, e in hyps.items()}, normalize)
 
 
 def _percent(num: int, den: int) -> str:
@@ -271,11 +293,16 @@ def format_counts_line(name: str, counts: ErrorCounts) -> str:
     )
 
 
-def format_asr_report(scores: AsrScores) -> str:
+def format_asr_report(scores: AsrScores, normalization: Optional[str] = None) -> str:
     """Text report: totals, sclite-like percentages and per-utterance errors.
 
     Utterances are listed with ``S D I`` word counts, reference and
     hypothesis, only when they have an error or a missing hypothesis.
+
+    Args:
+        scores: The scores.
+        normalization: Description of the text normalization applied before
+            scoring, reported after the totals (``None``: no line).
     """
     lines: List[str] = []
     for name, counts in (("WER", scores.wer), ("CER", scores.cer)):
@@ -285,6 +312,8 @@ def format_asr_report(scores: AsrScores) -> str:
         f"[ {scores.wer.n_sentence_errors} / {scores.wer.n_sentences} ]"
     )
     lines.append(f"Scored {scores.wer.n_sentences} sentences, {scores.n_missing} without hypothesis.")
+    if normalization is not None:
+        lines.append(f"Text normalization: {normalization}")
     lines.append("")
     header = "|unit|Snt|Wrd|Corr|Sub|Del|Ins|Err|S.Err|"
     lines.append(header)

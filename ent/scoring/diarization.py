@@ -530,6 +530,70 @@ def read_utt2dur(path: PathLike) -> Dict[str, float]:
     return out
 
 
+def durations_from_audio(data_dir: PathLike) -> Dict[str, float]:
+    """Utterance durations of a data directory without ``utt2dur``.
+
+    The utterances are those of ``segments`` when the directory has one,
+    else the recordings of ``wav.scp`` (recording = utterance). A segment
+    lasts ``end - start`` (a negative end, Kaldi's "to the end of the
+    recording", takes the recording's length from its audio header); a
+    whole recording lasts what its audio header says. Relative audio paths
+    are taken from the current directory, as everywhere in ENT
+    (:class:`~ent.data.datadir.DataDir`). Only headers are read, no audio
+    is decoded.
+
+    Args:
+        data_dir: The reference data directory.
+
+    Returns:
+        utt -> duration (s) in C-locale order of the ids.
+
+    Raises:
+        DataError: If ``wav.scp`` or ``segments`` is malformed, an audio
+            file is missing or unreadable, or a duration is not positive
+            (naming the file and line).
+    """
+    from ent.data.audio import audio_info
+    from ent.data.datadir import DataDir
+
+    data = DataDir.load(data_dir, require=("wav.scp",), allow_empty_text=True)
+    wav_lines = data.lines.get("wav.scp", {})
+    headers: Dict[str, float] = {}
+
+    def recording_duration(rec: str, utt: str) -> float:
+        if rec not in headers:
+            if rec not in data.wav_scp:
+                line = data.lines.get("segments", {}).get(utt)
+                raise DataError(data.path / "segments", line, f"recording '{rec}' is not in wav.scp")
+            path = data.wav_scp[rec]
+            try:
+                headers[rec] = audio_info(path).duration
+            except DataError as exc:
+                raise DataError(data.path / "wav.scp", wav_lines.get(rec), f"{exc.message} ({path})") from None
+        return headers[rec]
+
+    out: Dict[str, float] = {}
+    if data.segments is not None:
+        for utt in sorted(data.segments):
+            seg = data.segments[utt]
+            end = seg.end if seg.end >= 0 else recording_duration(seg.recording, utt)
+            dur = end - seg.start
+            if dur <= 0:
+                raise DataError(data.path / "segments", data.lines["segments"].get(utt),
+                                f"'{utt}' starts at {seg.start} s, after the end of its recording ({end:.3f} s)")
+            out[utt] = dur
+    else:
+        for utt in sorted(data.wav_scp):
+            dur = recording_duration(utt, utt)
+            if dur <= 0:
+                raise DataError(data.path / "wav.scp", wav_lines.get(utt),
+                                f"audio file is empty ({data.wav_scp[utt]})")
+            out[utt] = dur
+    if not out:
+        raise DataError(data.path / "wav.scp", None, "file is empty")
+    return out
+
+
 def read_emo_segments(
     path: PathLike,
     emotions: Sequence[str] = DEFAULT_EMOTIONS,

@@ -30,6 +30,30 @@ def test_inference_writes_every_output(tiny_recipe: dict, tmp_path: Path, search
     score.main(["--ref-dir", str(tiny_recipe["data"]), "--hyp-dir", str(out), "--diarization"])
     scores = json.loads((out / "scores.json").read_text())
     assert {"asr", "emotion", "diarization"} <= set(scores)
+    assert len(list((out / "timeline").glob("*.png"))) == len(utts)
+
+
+def test_decoding_records_the_token_lists_normalization_and_score_uses_it(tiny_recipe: dict,
+                                                                          tmp_path: Path) -> None:
+    from ent.scoring.text_normalization import RECORD_NAME, TextNormalization
+
+    out = tmp_path / "decode"
+    inference.main(["--model-dir", str(tiny_recipe["model_dir"]), "--data-dir", str(tiny_recipe["data"]),
+                    "--out-dir", str(out), "--search", "greedy"])
+    record = json.loads((out / RECORD_NAME).read_text())
+    assert record == TextNormalization.from_token_dir(tiny_recipe["tokens"]).options()
+    assert record["token_dir"] == str(tiny_recipe["tokens"].resolve()) and record["case"] == "lower"
+    # the recipe's references are upper case ("HELLO WORLD"); a model trained on this token list writes
+    # lower case (the 1-epoch model writes nothing, so its perfect output is put in its place)
+    perfect = "".join(f"{line.lower()}\n" for line in (tiny_recipe["data"] / "text").read_text().splitlines())
+    (out / "text").write_text(perfect)
+    score.main(["--ref-dir", str(tiny_recipe["data"]), "--hyp-dir", str(out)])
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["asr"]["text_normalization"]["source"] == str(out / RECORD_NAME)
+    assert scores["asr"]["wer"]["errors"] == 0 and scores["asr"]["wer"]["n_ref"] > 0
+    score.main(["--ref-dir", str(tiny_recipe["data"]), "--hyp-dir", str(out), "--no-normalize"])
+    wer = json.loads((out / "scores.json").read_text())["asr"]["wer"]
+    assert wer["errors"] == wer["n_ref"]
 
 
 def test_missing_model_is_one_clear_line(tmp_path: Path) -> None:

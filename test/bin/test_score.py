@@ -112,3 +112,131 @@ def test_custom_emotions_and_help(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "ent.bin.score", "--help"], capture_output=True, text=True,
                           cwd=tmp_path, env=env, timeout=60)
     assert proc.returncode == 0 and "--diarization" in proc.stdout
+
+
+# ------------------------------------------------------------ text normalization
+def _kaldi_dirs(tmp_path: Path) -> tuple:
+    ref = tmp_path / "data" / "test"
+    hyp = tmp_path / "exp" / "m" / "decode" / "test"
+    write(ref / "text", 'u1 SAY THE WORD "BITE", [NOISE] PLEASE.\nu2 DON\'T STOP\n')
+    write(hyp / "text", "u1 say the word bit please\nu2 dont stop\n")
+    return ref, hyp
+
+
+def test_kaldi_reference_is_normalized_as_the_decoding_recorded(tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    from ent.scoring.text_normalization import RECORD_NAME, TextNormalization
+
+    ref, hyp = _kaldi_dirs(tmp_path)
+    # what the model's token list did: lower case, tags removed, apostrophes deleted
+    TextNormalization(keep_apostrophe=False, token_dir="/tok").write(hyp / RECORD_NAME)
+    with caplog.at_level("INFO"):
+        main(["--ref-dir", str(ref), "--hyp-dir", str(hyp)])
+    scores = json.loads((hyp / "scores.json").read_text(encoding="utf-8"))
+    wer = scores["asr"]["wer"]
+    # exactly the WER of the pre-normalized reference "say the word bite please" / "dont stop"
+    pre = tmp_path / "pre"
+    write(pre / "text", "u1 say the word bite please\nu2 dont stop\n")
+    main(["--ref-dir", str(pre), "--hyp-dir", str(hyp), "--out-dir", str(tmp_path / "pre_scores"),
+          "--no-normalize"])
+    pre_scores = json.loads((tmp_path / "pre_scores" / "scores.json").read_text(encoding="utf-8"))
+    assert wer == pre_scores["asr"]["wer"] and (wer["errors"], wer["n_ref"]) == (1, 7)
+    assert scores["asr"]["text_normalization"] == {
+        "case": "lower", "keep_apostrophe": False, "remove_tags": True, "user_defined_symbols": [],
+        "token_dir": "/tok", "source": str(hyp / RECORD_NAME)}
+    assert pre_scores["asr"]["text_normalization"] is None
+    assert "text normalization recorded by the decoding: case=lower, no apostrophes" in caplog.text
+    report = (hyp / "score_asr.txt").read_text(encoding="utf-8")
+    assert f"Text normalization: case=lower, no apostrophes, remove_tags (from {hyp / RECORD_NAME})" in report
+    assert "REF: say the word bite please" in report
+
+
+def test_token_dir_option_and_default_fallback(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import yaml
+
+    ref, hyp = _kaldi_dirs(tmp_path)
+    with caplog.at_level("WARNING"):
+        main(["--ref-dir", str(ref), "--hyp-dir", str(hyp)])
+    scores = json.loads((hyp / "scores.json").read_text(encoding="utf-8"))
+    # defaults keep in-word apostrophes: don't vs dont is one more error
+    assert scores["asr"]["wer"]["errors"] == 2 and scores["asr"]["text_normalization"]["source"] == "default"
+    assert "scoring with the default text normalization" in caplog.text
+    tok = tmp_path / "tok"
+    write(tok / "config.yaml", yaml.safe_dump({"case": "lower", "keep_apostrophe": False, "remove_tags": True}))
+    main(["--ref-dir", str(ref), "--hyp-dir", str(hyp), "--token-dir", str(tok)])
+    scores = json.loads((hyp / "scores.json").read_text(encoding="utf-8"))
+    assert scores["asr"]["wer"]["errors"] == 1
+    assert scores["asr"]["text_normalization"]["source"] == str(tok / "config.yaml")
+    with pytest.raises(SystemExit):
+        main(["--ref-dir", str(ref), "--hyp-dir", str(hyp), "--token-dir", str(tok), "--no-normalize"])
+
+
+# ------------------------------------------------------------ diarization without utt2dur, timelines
+@pytest.fixture()
+def sed_dirs(tmp_path: Path) -> tuple:
+    """A diarization set with audio (no text), its hypothesis frames and words."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "test"))
+    from datadir_factory import make_data_dir
+
+    ref = make_data_dir(tmp_path, n=3, name="test_sed", durations=[1.0, 1.5, 0.8], text=None)
+    hyp = tmp_path / "exp" / "m" / "decode" / "test_sed"
+    frames = {"utt001": ["neutral"] * 25, "utt002": ["happy"] * 20 + ["neutral"] * 18,
+              "utt003": ["neutral"] * 5 + ["angry"] * 15}
+    write(hyp / "frame_emotions", "".join(f"{u} 0.04 {' '.join(f)}\n" for u, f in frames.items()))
+    words = {"utt001": [], "utt002": [{"word": "hi", "start": 0.1, "end": 0.5, "emotion": "happy"}],
+             "utt003": [{"word": "no", "start": 0.2, "end": 0.6, "emotion": "angry"}]}
+    write(hyp / "result.jsonl", "".join(json.dumps({"utt": u, "text": "", "words": w}) + "\n"
+                                        for u, w in words.items()))
+    return ref, hyp
+
+
+def test_diarization_without_utt2dur_takes_the_audio_durations(sed_dirs: tuple, tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    ref, hyp = sed_dirs
+    main(["--ref-dir", str(ref), "--hyp-dir", str(hyp), "--diarization", "--out-dir", str(tmp_path / "a")])
+    with_dur = json.loads((tmp_path / "a" / "scores.json").read_text(encoding="utf-8"))["diarization"]
+    (ref / "utt2dur").unlink()
+    with caplog.at_level("INFO"):
+        main(["--ref-dir", str(ref), "--hyp-dir", str(hyp), "--diarization", "--out-dir", str(tmp_path / "b")])
+    without = json.loads((tmp_path / "b" / "scores.json").read_text(encoding="utf-8"))["diarization"]
+    assert with_dur["durations_from"] == "utt2dur" and without["durations_from"] == "audio"
+    assert without["eder"] == pytest.approx(with_dur["eder"]) and with_dur["eder"] > 0
+    assert without["utt_eder"] == pytest.approx(with_dur["utt_eder"])
+    assert without["frame_accuracy"] == pytest.approx(with_dur["frame_accuracy"])
+    assert f"no {ref / 'utt2dur'}: durations of 3 utterances from the audio headers of {ref / 'wav.scp'}" \
+        in caplog.text
+
+
+def test_timeline_pictures_of_the_first_utterances(sed_dirs: tuple, tmp_path: Path) -> None:
+    ref, hyp = sed_dirs
+    out = tmp_path / "scores"
+    stale = out / "timeline" / "old_utt.png"
+    write(stale, "from an earlier run")
+    main(["--ref-dir", str(ref), "--hyp-dir", str(hyp), "--diarization", "--out-dir", str(out), "--plot-utts", "2"])
+    pngs = sorted(p.name for p in (out / "timeline").iterdir())
+    assert pngs == ["utt001.png", "utt002.png"]  # the first two ids; the stale one is gone
+    for name in pngs:
+        assert (out / "timeline" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    scores = json.loads((out / "scores.json").read_text(encoding="utf-8"))
+    assert scores["diarization"]["timelines"] == ["timeline/utt001.png", "timeline/utt002.png"]
+    # the default draws up to 8 (here all 3), with the waveform on request; 0 draws none
+    main(["--ref-dir", str(ref), "--hyp-dir", str(hyp), "--diarization", "--out-dir", str(out), "--plot-wave"])
+    assert len(list((out / "timeline").glob("*.png"))) == 3
+    main(["--ref-dir", str(ref), "--hyp-dir", str(hyp), "--diarization", "--out-dir", str(tmp_path / "none"),
+          "--plot-utts", "0"])
+    assert not (tmp_path / "none" / "timeline").exists()
+
+
+def test_timelines_without_result_jsonl_and_with_a_bad_one(sed_dirs: tuple, tmp_path: Path,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    ref, hyp = sed_dirs
+    good = (hyp / "result.jsonl").read_text(encoding="utf-8")
+    (hyp / "result.jsonl").unlink()
+    main(["--ref-dir", str(ref), "--hyp-dir", str(hyp), "--diarization", "--plot-utts", "1"])
+    assert [p.name for p in (hyp / "timeline").iterdir()] == ["utt001.png"]
+    write(hyp / "result.jsonl", good + '{"utt": "utt004", "words": [{"word": "x"}]}\n')
+    with pytest.raises(SystemExit):
+        main(["--ref-dir", str(ref), "--hyp-dir", str(hyp), "--diarization"])
+    assert "result.jsonl:4: expected an object with 'utt' and 'words'" in caplog.text

@@ -117,3 +117,40 @@ def test_report_lines() -> None:
     assert "|word|1|4|75.0|25.0|0.0|25.0|50.0|100.0|" in report
     d = s.to_dict()
     assert d["wer"]["error_rate"] == pytest.approx(0.5) and d["n_missing"] == 0
+
+
+KALDI_REF = 'SAY THE WORD "BITE", [NOISE] PLEASE.'
+NORMALIZED_REF = "say the word bite please"
+
+
+def test_normalize_callable_scores_a_kaldi_reference_like_the_normalized_one(tmp_path: Path) -> None:
+    from ent.text.normalize import normalize_text
+
+    hyps = {"u1": "say the word bit please", "u2": "yes"}
+    raw = score_transcripts({"u1": KALDI_REF, "u2": "Yes!"}, hyps, normalize=normalize_text)
+    clean = score_transcripts({"u1": NORMALIZED_REF, "u2": "yes"}, hyps)
+    assert raw.wer.to_dict() == clean.wer.to_dict() and raw.cer.to_dict() == clean.cer.to_dict()
+    assert raw.wer.errors == 1 and raw.wer.n_ref == 6  # bite -> bit
+    assert raw.utts[0].ref == NORMALIZED_REF  # the report shows what was scored
+    # without a normalizer the texts are compared as they are: every reference word is wrong
+    verbatim = score_transcripts({"u1": KALDI_REF, "u2": "Yes!"}, hyps)
+    assert verbatim.wer.errors == verbatim.wer.n_ref == 7
+    # the file scorer and the corpus-level counters take the same callable
+    ref = write(tmp_path / "ref", f"u1 {KALDI_REF}\nu2 Yes!\n")
+    hyp = write(tmp_path / "hyp", "u1 SAY the word bit please\nu2 yes\n")
+    assert score_text_files(ref, hyp, normalize_text).wer.to_dict() == clean.wer.to_dict()
+    assert word_error_counts([KALDI_REF], ["say the word bit please"], normalize_text).errors == 1
+    assert char_error_counts([KALDI_REF], [NORMALIZED_REF], normalize_text).errors == 0
+
+
+def test_reference_empty_after_normalization_counts_insertions() -> None:
+    from ent.text.normalize import normalize_text
+
+    s = score_transcripts({"u1": "[NOISE]", "u2": "a b"}, {"u1": "uh", "u2": "a b"}, normalize=normalize_text)
+    assert (s.wer.n_ref, s.wer.insertions, s.wer.errors) == (2, 1, 1)
+
+
+def test_report_states_the_normalization() -> None:
+    s = score_transcripts({"u1": "a"}, {"u1": "a"})
+    assert "Text normalization: case=lower (from x)\n" in format_asr_report(s, "case=lower (from x)")
+    assert "Text normalization" not in format_asr_report(s)

@@ -180,3 +180,50 @@ def test_read_frame_emotions(tmp_path: Path) -> None:
         path.write_text(text, encoding="utf-8")
         with pytest.raises(DataError, match=message):
             read_frame_emotions(path)
+
+
+def _factory():
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import datadir_factory
+
+    return datadir_factory
+
+
+def test_durations_from_audio_headers_equal_utt2dur(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ent.scoring.diarization import durations_from_audio, read_utt2dur
+
+    factory = _factory()
+    data = factory.make_data_dir(tmp_path, n=3, durations=[1.0, 1.5, 0.75])
+    expected = read_utt2dur(data / "utt2dur")
+    assert durations_from_audio(data) == pytest.approx(expected, abs=1e-9)
+    # relative audio paths are taken from the current directory, as everywhere in ENT
+    lines = [f"{key} {Path(path).relative_to(tmp_path)}" for key, path in
+             (line.split() for line in (data / "wav.scp").read_text().splitlines())]
+    (data / "wav.scp").write_text("\n".join(lines) + "\n")
+    monkeypatch.chdir(tmp_path)
+    assert durations_from_audio(data) == pytest.approx(expected, abs=1e-9)
+
+
+def test_durations_from_segments(tmp_path: Path) -> None:
+    from ent.scoring.diarization import durations_from_audio
+
+    factory = _factory()
+    data = factory.make_data_dir(tmp_path, n=3, durations=[1.0, 1.5, 0.75], with_segments=True)
+    segs = [line.split() for line in (data / "segments").read_text().splitlines()]
+    assert durations_from_audio(data) == pytest.approx({u: float(e) - float(s) for u, _, s, e in segs})
+    # a negative end runs to the end of the recording (from its header): rec02 is 0.1 + 0.75 + 0.1 s
+    segs[2][3] = "-1"
+    (data / "segments").write_text("".join(" ".join(f) + "\n" for f in segs))
+    assert durations_from_audio(data)[segs[2][0]] == pytest.approx(0.95 - float(segs[2][2]))
+
+
+def test_durations_from_missing_audio_name_wav_scp_line(tmp_path: Path) -> None:
+    from ent.scoring.diarization import durations_from_audio
+
+    factory = _factory()
+    data = factory.make_data_dir(tmp_path, n=2)
+    factory.wav_path(data, "utt002").unlink()
+    with pytest.raises(DataError, match=r"wav.scp:2: audio file not found \(.*utt002.wav\)"):
+        durations_from_audio(data)
