@@ -70,12 +70,13 @@ from ent.scoring.diarization import (
     Interval,
     durations_from_audio,
     format_diarization_report,
+    interval_labelled,
     read_emo_segments,
     read_frame_emotions,
     read_utt2dur,
     score_diarization,
 )
-from ent.scoring.emotion import format_emotion_report, plot_confusion_matrix, score_utt2emo_files
+from ent.scoring.emotion import format_emotion_report, plot_confusion_matrix, read_utt2emo, score_utt2emo_files
 from ent.scoring.results import (
     ExperimentInfo,
     format_summary_table,
@@ -229,19 +230,29 @@ def score_dirs(
                         f"{ref_dir / 'segments'} (and the audio headers of wav.scp for open ends)"
                         if durations_from == "segments" else f"the audio headers of {ref_dir / 'wav.scp'}")
         ref_segs = read_emo_segments(ref_dir / "emo_segments", emotions, utt2dur)
+        utt2emo = read_utt2emo(ref_dir / "utt2emo", emotions) if (ref_dir / "utt2emo").is_file() else {}
+        durations = utt2dur
+        utt2dur, left_out = interval_labelled(durations, ref_segs, utt2emo, emotions[0])
+        if left_out:
+            logger.info("diarization: %d utterances of %s have an emotional utt2emo label and no emo_segments "
+                        "lines (utterance-labelled, e.g. '%s'): left out, %d scored",
+                        len(left_out), ref_dir, left_out[0], len(utt2dur))
+        if not utt2dur:
+            raise DataError(ref_dir / "emo_segments", None, "no utterance with known emotion intervals to score")
         frames_path, segs_path = hyp_dir / "frame_emotions", hyp_dir / "emo_segments"
         hyp_frames: Optional[Dict[str, FrameLabels]] = None
         hyp_segs: Optional[Dict[str, List[Interval]]] = None
         if frames_path.is_file():
             if segs_path.is_file():
                 logger.info("both %s and %s exist: scoring frame_emotions", frames_path, segs_path)
-            hyp_frames = read_frame_emotions(frames_path, emotions)
+            hyp_frames = {u: f for u, f in read_frame_emotions(frames_path, emotions).items() if u not in left_out}
             dia = score_diarization(
                 ref_segs, utt2dur, hyp_frames=hyp_frames,
                 background=emotions[0], frame_shift=frame_shift, hyp_path=frames_path,
             )
         elif segs_path.is_file():
-            hyp_segs = read_emo_segments(segs_path, emotions, utt2dur)
+            hyp_segs = {u: v for u, v in read_emo_segments(segs_path, emotions, durations).items()
+                        if u not in left_out}
             dia = score_diarization(
                 ref_segs, utt2dur, hyp_segments=hyp_segs,
                 background=emotions[0], frame_shift=frame_shift, hyp_path=segs_path,
@@ -251,6 +262,7 @@ def score_dirs(
         _write(out_dir / "score_diarization.txt", format_diarization_report(dia))
         scores["diarization"] = dia.to_dict()
         scores["diarization"]["durations_from"] = durations_from
+        scores["diarization"]["n_left_out"] = len(left_out)
         if plot_utts > 0:
             plots = plot_timelines(
                 out_dir / "timeline", sorted(utt2dur)[:plot_utts], utt2dur, emotions, ref_segs, dia,
@@ -387,9 +399,11 @@ def format_scores(scores: Dict[str, Any]) -> str:
         )
     if "diarization" in scores:
         d = scores["diarization"]
+        recall = d.get("frame_recall", {})
         lines.append(
-            f"diarization: EDER {100 * d['eder']:.2f} %  frame acc {100 * d['frame_accuracy']:.2f} % "
-            f"({d['n_utts']} utts" + (f", {d['n_missing']} missing)" if d["n_missing"] else ")")
+            f"diarization: EDER {100 * d['eder']:.2f} %  frame acc {100 * d['frame_accuracy']:.2f} %  "
+            + "".join(f"{k} recall {100 * recall[k]:.1f} %  " for k in ("neutral", "emotional") if k in recall)
+            + f"({d['n_utts']} utts" + (f", {d['n_missing']} missing)" if d["n_missing"] else ")")
         )
     return "\n".join(lines) + "\n"
 

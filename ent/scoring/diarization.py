@@ -354,6 +354,8 @@ class UttDiarization:
         n_frames: Frames of the frame-accuracy grid.
         n_correct_frames: Frames with the right label.
         missing: True when the hypothesis had no line for it.
+        class_frames: Reference class -> frames of the grid with that label.
+        class_correct: Reference class -> those frames labelled right.
     """
 
     utt: str
@@ -362,6 +364,8 @@ class UttDiarization:
     n_frames: int
     n_correct_frames: int
     missing: bool = False
+    class_frames: Dict[str, int] = field(default_factory=dict)
+    class_correct: Dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -378,6 +382,7 @@ class DiarizationScores:
     frame_shift: float = FRAME_SHIFT
     hyp_format: str = "emo_segments"
     missing: List[str] = field(default_factory=list)
+    background: str = NEUTRAL
 
     @property
     def n_utts(self) -> int:
@@ -400,12 +405,31 @@ class DiarizationScores:
         n = sum(u.n_frames for u in self.utts)
         return sum(u.n_correct_frames for u in self.utts) / n if n else 0.0
 
+    def frame_recall(self) -> Dict[str, Tuple[int, int]]:
+        """Per reference class, ``(correct, frames)`` on the grid, pooled over utterances.
+
+        Besides the classes, ``"emotional"`` pools every class but the
+        background: how many emotional frames got their own emotion.
+        """
+        out: Dict[str, List[int]] = {}
+        for u in self.utts:
+            for cls, n in u.class_frames.items():
+                hit = u.class_correct.get(cls, 0)
+                for key in (cls, "emotional") if cls != self.background else (cls,):
+                    pair = out.setdefault(key, [0, 0])
+                    pair[0] += hit
+                    pair[1] += n
+        return {k: (v[0], v[1]) for k, v in sorted(out.items(), key=lambda kv: (kv[0] != self.background,
+                                                                              kv[0] == "emotional", kv[0]))}
+
     def to_dict(self) -> Dict[str, Any]:
         """Summary for ``scores.json`` (per-utterance EDERs included)."""
         return {
             "n_utts": self.n_utts,
             "eder": self.eder,
             "frame_accuracy": self.frame_accuracy,
+            "frame_recall": {k: (c / n if n else 0.0) for k, (c, n) in self.frame_recall().items()},
+            "class_frames": {k: n for k, (_, n) in self.frame_recall().items()},
             "n_frames": sum(u.n_frames for u in self.utts),
             "n_correct_frames": sum(u.n_correct_frames for u in self.utts),
             "frame_shift": self.frame_shift,
@@ -478,7 +502,9 @@ def score_diarization(
             frames = hyp_frames.get(utt)
             if frames is None:
                 missing.append(utt)
-                utts.append(UttDiarization(utt, dur, 1.0, grid, 0, missing=True))
+                ref_labels = _labels_at(ref_cover, centres)
+                utts.append(UttDiarization(utt, dur, 1.0, grid, 0, missing=True,
+                                           class_frames=_class_counts(ref_labels, ref_labels)[0]))
                 continue
             covered = len(frames.labels) * frames.frame_shift
             if abs(covered - dur) > max_coverage_gap(frames.frame_shift) + _EPS:
@@ -492,15 +518,66 @@ def score_diarization(
             assert hyp_segments is not None
             hyp_cover = fill_intervals(hyp_segments.get(utt, []), dur, background)
         eder = _eder(ref_cover, hyp_cover, dur)
-        correct = _count_equal(_labels_at(ref_cover, centres), _labels_at(hyp_cover, centres))
-        utts.append(UttDiarization(utt, dur, eder, grid, correct))
+        ref_labels, hyp_labels = _labels_at(ref_cover, centres), _labels_at(hyp_cover, centres)
+        class_frames, class_correct = _class_counts(ref_labels, hyp_labels)
+        utts.append(UttDiarization(utt, dur, eder, grid, _count_equal(ref_labels, hyp_labels),
+                                   class_frames=class_frames, class_correct=class_correct))
     if missing:
         logger.warning(
             "%d of %d reference utterances have no frame_emotions line (counted as EDER 1), e.g. '%s'",
             len(missing), len(utt2dur), missing[0],
         )
     fmt = "frame_emotions" if hyp_frames is not None else "emo_segments"
-    return DiarizationScores(utts, frame_shift, fmt, missing)
+    return DiarizationScores(utts, frame_shift, fmt, missing, background)
+
+
+def interval_labelled(
+    utt2dur: Mapping[str, float],
+    ref_segments: Mapping[str, Sequence[Interval]],
+    utt2emo: Mapping[str, str],
+    background: str = NEUTRAL,
+) -> Tuple[Dict[str, float], List[str]]:
+    """The utterances of a reference data dir whose emotion is known in time.
+
+    An utterance with ``emo_segments`` lines is interval-labelled; one without
+    is all ``background`` when its utterance label is ``background`` too.
+    An utterance without lines whose ``utt2emo`` label is an emotion is
+    labelled at utterance level only (e.g. the originals beside the mixes of
+    :mod:`ent.data.mixing`): where its emotion lies is unknown, so it is left
+    out of diarization scoring.
+
+    Args:
+        utt2dur: utt -> duration of every reference utterance.
+        ref_segments: utt -> reference intervals (:func:`read_emo_segments`).
+        utt2emo: utt -> utterance emotion (empty: every utterance is kept).
+        background: The no-emotion class.
+
+    Returns:
+        The kept ``utt2dur`` entries (same order) and the ids left out.
+    """
+    kept: Dict[str, float] = {}
+    left_out: List[str] = []
+    for utt, dur in utt2dur.items():
+        if utt in ref_segments or utt2emo.get(utt, background) == background:
+            kept[utt] = dur
+        else:
+            left_out.append(utt)
+    return kept, left_out
+
+
+def _class_counts(
+    ref_labels: Sequence[Optional[str]], hyp_labels: Sequence[Optional[str]]
+) -> Tuple[Dict[str, int], Dict[str, int]]:
+    """Frames per reference class, and how many of them the hypothesis labels the same."""
+    frames: Dict[str, int] = {}
+    correct: Dict[str, int] = {}
+    for ref, hyp in zip(ref_labels, hyp_labels):
+        if ref is None:
+            continue
+        frames[ref] = frames.get(ref, 0) + 1
+        if hyp == ref:
+            correct[ref] = correct.get(ref, 0) + 1
+    return frames, correct
 
 
 # --------------------------------------------------------------------- files
@@ -700,6 +777,10 @@ def format_diarization_report(scores: DiarizationScores) -> str:
         f"EDER {100.0 * scores.eder:.2f} % (mean over {scores.n_utts} utterances)",
         f"frame accuracy {100.0 * scores.frame_accuracy:.2f} % ({c} / {n} frames of {scores.frame_shift} s)",
         f"hypothesis format: {scores.hyp_format}; {scores.n_missing} utterances without hypothesis",
+        "frame recall: " + ", ".join(
+            f"{cls} {100.0 * hit / total:.2f} % ({hit} / {total})"
+            for cls, (hit, total) in scores.frame_recall().items() if total
+        ),
         "",
         "Per-utterance EDER (%):",
     ]

@@ -240,3 +240,38 @@ def test_timelines_without_result_jsonl_and_with_a_bad_one(sed_dirs: tuple, tmp_
     with pytest.raises(SystemExit):
         main(["--ref-dir", str(ref), "--hyp-dir", str(hyp), "--diarization"])
     assert "result.jsonl:4: expected an object with 'utt' and 'words'" in caplog.text
+
+
+def test_diarization_leaves_out_emotional_utterances_without_intervals(sed_dirs: tuple, tmp_path: Path,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """A mixed set's originals: an angry utterance without emo_segments lines is not 'all neutral'."""
+    ref, hyp = sed_dirs
+    main(["--ref-dir", str(ref), "--hyp-dir", str(hyp), "--diarization", "--out-dir", str(tmp_path / "all")])
+    full = json.loads((tmp_path / "all" / "scores.json").read_text(encoding="utf-8"))["diarization"]
+    assert full["n_utts"] == 3 and full["n_left_out"] == 0
+    lines = (ref / "emo_segments").read_text().splitlines()
+    write(ref / "emo_segments", "".join(line + "\n" for line in lines if not line.startswith("utt003 ")))
+    with caplog.at_level("INFO"):
+        main(["--ref-dir", str(ref), "--hyp-dir", str(hyp), "--diarization", "--out-dir", str(tmp_path / "some")])
+    some = json.loads((tmp_path / "some" / "scores.json").read_text(encoding="utf-8"))["diarization"]
+    # utt001 (neutral, no lines: all neutral) and utt002 are scored; utt003 (angry) is left out
+    assert some["n_utts"] == 2 and some["n_left_out"] == 1 and sorted(some["utt_eder"]) == ["utt001", "utt002"]
+    assert some["utt_eder"] == pytest.approx({u: full["utt_eder"][u] for u in ("utt001", "utt002")})
+    assert "1 utterances of" in caplog.text and "'utt003'" in caplog.text
+    report = (tmp_path / "some" / "score_diarization.txt").read_text(encoding="utf-8")
+    assert "frame recall: neutral" in report
+
+
+def test_frame_recall_per_class(tmp_path: Path) -> None:
+    from ent.scoring.diarization import Interval, score_diarization
+
+    # 1 s utterances on a 0.02 s grid: 50 frames each.
+    ref = {"a": [Interval(0.0, 0.5, "happy")], "b": [Interval(0.5, 1.0, "sad")]}
+    hyp = {"a": [Interval(0.0, 0.3, "happy")],            # happy 15 of 25 right, neutral 25 of 25
+           "b": [Interval(0.0, 1.0, "angry")]}            # sad 0 of 25, neutral 0 of 25
+    scores = score_diarization(ref, {"a": 1.0, "b": 1.0}, hyp_segments=hyp)
+    recall = scores.frame_recall()
+    assert recall == {"neutral": (25, 50), "happy": (15, 25), "sad": (0, 25), "emotional": (15, 50)}
+    assert list(recall) == ["neutral", "happy", "sad", "emotional"]
+    assert scores.to_dict()["frame_recall"] == pytest.approx({"neutral": 0.5, "happy": 0.6, "sad": 0.0,
+                                                              "emotional": 0.3})
