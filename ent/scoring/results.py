@@ -27,7 +27,7 @@
     ...
     ### Emotion diarization
 
-    |dataset|Snt|EDER|frame acc|
+    |dataset|Snt|EDER|frame acc|neutral recall|emotional recall|
     ...
     <!-- ent-results-end: exp/ent_mini -->
 
@@ -44,7 +44,8 @@ The ``scores`` mapping used throughout is the ``scores.json`` content written
 by ``python -m ent.bin.score``: optional keys ``"asr"`` (``{"wer": counts,
 "cer": counts}``, counts with ``n_sentences, n_ref, hits, substitutions,
 deletions, insertions``), ``"emotion"`` (``n_utts, wa, ua, macro_f1``) and
-``"diarization"`` (``n_utts, eder, frame_accuracy``); rates are fractions.
+``"diarization"`` (``n_utts, eder, frame_accuracy``, and ``frame_recall``: class ->
+recall of its frames, ``emotional`` pooling the emotions); rates are fractions.
 """
 
 from __future__ import annotations
@@ -178,7 +179,7 @@ def render_section(record: ExperimentRecord) -> str:
         ("WER", "|dataset|Snt|Wrd|Corr|Sub|Del|Ins|Err|", []),
         ("CER", "|dataset|Snt|Wrd|Corr|Sub|Del|Ins|Err|", []),
         ("Emotion", "|dataset|Snt|WA|UA|macro-F1|", []),
-        ("Emotion diarization", "|dataset|Snt|EDER|frame acc|", []),
+        ("Emotion diarization", "|dataset|Snt|EDER|frame acc|neutral recall|emotional recall|", []),
     ]
     for dataset, scores in record.datasets.items():
         asr = scores.get("asr")
@@ -192,8 +193,10 @@ def render_section(record: ExperimentRecord) -> str:
             )
         dia = scores.get("diarization")
         if dia:
+            recall = dia.get("frame_recall", {})
             tables[3][2].append(
                 f"|{dataset}|{dia['n_utts']}|{_pct(dia['eder'])}|{_pct(dia['frame_accuracy'])}|"
+                + "".join(f"{_pct(recall[k]) if k in recall else '-'}|" for k in ("neutral", "emotional"))
             )
     for title, header, rows in tables:
         if not rows:
@@ -338,7 +341,10 @@ def _summary_only(key: str, value: Mapping[str, Any]) -> Dict[str, Any]:
         return {unit: {f: int(value[unit][f]) for f in fields} for unit in ("wer", "cer")}
     if key == "emotion":
         return {f: value[f] for f in ("n_utts", "wa", "ua", "macro_f1")}
-    return {f: value[f] for f in ("n_utts", "eder", "frame_accuracy")}
+    out = {f: value[f] for f in ("n_utts", "eder", "frame_accuracy")}
+    if "frame_recall" in value:
+        out["frame_recall"] = dict(value["frame_recall"])
+    return out
 
 
 def summary_values(scores: Mapping[str, Any]) -> Dict[str, Optional[float]]:

@@ -25,7 +25,8 @@ def make_scores(wer_errors: int = 2, ua: float = 0.625, eder: float = 0.3) -> Di
     return {
         "asr": {"wer": counts, "cer": dict(counts, n_ref=80, hits=80 - wer_errors), "n_missing": 0},
         "emotion": {"n_utts": 3, "wa": 0.5, "ua": ua, "macro_f1": 0.4, "confusion": [[1]]},
-        "diarization": {"n_utts": 3, "eder": eder, "frame_accuracy": 0.75},
+        "diarization": {"n_utts": 3, "eder": eder, "frame_accuracy": 0.75,
+                        "frame_recall": {"neutral": 0.9, "happy": 0.5, "emotional": 0.625}},
     }
 
 
@@ -46,7 +47,8 @@ def test_new_file_has_espnet_tables(tmp_path: Path) -> None:
            "|test|3|20|90.0|10.0|0.0|0.0|10.0|\n" in text
     assert "|test|3|80|97.5|2.5|0.0|0.0|2.5|" in text  # CER
     assert "### Emotion\n\n|dataset|Snt|WA|UA|macro-F1|\n|---|---|---|---|---|\n|test|3|50.0|62.5|40.0|\n" in text
-    assert "|dataset|Snt|EDER|frame acc|\n|---|---|---|---|\n|test|3|30.0|75.0|\n" in text
+    assert "|dataset|Snt|EDER|frame acc|neutral recall|emotional recall|\n|---|---|---|---|---|---|\n" \
+        "|test|3|30.0|75.0|90.0|62.5|\n" in text
     assert text.endswith("<!-- ent-results-end: ent_a -->\n")
 
 
