@@ -96,6 +96,8 @@ def mixed_intervals(emo_intervals: torch.Tensor) -> torch.Tensor:
     Returns:
         (B,) bool.
     """
+    if emo_intervals.size(1) == 0:  # a batch without interval labels
+        return torch.zeros(emo_intervals.size(0), dtype=torch.bool, device=emo_intervals.device)
     emo = emo_intervals[..., 2].double()
     valid = emo >= 0
     high = torch.where(valid, emo, torch.full_like(emo, -1)).amax(dim=1)

@@ -140,6 +140,11 @@ def test_head_skip_mixed_leaves_mixed_utterances_out_of_the_head_loss() -> None:
         _, stats_none, _ = model(speech[:1], lens[:1], text[:1, : tlens[0]], tlens[:1], emo[:1], emo_intervals=iv[:1])
     assert torch.isclose(stats_all["loss_ce"], torch.nn.functional.cross_entropy(logits, emo), atol=1e-6)
     assert stats_none["loss_ce"] == 0
+    # a batch in which no utterance has intervals (K = 0) trains the head on every utterance
+    assert mixed_intervals(torch.full((3, 0, 3), -1.0)).tolist() == [False, False, False]
+    with torch.no_grad():
+        _, stats_k0, _ = model(speech, lens, text, tlens, emo, emo_intervals=torch.full((3, 0, 3), -1.0))
+    assert torch.isclose(stats_k0["loss_ce"], torch.nn.functional.cross_entropy(logits, emo), atol=1e-6)
 
 
 def test_bad_configuration_is_refused() -> None:
