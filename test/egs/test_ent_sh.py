@@ -83,6 +83,27 @@ def test_stages_1_to_4_prepare_and_skip_finished_work(recipe: Path) -> None:
     assert bad.returncode == 2 and "--feats_type must be fbank or fbank_pitch, not 'mfcc'" in bad.stderr
 
 
+def test_stage_2_mixes_the_training_and_validation_sets_only(recipe: Path) -> None:
+    out = run(recipe, "--stage", "1", "--stop_stage", "3", "--nj", "1", "--mix", "true", "--mix_share", "1.0",
+              "--mix_valid_share", "0.5", "--test_sets", "test")
+    assert out.returncode == 0, out.stdout + out.stderr
+    data = recipe / "data"
+    for name, n_orig in (("train_mix", 6), ("dev_mix", 4)):
+        utts = (data / name / "utt2spk").read_text().splitlines()
+        mixes = [u for u in utts if "-mix-" in u]
+        assert len(utts) - len(mixes) == n_orig and mixes  # the originals and the mixes
+        assert (data / name / "emo_segments").is_file() and (data / name / ".validated").is_file()
+    assert not (data / "test_mix").exists()  # a test set is never mixed
+    train_mixes = [u for u in (data / "train_mix" / "utt2spk").read_text().split() if "-mix-" in u]
+    dev_mixes = [u for u in (data / "dev_mix" / "utt2spk").read_text().split() if "-mix-" in u]
+    assert len(dev_mixes) < len(train_mixes)  # --mix_valid_share
+    again = run(recipe, "--stage", "2", "--stop_stage", "2", "--nj", "1", "--mix", "true", "--mix_share", "1.0",
+                "--mix_valid_share", "0.5")
+    assert again.returncode == 0 and (again.stdout + again.stderr).count("skipping") == 2
+    bad = run(recipe, "--stage", "2", "--stop_stage", "2", "--mix", "maybe")
+    assert bad.returncode != 0 and "--mix must be true or false" in bad.stderr
+
+
 def test_invalid_data_stops_the_run_at_validation(recipe: Path) -> None:
     assert run(recipe, "--stop_stage", "1").returncode == 0
     utt2emo = recipe / "data" / "dev" / "utt2emo"
@@ -124,9 +145,12 @@ def test_stages_5_to_9_train_decode_in_parallel_score_and_pack(recipe: Path) -> 
         "search: modified_beam_search\nbeam: 2\nmax_symbols_per_frame: 2\nlm_weight: 0.3\ntoken_bonus: 0.5\n"
     )
     opts = ["--nj", "1", "--train_configs", "conf/train_tiny.yaml", "--lm_order", "3", "--inference_nj", "2",
-            "--test_sets", "test", "--sed_sets", "test"]
+            "--test_sets", "test", "--sed_sets", "test", "--mix", "true", "--mix_share", "0.5"]
     out = run(recipe, *opts, "--stop_stage", "9")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    # --mix true: trained and validated on the mixed sets, decoded on the plain ones
+    config = (recipe / "exp" / "tiny" / "config.yaml").read_text()
+    assert "train_data_dir: data/train_mix" in config and "valid_data_dir: data/dev_mix" in config
     for dset in ("dev", "test"):
         ddir = recipe / "exp" / "tiny" / "decode_decode" / dset
         assert (ddir / ".done").is_file() and (ddir / "decode.log").is_file()

@@ -3,7 +3,11 @@
 #
 # Stages (run with --stage N --stop_stage M; each stage skips finished work):
 #   1  Data preparation: local/data.sh writes Kaldi-style data/<set>/ dirs.
-#   2  Speed perturbation of the training set (only with --speed_perturb_factors).
+#   2  Data augmentation of the training set: speed perturbation (with
+#      --speed_perturb_factors), then emotion mixing (with --mix true): new
+#      utterances joined from neutral and emotional utterances of one speaker,
+#      with the interval of every part in emo_segments, for the training and
+#      validation sets (never a test set): <train>_mix, <valid>_mix.
 #   3  Validation of every data dir and global CMVN statistics of the training set.
 #   4  Token list: sentencepiece model and tokens.txt trained on the training text.
 #   5  Training of every model in --train_configs (resumes an interrupted run).
@@ -50,6 +54,16 @@ emotions="neutral happy angry sad"  # Emotion classes, neutral first.
 
 sed_sets=""               # Diarization sets (with emo_segments), space separated.
 
+# Emotion mixing (stage 2): frame-level emotion from utterance labels
+mix=false                 # true: train and validate on <set>_mix (originals + same-speaker mixes).
+mix_share=0.5             # Mixed utterances per original utterance of the training set.
+mix_valid_share=""        # The same for the validation set (default: --mix_share).
+mix_max_duration=20       # Longest mixed utterance in seconds.
+mix_patterns="ne,en,nen"  # Patterns: ne (neutral+emotional), en, nen.
+mix_pattern_weights=""    # Their odds, e.g. "1,1,2" (default: equal).
+mix_seed=0                # Random seed of the mixing (same seed: same corpus).
+mix_opts=""               # More options of python -m ent.bin.mix_data_dir (e.g. "--gap-s 0.1").
+
 # Training and decoding options
 train_configs="conf/train_ent.yaml"  # One model per config, space separated.
 decode_config=conf/decode.yaml       # Decoding options.
@@ -91,6 +105,15 @@ Usage: $0 [options]
   --test_sets "A B"         evaluation sets (default: "${test_sets}")
   --speed_perturb_factors   e.g. "0.9 1.0 1.1" (default: none)
   --sed_sets "A B"          diarization sets with emo_segments (default: "${sed_sets}")
+  --mix true|false          stage 2: train and validate on <set>_mix, the originals and mixes of
+                            neutral and emotional utterances of one speaker (default: ${mix})
+  --mix_share P             mixed utterances per original training utterance (default: ${mix_share})
+  --mix_valid_share P       the same for the validation set (default: --mix_share)
+  --mix_max_duration S      longest mixed utterance in seconds (default: ${mix_max_duration})
+  --mix_patterns "ne,en,nen"  mixing patterns (default: ${mix_patterns})
+  --mix_pattern_weights "1,1,2"  their odds (default: equal)
+  --mix_seed N              mixing seed (default: ${mix_seed})
+  --mix_opts "..."          more options of python -m ent.bin.mix_data_dir (default: "${mix_opts}")
   --train_configs "A B"     one training config per model (default: "${train_configs}")
   --decode_config FILE      decoding options (default: ${decode_config})
   --inference_model FILE    checkpoint to decode with (default: ${inference_model})
@@ -113,7 +136,7 @@ Usage: $0 [options]
 
 Stages:
   1  data preparation (local/data.sh)
-  2  speed perturbation (with --speed_perturb_factors)
+  2  data augmentation: speed perturbation (--speed_perturb_factors), emotion mixing (--mix true)
   3  validation of data dirs and CMVN statistics
   4  token list
   5  training
@@ -143,6 +166,11 @@ if [ -n "${speed_perturb_factors}" ]; then
 else
   train_sp_set="${train_set}"
 fi
+case "${mix}" in
+  true) train_fit_set="${train_sp_set}_mix"; valid_fit_set="${valid_set}_mix" ;;
+  false) train_fit_set="${train_sp_set}"; valid_fit_set="${valid_set}" ;;
+  *) echo "$0: --mix must be true or false, not '${mix}'" >&2; exit 2 ;;
+esac
 if [ "${token_type}" = char ]; then
   token_dir="${datadir}/token_list/char"
 else
@@ -180,10 +208,24 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
   else
     log "Stage 2: speed perturbation skipped (no --speed_perturb_factors)"
   fi
+  if [ "${mix}" = true ]; then
+    mix_args=(--max-duration "${mix_max_duration}" --patterns "${mix_patterns}" --seed "${mix_seed}"
+              --emotions "${emotions_csv}" --neutral "${emotions%% *}" --nj "${nj}")
+    [ -n "${mix_pattern_weights}" ] && mix_args+=(--pattern-weights "${mix_pattern_weights}")
+    # Training and validation sets only: a test set is never mixed.
+    for triple in "${train_sp_set}:${train_fit_set}:${mix_share}" \
+                  "${valid_set}:${valid_fit_set}:${mix_valid_share:-${mix_share}}"; do
+      IFS=: read -r src dst share <<< "${triple}"
+      log "Stage 2: emotion mixing of ${datadir}/${src} -> ${datadir}/${dst} (share ${share}, patterns ${mix_patterns})"
+      # shellcheck disable=SC2086
+      ${python} -m ent.bin.mix_data_dir --data-dir "${datadir}/${src}" --out-dir "${datadir}/${dst}" \
+        --mix-share "${share}" "${mix_args[@]}" ${mix_opts}
+    done
+  fi
 fi
 
 if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
-  for dset in ${train_sp_set} ${valid_set} ${test_sets}; do
+  for dset in $(echo ${train_fit_set} ${valid_fit_set} ${valid_set} ${test_sets} | tr ' ' '\n' | awk '!seen[$0]++'); do
     dir="${datadir}/${dset}"
     stamp="${dir}/.validated"
     if [ -f "${stamp}" ] && [ -z "$(find "${dir}" -maxdepth 1 -type f -newer "${stamp}" ! -name '.*')" ]; then
@@ -216,7 +258,7 @@ fi
 # -----------------------------------------------------------------------------
 if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ] && [ -n "${ssl_cache_configs}" ]; then
   cache_dirs=()
-  for dset in $(echo ${train_sp_set} ${valid_set} ${test_sets} ${sed_sets} | tr ' ' '\n' | awk '!seen[$0]++'); do
+  for dset in $(echo ${train_fit_set} ${valid_fit_set} ${valid_set} ${test_sets} ${sed_sets} | tr ' ' '\n' | awk '!seen[$0]++'); do
     cache_dirs+=("${datadir}/${dset}")
   done
   device=cpu
@@ -264,7 +306,7 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
     log "Stage 5: training ${tag} with ${config} -> ${mdir} (log: ${mdir}/train.log)"
     mkdir -p "${mdir}"
     ${python} -m ent.bin.train --config "${config}" --ngpu "${ngpu}" \
-      --train_data_dir "${datadir}/${train_sp_set}" --valid_data_dir "${datadir}/${valid_set}" \
+      --train_data_dir "${datadir}/${train_fit_set}" --valid_data_dir "${datadir}/${valid_fit_set}" \
       --token_dir "${token_dir}" --emotions "${emotions_csv}" \
       --normalize_conf "stats_file=${stats_dir}/feats_stats.npz" \
       --output_dir "${mdir}" --resume true 2> >(tee -a "${mdir}/train.log" | \
