@@ -4,7 +4,7 @@ Usage::
 
     python -m ent.bin.mix_data_dir --data-dir data/train --out-dir data/train_mix \\
         [--audio-dir DIR] [--mix-share 0.5] [--patterns ne,en,nen] [--pattern-weights 1,1,2] \\
-        [--max-duration 20] [--gap-s 0] [--neutral neutral] [--emotions neutral,happy,angry,sad] \\
+        [--max-duration 20] [--gap-s 0] [--trim-db DB] [--neutral neutral] [--emotions neutral,happy,angry,sad] \\
         [--seed 0] [--speakers FILE | --speaker-list "Ses01F Ses01M"] [--keep-intervals] \\
         [--nj 4] [--force]
 
@@ -72,6 +72,10 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION,
                         help="longest mixed utterance in seconds")
     parser.add_argument("--gap-s", type=float, default=0.0, help="seconds of silence between parts")
+    parser.add_argument("--trim-db", type=float, default=None,
+                        help="label only the emotional part's speech as emotional: from its first to its last "
+                        "25 ms frame within this many dB of its loudest frame (its silence is then neutral); "
+                        "default: the whole part")
     parser.add_argument("--neutral", default=NEUTRAL, help="name of the neutral class")
     parser.add_argument("--emotions", default=",".join(DEFAULT_EMOTIONS), help="allowed emotion labels")
     parser.add_argument("--seed", type=int, default=0, help="seed of the draws")
@@ -110,6 +114,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             pattern_weights=None if args.pattern_weights is None else tuple(args.pattern_weights),
             max_duration=args.max_duration,
             gap_s=args.gap_s,
+            trim_db=args.trim_db,
             neutral=args.neutral,
             emotions=tuple(emotions),
             seed=args.seed,

@@ -42,6 +42,13 @@ Method
   (counted as *clip-guarded*). The result is written once, as 16-bit PCM WAV
   at 16 kHz. All input audio must be 16 kHz.
 
+* **Intervals.** By default each part's interval is the whole part. With
+  ``trim_db`` the emotional part's interval is its speech only (from the
+  first to the end of the last 25 ms frame within ``trim_db`` dB of its
+  loudest frame, :func:`speech_span`) and its silence before and after is
+  neutral, as diarization references such as ZED's mark the emotional
+  speech; the audio is the same either way.
+
 Output directory
 ----------------
 Every original utterance unchanged: its ``wav.scp`` (and ``segments``) line
@@ -174,6 +181,11 @@ class MixOptions:
             of the others are copied all the same.
         keep_intervals: Keep the originals' ``emo_segments`` lines (those
             utterances are then not used as parts).
+        trim_db: ``None``: the emotional part's interval is the whole part.
+            A number: only its speech, from the first to the end of the last
+            25 ms frame within ``trim_db`` dB of its loudest frame (the frames
+            of :func:`active_rms`); its leading and trailing silence is
+            neutral, as diarization references (ZED) mark emotional speech.
     """
 
     mix_share: float = DEFAULT_MIX_SHARE
@@ -186,6 +198,7 @@ class MixOptions:
     seed: int = 0
     speakers: Optional[Tuple[str, ...]] = None
     keep_intervals: bool = False
+    trim_db: Optional[float] = None
 
     def __post_init__(self) -> None:
         # Normalize sequences to tuples (hashable, JSON-stable) and speakers to a sorted set.
@@ -220,6 +233,8 @@ class MixOptions:
             raise ValueError(f"max duration must be positive, not {self.max_duration}")
         if not (math.isfinite(self.gap_s) and self.gap_s >= 0):
             raise ValueError(f"gap must be >= 0 s, not {self.gap_s}")
+        if self.trim_db is not None and not (math.isfinite(self.trim_db) and self.trim_db > 0):
+            raise ValueError(f"trim range must be a number of dB > 0, not {self.trim_db}")
         if len(set(self.emotions)) != len(self.emotions):
             raise ValueError(f"repeated emotion in {list(self.emotions)}")
         if self.neutral not in self.emotions:
@@ -325,6 +340,35 @@ def active_rms(wave: np.ndarray, sample_rate: int = SR, frame_s: float = ACTIVE_
         return 0.0
     active = mean_sq >= peak * 10.0 ** (-range_db / 10.0)
     return float(np.sqrt(sums[active].sum() / counts[active].sum()))
+
+
+def speech_span(wave: np.ndarray, range_db: float, sample_rate: int = SR,
+                frame_s: float = ACTIVE_FRAME_S) -> Tuple[int, int]:
+    """Sample range from the first to the end of the last frame within ``range_db`` of the loudest.
+
+    The frames are those of :func:`active_rms`; a silent (all-zero or empty)
+    signal gives its whole range.
+
+    Args:
+        wave: (N,) samples.
+        range_db: Dynamic range of the speech frames in dB.
+        sample_rate: Sample rate of ``wave``.
+        frame_s: Frame length in seconds.
+
+    Returns:
+        ``(start, end)`` with ``0 <= start < end <= N`` (``(0, 0)`` for N = 0).
+    """
+    x = np.asarray(wave, dtype=np.float64)
+    if x.size == 0:
+        return 0, 0
+    frame = max(1, int(round(frame_s * sample_rate)))
+    starts = np.arange(0, x.size, frame)
+    mean_sq = np.add.reduceat(x * x, starts) / np.diff(np.append(starts, x.size))
+    peak = mean_sq.max()
+    if peak <= 0:
+        return 0, int(x.size)
+    active = np.nonzero(mean_sq >= peak * 10.0 ** (-range_db / 10.0))[0]
+    return int(starts[active[0]]), int(min(x.size, starts[active[-1]] + frame))
 
 
 def join_parts(waves: Sequence[np.ndarray], gap_samples: int = 0,
@@ -662,26 +706,32 @@ def _load_cached(data_dir: str) -> DataDir:
     return _cache[data_dir]
 
 
-_Job = Tuple[str, Tuple[str, ...], int, str]
-_Result = Tuple[int, List[Tuple[int, int]], bool, Optional[Tuple[Optional[str], Optional[int], str]]]
+_Job = Tuple[str, Tuple[str, ...], int, str, Optional[float]]
+_Result = Tuple[int, List[Tuple[int, int]], List[Tuple[int, int]], bool,
+                Optional[Tuple[Optional[str], Optional[int], str]]]
 
 
 def _mix_one(job: _Job) -> _Result:
     """Worker: load the parts, join them, write the audio.
 
-    Returns ``(samples, part bounds, clip-guarded, error)``; a
+    Returns ``(samples, part bounds, speech spans, clip-guarded, error)``
+    (the spans are the part bounds without ``trim_db``); a
     :class:`DataError` is returned as ``(path, line, message)`` rather than
     raised, since it does not survive pickling between processes.
     """
-    data_dir, parts, gap, out_path = job
+    data_dir, parts, gap, out_path, trim_db = job
     data = _load_cached(data_dir)
     try:
         waves = [data.load_audio(p) for p in parts]
     except DataError as exc:
-        return 0, [], False, (exc.path, exc.line, exc.message)
+        return 0, [], [], False, (exc.path, exc.line, exc.message)
     joined, bounds, _, clipped = join_parts(waves, gap)
     write_audio(out_path, joined)
-    return int(joined.shape[0]), bounds, clipped, None
+    spans = []
+    for (a, b), wave in zip(bounds, waves):
+        start, end = speech_span(wave, trim_db) if trim_db is not None else (0, b - a)
+        spans.append((a + start, a + end))
+    return int(joined.shape[0]), bounds, spans, clipped, None
 
 
 # --------------------------------------------------------------------- the stage
@@ -820,11 +870,12 @@ def mix_data_dir(
                       if _is_within(audio_abs, dst_abs) else audio_abs)
         Path(write_root).mkdir(parents=True, exist_ok=True)
         gap = int(round(options.gap_s * SR))
-        jobs: List[_Job] = [(str(src), m.parts, gap, os.path.join(write_root, m.utt + ".wav")) for m in plan.mixes]
+        jobs: List[_Job] = [(str(src), m.parts, gap, os.path.join(write_root, m.utt + ".wav"), options.trim_db)
+                            for m in plan.mixes]
         results = _run_jobs(jobs, str(src), data, nj)
         for result in results:
-            if result[3] is not None:
-                raise DataError(*result[3])
+            if result[4] is not None:
+                raise DataError(*result[4])
         report = _write_tables(tmp, inp, plan, results, audio_written, options)
         report.target, report.skipped = plan.target, plan.skipped
         with atomic_write(tmp / STAMP) as fh:
@@ -885,7 +936,7 @@ def _write_tables(tmp: Path, inp: _Input, plan: MixPlan, results: List[_Result],
         emo_lines = [(key, float(value.split()[0]), value) for key, value in inp.emo_lines]
     mix_parts: Dict[str, str] = {}
     report = MixReport(written=True, originals=len(data.text), by_pattern={p: 0 for p in options.patterns})
-    for m, (n, bounds, clipped, _) in zip(plan.mixes, results):
+    for m, (n, bounds, spans, clipped, _) in zip(plan.mixes, results):
         path = os.path.join(audio_written, m.utt + ".wav")
         wav_scp[m.utt] = path
         if segments is not None:
@@ -895,8 +946,14 @@ def _write_tables(tmp: Path, inp: _Input, plan: MixPlan, results: List[_Result],
         utt2emo[m.utt] = m.emotion
         utt2dur[m.utt] = format_samples(n)
         mix_parts[m.utt] = " ".join(m.parts)
-        for part, (a, b) in zip(m.parts, bounds):
-            emo_lines.append((m.utt, a / SR, f"{format_samples(a)} {format_samples(b)} {data.utt2emo[part]}"))
+        for part, (a, b), (start, end) in zip(m.parts, bounds, spans):
+            emotion = data.utt2emo[part]
+            # A trimmed emotional part: its silence before and after the speech is neutral.
+            pieces = [(a, b, emotion)] if emotion == options.neutral else [
+                (a, start, options.neutral), (start, end, emotion), (end, b, options.neutral)]
+            for lo, hi, label in pieces:
+                if hi > lo:
+                    emo_lines.append((m.utt, lo / SR, f"{format_samples(lo)} {format_samples(hi)} {label}"))
         report.mixed += 1
         report.by_pattern[m.pattern] += 1
         report.clipped += int(clipped)

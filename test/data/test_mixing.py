@@ -148,6 +148,33 @@ def test_intervals_match_the_joined_audio_to_the_sample(tmp_path: Path, gap_s: f
         assert levels == pytest.approx([levels[0]] * len(levels), rel=2e-3)
 
 
+def test_trim_db_labels_only_the_emotional_speech(tmp_path: Path) -> None:
+    """With trim_db the emotional part's silence before and after its speech is neutral."""
+    src, waves = make_dir(tmp_path, utts=(("s1_a1", "s1", "angry", 6400, 0.3), ("s1_n1", "s1", "neutral", 4000, 0.1)))
+    # 0.1 s of silence, 0.2 s of speech, 0.1 s of silence (frames of 25 ms = 400 samples)
+    quiet = np.zeros(6400, dtype=np.int16)
+    quiet[1600:4800] = np.round(waves["s1_a1"][1600:4800] * 32768).astype(np.int16)
+    sf.write(str(tmp_path / "audio" / "src" / "s1_a1.wav"), quiet, SR, subtype="PCM_16")
+    whole = mix_data_dir(src, tmp_path / "whole", options=MixOptions(mix_share=2.0, patterns=("ne", "en")))
+    trimmed = mix_data_dir(src, tmp_path / "trim", options=MixOptions(mix_share=2.0, patterns=("ne", "en"),
+                                                                       trim_db=30.0))
+    assert whole.mixed == trimmed.mixed == 4
+    parts = {k: v.split() for k, v in table(tmp_path / "trim" / "mix_parts").items()}
+    plain, trim = emo_lines(tmp_path / "whole" / "emo_segments"), emo_lines(tmp_path / "trim" / "emo_segments")
+    for mix, names in parts.items():
+        # the audio is the same; the lines still tile the whole utterance, in order
+        assert read_int16(table(tmp_path / "trim" / "wav.scp")[mix]).tolist() == \
+            read_int16(table(tmp_path / "whole" / "wav.scp")[mix]).tolist()
+        assert trim[mix][0][0] == 0.0 and trim[mix][-1][1] == plain[mix][-1][1]
+        assert all(a[1] == b[0] for a, b in zip(trim[mix], trim[mix][1:]))
+        offset = 0 if names[0] == "s1_a1" else 4000
+        emotional = [iv for iv in trim[mix] if iv[2] == "angry"]
+        assert [(round(a * SR), round(b * SR)) for a, b, _ in emotional] == [(offset + 1600, offset + 4800)]
+        assert [iv for iv in plain[mix] if iv[2] == "angry"][0][:2] == (offset / SR, (offset + 6400) / SR)
+    with pytest.raises(ValueError, match="trim range"):
+        MixOptions(trim_db=0.0).check()
+
+
 def test_active_rms_ignores_silence_and_pauses() -> None:
     x = np.random.default_rng(0).uniform(-0.2, 0.2, 8000)
     padded = np.concatenate([np.zeros(4000), x, np.zeros(4000), x, np.zeros(801)])

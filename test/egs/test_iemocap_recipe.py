@@ -73,6 +73,7 @@ def test_data_sh_errors(recipe: Path, tmp_path: Path) -> None:
 def test_run_sh_help_and_option_errors(recipe: Path) -> None:
     out = run_script(recipe, "run.sh", "--help")
     assert out.returncode == 0 and "--iemocap_root" in out.stdout and "--folds" in out.stdout
+    assert "--mix true|false" in out.stdout
     out = run_script(recipe, "run.sh", "--folds", "1 7", "--ngpu", "0")
     assert out.returncode == 2 and "--folds takes numbers among 1 2 3 4 5, got '7'" in out.stdout
     out = run_script(recipe, "run.sh", "--ngpu", "0", "--python", PYTHON)
@@ -116,6 +117,14 @@ def test_full_run_on_the_fixture_then_zed_on_its_models(tmp_path: Path) -> None:
     for tag in ("tiny_ent", "tiny_fent"):
         assert (recipe / "exp" / "fold1" / tag / "packed" / "model.pth").is_file()
     assert (recipe / "data" / "fold1" / "token_list" / "char" / "tokens.txt").is_file()
+    # Emotion mixing (on by default): within the fold's training speakers, the test session never mixed.
+    fold = recipe / "data" / "fold1"
+    speakers = lambda d: {line.split()[1] for line in (d / "utt2spk").read_text().splitlines()}  # noqa: E731
+    mixes = [line.split() for line in (fold / "train_mix" / "utt2spk").read_text().splitlines() if "-mix-" in line]
+    assert mixes and {spk for _, spk in mixes} <= speakers(fold / "train")
+    assert not speakers(fold / "train_mix") & speakers(fold / "test")
+    assert not (fold / "test_mix").exists()
+    assert "train_data_dir: data/fold1/train_mix" in (recipe / "exp" / "fold1" / "tiny_ent" / "config.yaml").read_text()
 
     zed = copy_recipe("zed", tmp_path / "egs" / "zed" / "ent1")
     zed_root = make_zed_tree(tmp_path / "ZED")

@@ -10,9 +10,10 @@
 # Stages:
 #   1     data preparation (local/data.sh): data/session{1..5}/, data/fold{1..5}/{train,dev,test}/
 #   2-9   per fold k, the stage driver ent.sh with --datadir data/fold<k> --expdir exp/fold<k>
-#         (speed perturbation, validation and CMVN, token list, training, decoding, scoring,
-#         packing; the token list and CMVN statistics come from the fold's training set only,
-#         the dev set selects and averages checkpoints, the test session is only decoded)
+#         (speed perturbation and emotion mixing, validation and CMVN, token list, training,
+#         decoding, scoring, packing; the token list and CMVN statistics come from the fold's
+#         training set only, the mixes join utterances of one training (or dev) speaker, the dev
+#         set selects and averages checkpoints, the test session is only decoded, never mixed)
 #   10    aggregation of exp/fold<k>/<model>/decode_<conf>/test/scores.json into RESULTS.md
 set -euo pipefail
 
@@ -35,6 +36,9 @@ inference_model=valid.loss.ave.pth  # Checkpoint decoded (average of the best on
 token_type=bpe            # char, bpe or unigram.
 nbpe=300                  # Vocabulary size for bpe/unigram (trained per fold).
 speed_perturb_factors=""  # e.g. "0.9 1.0 1.1" (triples training audio on disk, per fold).
+mix=true                  # Emotion mixing of each fold's train and dev sets (frame emotions for ZED).
+mix_share=0.5             # Mixed utterances per original utterance.
+mix_max_duration=20       # Longest mixed utterance in seconds.
 strict=false              # Data preparation stops at the first unparseable line.
 dev_speakers=""           # Dev speaker overrides, e.g. "1=Ses05F" (see local/data.sh).
 ent_opts=""               # More options for ent.sh, e.g. "--cmvn_max_utts 2000".
@@ -56,6 +60,10 @@ Usage: $0 --iemocap_root DIR [options]
   --token_type TYPE         char, bpe or unigram (default: ${token_type})
   --nbpe N                  vocabulary size (default: ${nbpe})
   --speed_perturb_factors   e.g. "0.9 1.0 1.1" (default: none)
+  --mix true|false          emotion mixing: each fold trains and validates on its sets plus
+                            same-speaker neutral/emotional mixes with known intervals (default: ${mix})
+  --mix_share P             mixed utterances per original utterance (default: ${mix_share})
+  --mix_max_duration S      longest mixed utterance in seconds (default: ${mix_max_duration})
   --strict true|false       strict data preparation (default: ${strict})
   --dev_speakers "K=SPK"    dev speaker overrides (default: none)
   --ent_opts "..."          more ent.sh options (default: none)
@@ -123,6 +131,7 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 2 ]; then
       --inference_model "${inference_model}" \
       --token_type "${token_type}" --nbpe "${nbpe}" \
       --speed_perturb_factors "${speed_perturb_factors}" \
+      --mix "${mix}" --mix_share "${mix_share}" --mix_max_duration "${mix_max_duration}" \
       ${ent_opts}
   done
 fi
