@@ -72,6 +72,10 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION,
                         help="longest mixed utterance in seconds")
     parser.add_argument("--gap-s", type=float, default=0.0, help="seconds of silence between parts")
+    parser.add_argument("--no-loudness-match", dest="match_loudness", action="store_false",
+                        help="keep every part's own level instead of scaling the later parts to the first "
+                        "part's loudness (for utterances of one speaker recorded alike, whose loudness "
+                        "differences belong to the emotions)")
     parser.add_argument("--trim-db", type=float, default=None,
                         help="label only the emotional part's speech as emotional: from its first to its last "
                         "25 ms frame within this many dB of its loudest frame (its silence is then neutral); "
@@ -115,6 +119,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             max_duration=args.max_duration,
             gap_s=args.gap_s,
             trim_db=args.trim_db,
+            match_loudness=args.match_loudness,
             neutral=args.neutral,
             emotions=tuple(emotions),
             seed=args.seed,

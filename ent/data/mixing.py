@@ -33,14 +33,18 @@ Method
   All parts of a mix come from one speaker (asserted).
 * **Audio.** The parts are concatenated sample-exactly, with ``gap_s``
   seconds of digital silence (zeros) between them (default none). Every later
-  part is scaled to the loudness of the *first* part, loudness being the
+  part is scaled to the loudness of the *first* part (``match_loudness``, the
+  default), loudness being the
   *active RMS* (:func:`active_rms`): the RMS over the 25 ms frames whose
   energy is within 40 dB of the part's loudest frame, so that leading and
   trailing silence and pauses do not lower a part's measured level (a part
   with no signal keeps gain 1). Clip guard: if the joined peak would exceed
   :data:`PEAK_LIMIT` (0.99), the whole utterance is scaled down to that peak
   (counted as *clip-guarded*). The result is written once, as 16-bit PCM WAV
-  at 16 kHz. All input audio must be 16 kHz.
+  at 16 kHz. All input audio must be 16 kHz. Matching removes level
+  differences between recordings, but also the emotions' own (angry speech
+  is louder than neutral): for the utterances of one speaker recorded alike,
+  ``match_loudness=False`` keeps every part's level.
 
 * **Intervals.** By default each part's interval is the whole part. With
   ``trim_db`` the emotional part's interval is its speech only (from the
@@ -186,6 +190,10 @@ class MixOptions:
             25 ms frame within ``trim_db`` dB of its loudest frame (the frames
             of :func:`active_rms`); its leading and trailing silence is
             neutral, as diarization references (ZED) mark emotional speech.
+        match_loudness: Scale every later part to the first part's active
+            RMS (True), or keep every part's own level (False: utterances
+            of one speaker recorded alike, whose loudness differences are
+            the emotions' own, e.g. angry speech louder than neutral).
     """
 
     mix_share: float = DEFAULT_MIX_SHARE
@@ -199,6 +207,7 @@ class MixOptions:
     speakers: Optional[Tuple[str, ...]] = None
     keep_intervals: bool = False
     trim_db: Optional[float] = None
+    match_loudness: bool = True
 
     def __post_init__(self) -> None:
         # Normalize sequences to tuples (hashable, JSON-stable) and speakers to a sorted set.
@@ -371,13 +380,15 @@ def speech_span(wave: np.ndarray, range_db: float, sample_rate: int = SR,
     return int(starts[active[0]]), int(min(x.size, starts[active[-1]] + frame))
 
 
-def join_parts(waves: Sequence[np.ndarray], gap_samples: int = 0,
-               peak_limit: float = PEAK_LIMIT) -> Tuple[np.ndarray, List[Tuple[int, int]], List[float], bool]:
+def join_parts(waves: Sequence[np.ndarray], gap_samples: int = 0, peak_limit: float = PEAK_LIMIT,
+               match_loudness: bool = True) -> Tuple[np.ndarray, List[Tuple[int, int]], List[float], bool]:
     """Concatenate parts, each later one scaled to the first one's active RMS.
 
     Args:
         waves: The parts, each (N_i,) float samples.
         gap_samples: Zeros inserted between consecutive parts.
+        match_loudness: False: every part keeps its level (gain 1, the clip
+            guard aside).
         peak_limit: If the joined peak exceeds it, everything is scaled down
             so that the peak equals it.
 
@@ -393,7 +404,7 @@ def join_parts(waves: Sequence[np.ndarray], gap_samples: int = 0,
     gains = []
     for i, w in enumerate(waves):
         level = active_rms(w)
-        gains.append(ref / level if i > 0 and ref > 0 and level > 0 else 1.0)
+        gains.append(ref / level if match_loudness and i > 0 and ref > 0 and level > 0 else 1.0)
     pieces: List[np.ndarray] = []
     bounds: List[Tuple[int, int]] = []
     pos = 0
@@ -706,7 +717,7 @@ def _load_cached(data_dir: str) -> DataDir:
     return _cache[data_dir]
 
 
-_Job = Tuple[str, Tuple[str, ...], int, str, Optional[float]]
+_Job = Tuple[str, Tuple[str, ...], int, str, Optional[float], bool]
 _Result = Tuple[int, List[Tuple[int, int]], List[Tuple[int, int]], bool,
                 Optional[Tuple[Optional[str], Optional[int], str]]]
 
@@ -719,13 +730,13 @@ def _mix_one(job: _Job) -> _Result:
     :class:`DataError` is returned as ``(path, line, message)`` rather than
     raised, since it does not survive pickling between processes.
     """
-    data_dir, parts, gap, out_path, trim_db = job
+    data_dir, parts, gap, out_path, trim_db, match_loudness = job
     data = _load_cached(data_dir)
     try:
         waves = [data.load_audio(p) for p in parts]
     except DataError as exc:
         return 0, [], [], False, (exc.path, exc.line, exc.message)
-    joined, bounds, _, clipped = join_parts(waves, gap)
+    joined, bounds, _, clipped = join_parts(waves, gap, match_loudness=match_loudness)
     write_audio(out_path, joined)
     spans = []
     for (a, b), wave in zip(bounds, waves):
@@ -870,8 +881,8 @@ def mix_data_dir(
                       if _is_within(audio_abs, dst_abs) else audio_abs)
         Path(write_root).mkdir(parents=True, exist_ok=True)
         gap = int(round(options.gap_s * SR))
-        jobs: List[_Job] = [(str(src), m.parts, gap, os.path.join(write_root, m.utt + ".wav"), options.trim_db)
-                            for m in plan.mixes]
+        jobs: List[_Job] = [(str(src), m.parts, gap, os.path.join(write_root, m.utt + ".wav"), options.trim_db,
+                             options.match_loudness) for m in plan.mixes]
         results = _run_jobs(jobs, str(src), data, nj)
         for result in results:
             if result[4] is not None:

@@ -175,6 +175,20 @@ def test_trim_db_labels_only_the_emotional_speech(tmp_path: Path) -> None:
         MixOptions(trim_db=0.0).check()
 
 
+def test_no_loudness_match_keeps_every_part_level(tmp_path: Path) -> None:
+    src, waves = make_dir(tmp_path)
+    out = tmp_path / "keep"
+    mix_data_dir(src, out, options=MixOptions(mix_share=1.0, match_loudness=False))
+    parts = {k: v.split() for k, v in table(out / "mix_parts").items()}
+    intervals = emo_lines(out / "emo_segments")
+    wav = table(out / "wav.scp")
+    for mix, names in parts.items():
+        audio = read_int16(wav[mix])
+        for p, (start, end, _) in zip(names, intervals[mix]):
+            a, b = round(start * SR), round(end * SR)
+            np.testing.assert_allclose(audio[a:b], waves[p] * 32768, atol=1.0)  # gain 1
+
+
 def test_active_rms_ignores_silence_and_pauses() -> None:
     x = np.random.default_rng(0).uniform(-0.2, 0.2, 8000)
     padded = np.concatenate([np.zeros(4000), x, np.zeros(4000), x, np.zeros(801)])
