@@ -28,6 +28,8 @@ backend=auto      # eSpeak NG back end: auto, ctypes (espeakng-loader) or progra
 datadir=data      # Where the data directories are written.
 wavdir=wav        # Where the WAV files are written.
 force=false       # true: regenerate sets that are already finished.
+oracle_intervals=false  # true: also write train_oracle/ and dev_oracle/, whose emo_segments are the
+                        # synthesizer's intervals (an oracle that real corpora never have).
 python=python3    # Python interpreter.
 
 help_message=$(cat << EOF
@@ -50,6 +52,8 @@ Options (default in brackets):
   --datadir DIR       data directories [${datadir}]
   --wavdir DIR        WAV files [${wavdir}]
   --force true|false  regenerate finished sets [${force}]
+  --oracle_intervals true|false  also write ${datadir}/{train,dev}_oracle: train and dev with the
+                      synthesizer's speech intervals as emo_segments (an oracle) [${oracle_intervals}]
   --python PY         python interpreter [${python}]
 EOF
 )
@@ -65,10 +69,12 @@ if [ $# -ne 0 ]; then
   echo "${help_message}" >&2
   exit 2
 fi
-if [ "${force}" != true ] && [ "${force}" != false ]; then
-  log "Error: --force must be true or false, got '${force}'"
-  exit 2
-fi
+for flag in force oracle_intervals; do
+  if [ "${!flag}" != true ] && [ "${!flag}" != false ]; then
+    log "Error: --${flag} must be true or false, got '${!flag}'"
+    exit 2
+  fi
+done
 
 # shellcheck disable=SC1091
 [ -f ./path.sh ] && . ./path.sh
@@ -98,4 +104,18 @@ ${python} -m ent.synth.mini_emo "${opts[@]}"
 for set in train dev test test_sed; do
   log "${datadir}/${set}: $(wc -l < "${datadir}/${set}/wav.scp") utterances"
 done
+
+if [ "${oracle_intervals}" = true ]; then
+  # The same utterances with the synthesizer's intervals as emo_segments, so
+  # that training takes the supervised interval loss everywhere: an upper
+  # bound of what utterance labels give, never the default.
+  for set in train dev; do
+    src="${datadir}/${set}"; dst="${datadir}/${set}_oracle"
+    rm -rf "${dst}.tmp"; mkdir -p "${dst}.tmp"
+    for f in wav.scp text utt2spk spk2utt utt2emo utt2dur; do cp "${src}/${f}" "${dst}.tmp/${f}"; done
+    cp "${src}/oracle_emo_segments" "${dst}.tmp/emo_segments"
+    rm -rf "${dst}"; mv "${dst}.tmp" "${dst}"
+    log "${dst}: ${set} with the oracle intervals (emo_segments = ${src}/oracle_emo_segments)"
+  done
+fi
 log "Successfully finished. [elapsed=${SECONDS}s]"
