@@ -55,9 +55,10 @@ from espnet2.layers.global_mvn import GlobalMVN
 from tqdm import tqdm
 
 from ent.data.datadir import DataDir
+from ent.data.mixing import MIX_PARTS
 from ent.features.fbank import Fbank
 from ent.features.prosody import NUM_PROSODY, VAR_FLOOR, normalize_prosody, prosody_functionals
-from ent.utils.fileio import atomic_write
+from ent.utils.fileio import atomic_write, read_table
 
 PathLike = Union[str, Path]
 CHUNK_SIZE = 16
@@ -228,9 +229,27 @@ def _speaker_chunks(data: DataDir, utt_ids: Sequence[str]) -> List[Tuple[str, Li
             for i in range(0, len(utts), CHUNK_SIZE)]
 
 
+def mixed_utterances(data: DataDir) -> "set[str]":
+    """The mixes of a data directory: the keys of its ``mix_parts`` (:mod:`ent.data.mixing`), if any."""
+    path = Path(data.path) / MIX_PARTS
+    return {entry.key for entry in read_table(path)} if path.is_file() else set()
+
+
+def _counted_utterances(data: DataDir, utt_ids: Sequence[str]) -> List[str]:
+    """The utterances whose frames make their speaker's statistics: all but the mixes (see
+    :func:`compute_speaker_cmvn_stats`)."""
+    mixed = mixed_utterances(data)
+    if not mixed:
+        return list(utt_ids)
+    with_own = {_speaker_of(data, u) for u in utt_ids if u not in mixed}
+    return [u for u in utt_ids if u not in mixed or _speaker_of(data, u) not in with_own]
+
+
 def _speaker_stats_key(data: DataDir, fbank: Fbank, utts: Sequence[str]) -> str:
-    """What the cached speaker statistics depend on: frontend, utterances, audio files, speakers."""
+    """What the cached speaker statistics depend on: frontend, utterances, audio files, speakers,
+    and which utterances count (not the mixes)."""
     digest = hashlib.sha256(repr(fbank).encode())
+    counted = set(_counted_utterances(data, utts))
     for utt in utts:
         seg = data.segments.get(utt) if data.segments is not None else None
         rec = seg.recording if seg is not None else utt
@@ -240,7 +259,7 @@ def _speaker_stats_key(data: DataDir, fbank: Fbank, utts: Sequence[str]) -> str:
             audio = f"{audio} {st.st_size} {st.st_mtime_ns}"
         except OSError:
             pass
-        digest.update(f"{utt} {_speaker_of(data, utt)} {audio} {seg}\n".encode())
+        digest.update(f"{utt} {_speaker_of(data, utt)} {audio} {seg} {utt in counted}\n".encode())
     return digest.hexdigest()
 
 
@@ -263,6 +282,11 @@ def compute_speaker_cmvn_stats(
         fbank: The frontend (default ``Fbank()``); used in eval mode.
         nj: Number of worker processes.
         utt_ids: The utterances to use (default: all, the keys of ``text``).
+            Mixes (the utterances of the directory's ``mix_parts``, joined
+            from other utterances by :mod:`ent.data.mixing`) do not count
+            towards their speaker's statistics, which describe the speaker's
+            own utterances (train and test alike), unless the speaker has no
+            other utterance among ``utt_ids``.
         prosody: Also sum each speaker's utterance prosody functionals
             (:mod:`ent.features.prosody`; needs ``fbank.pitch``).
 
@@ -281,17 +305,25 @@ def compute_speaker_cmvn_stats(
         raise ValueError("prosody functionals need pitch features (frontend_conf: {pitch: true})")
     data = data_dir if isinstance(data_dir, DataDir) else DataDir.load(data_dir, allow_empty_text=True)
     utt_ids = data.utt_ids if utt_ids is None else list(utt_ids)
+    counted = _counted_utterances(data, utt_ids)
+    # The mixes left out of the totals still need their functionals (the prosody table).
+    extra = [u for u in utt_ids if u not in set(counted)] if prosody else []
     # Chunks never mix speakers, so each result adds to exactly one speaker.
-    jobs = _speaker_chunks(data, utt_ids)
+    jobs = _speaker_chunks(data, counted)
+    extra_jobs = _speaker_chunks(data, extra)
     totals: SpeakerTotals = {}
     functionals: Optional[Dict[str, np.ndarray]] = {} if prosody else None
-    results = _accumulate_chunks(data, fbank, [c for _, c in jobs], nj, "speaker cmvn stats", prosody)
-    for (spk, chunk), (res, funcs) in zip(jobs, results):
+    results = _accumulate_chunks(
+        data, fbank, [c for _, c in jobs + extra_jobs], nj, "speaker cmvn stats", prosody
+    )
+    for i, ((spk, chunk), (res, funcs)) in enumerate(zip(jobs + extra_jobs, results)):
         pros: Optional[Stats] = None
         if funcs is not None:
             pros = (funcs.shape[0], funcs.sum(axis=0), (funcs * funcs).sum(axis=0))
             assert functionals is not None
             functionals.update(zip(chunk, funcs))
+        if i >= len(jobs):
+            continue
         if spk in totals:
             (c, s1, s2), prev = totals[spk]
             res = (c + res[0], s1 + res[1], s2 + res[2])

@@ -212,6 +212,35 @@ def test_speaker_cmvn_with_prosody_appends_each_speakers_functional_statistics(t
         np.testing.assert_allclose(table[utt], z.numpy(), rtol=1e-4, atol=1e-4)
 
 
+def test_mixes_do_not_count_towards_their_speakers_statistics(tmp_path):
+    """The utterances of mix_parts (joined copies of others) get their speaker's statistics
+    of its own utterances: train_mix normalizes like the test sets, which have no mixes."""
+    import ent.features.cmvn as cmvn
+
+    d = _two_speaker_dir(tmp_path)
+    fbank = Fbank(pitch=True)
+    alone = speaker_cmvn(d, fbank, prosody=True, cache=False, utt_ids=["utt0", "utt1", "utt3", "utt4"])
+    table_alone = cmvn.normalized_prosody_table(d, fbank, cache=False, utt_ids=["utt2"])
+    (d / "mix_parts").write_text("utt2 utt0 utt4\n", encoding="utf-8")  # utt2 is now a mix of speaker a
+    stats = speaker_cmvn(d, fbank, prosody=True)
+    for utt in ("utt0", "utt2", "utt4"):  # speaker a: the statistics of utt0 and utt4 only
+        np.testing.assert_allclose(stats[utt], alone["utt0"], rtol=1e-6)
+    np.testing.assert_allclose(stats["utt1"], alone["utt1"], rtol=1e-6)
+    # the mix keeps its own functionals in the table, normalized with those statistics
+    table = cmvn.normalized_prosody_table(d, fbank, utt_ids=["utt2"])
+    assert not np.allclose(table["utt2"], table_alone["utt2"])
+    data = DataDir.load(d)
+    f = fbank.eval().extract(torch.from_numpy(data.load_audio("utt2")))
+    funcs = prosody_functionals(f[None], torch.tensor([len(f)]), 80)[0].double()
+    z = normalize_prosody(funcs, torch.from_numpy(stats["utt2"][0, 82:]).double(),
+                          torch.from_numpy(stats["utt2"][1, 82:]).double())
+    np.testing.assert_allclose(table["utt2"], z.numpy(), rtol=1e-4, atol=1e-4)
+    # a speaker with nothing but mixes keeps them
+    only = speaker_cmvn(d, fbank, cache=False, utt_ids=["utt2"])
+    np.testing.assert_allclose(only["utt2"], speaker_cmvn(d, fbank, cache=False, utt_ids=["utt2", "utt1"])["utt2"])
+    assert not np.allclose(only["utt2"], stats["utt2"][:, :82])
+
+
 def test_prosody_table_and_speaker_statistics_read_the_audio_once(tmp_path, monkeypatch):
     import ent.features.cmvn as cmvn
 
