@@ -39,6 +39,7 @@ speed_perturb_factors=""  # e.g. "0.9 1.0 1.1" (triples training audio on disk, 
 mix=true                  # Emotion mixing of each fold's train and dev sets (frame emotions for ZED).
 mix_share=0.5             # Mixed utterances per original utterance.
 mix_max_duration=20       # Longest mixed utterance in seconds.
+mix_opts=""               # More options of python -m ent.bin.mix_data_dir, e.g. "--no-loudness-match".
 strict=false              # Data preparation stops at the first unparseable line.
 dev_speakers=""           # Dev speaker overrides, e.g. "1=Ses05F" (see local/data.sh).
 ent_opts=""               # More options for ent.sh, e.g. "--cmvn_max_utts 2000".
@@ -64,6 +65,7 @@ Usage: $0 --iemocap_root DIR [options]
                             same-speaker neutral/emotional mixes with known intervals (default: ${mix})
   --mix_share P             mixed utterances per original utterance (default: ${mix_share})
   --mix_max_duration S      longest mixed utterance in seconds (default: ${mix_max_duration})
+  --mix_opts "..."          more mixing options, e.g. "--no-loudness-match --trim-db 35"
   --strict true|false       strict data preparation (default: ${strict})
   --dev_speakers "K=SPK"    dev speaker overrides (default: none)
   --ent_opts "..."          more ent.sh options (default: none)
@@ -132,6 +134,7 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 2 ]; then
       --token_type "${token_type}" --nbpe "${nbpe}" \
       --speed_perturb_factors "${speed_perturb_factors}" \
       --mix "${mix}" --mix_share "${mix_share}" --mix_max_duration "${mix_max_duration}" \
+      --mix_opts "${mix_opts}" \
       ${ent_opts}
   done
 fi
