@@ -17,6 +17,7 @@ unless ``--force`` is given.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import sys
 from pathlib import Path
@@ -66,8 +67,13 @@ def get_parser() -> argparse.ArgumentParser:
 
 def _options(args: argparse.Namespace) -> Dict[str, Any]:
     symbols = [s for s in args.user_defined_symbols.split(",") if s]
+    try:
+        digest = hashlib.sha256(Path(args.text).read_bytes()).hexdigest()
+    except OSError:
+        digest = None  # reading the texts reports it
     return {
         "text": str(args.text),
+        "text_sha256": digest,
         "token_type": args.token_type,
         "nbpe": args.nbpe if args.token_type != "char" else None,
         "case": args.case,
@@ -108,11 +114,15 @@ def main(argv: Optional[List[str]] = None) -> None:
     if all(p.is_file() for p in outputs) and not args.force:
         with open(config_path, encoding="utf-8") as fh:
             old = yaml.safe_load(fh) or {}
+        # What the tokens depend on is the text's content, not its path (a copy of the same text
+        # reuses them); a config from before the content hash is compared by path.
+        compared = [k for k in options if k != "text"] if "text_sha256" in old else [
+            k for k in options if k != "text_sha256"]
         old_options = {k: old.get(k) for k in options}
-        if old_options == options:
+        if all(old_options[k] == options[k] for k in compared):
             logger.info("tokenizer already trained in %s; skipping (use --force to retrain)", out_dir)
             return
-        changed = sorted(k for k in options if old_options[k] != options[k])
+        changed = sorted(k.replace("text_sha256", "text") for k in compared if old_options[k] != options[k])
         logger.error("%s was written with other options (%s); use --force to retrain", config_path,
                      ", ".join(changed))
         sys.exit(1)

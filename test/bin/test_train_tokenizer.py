@@ -52,6 +52,23 @@ def test_skips_when_done_and_refuses_other_options(tmp_path, text_file, caplog):
     assert "Q" in tokens and "q" not in tokens
 
 
+def test_the_text_is_compared_by_content_not_by_path(tmp_path, text_file, caplog):
+    out = tmp_path / "char"
+    main(["--text", str(text_file), "--token-type", "char", "--out-dir", str(out)])
+    before = (out / "bpe.model").stat().st_mtime_ns
+    copy = tmp_path / "copy" / "text"
+    copy.parent.mkdir()
+    copy.write_bytes(text_file.read_bytes())
+    with caplog.at_level("INFO"):
+        main(["--text", str(copy), "--token-type", "char", "--out-dir", str(out)])  # the same text elsewhere
+    assert "skipping" in caplog.text and (out / "bpe.model").stat().st_mtime_ns == before
+    copy.write_text(text_file.read_text(encoding="utf-8") + "utt9 quite other words\n", encoding="utf-8")
+    caplog.clear()
+    with pytest.raises(SystemExit), caplog.at_level("ERROR"):
+        main(["--text", str(copy), "--token-type", "char", "--out-dir", str(out)])
+    assert "other options (text)" in caplog.text
+
+
 def test_empty_text_is_an_error(tmp_path):
     path = tmp_path / "text"
     path.write_text("utt1 [noise]\nutt2 ?!\n", encoding="utf-8")
