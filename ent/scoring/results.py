@@ -75,6 +75,9 @@ _DATA_PREFIX = "<!-- ent-results-data: "
 _DATA_SUFFIX = " -->"
 _BEGIN_RE = re.compile(r"^<!-- ent-results-begin: (.+) -->$")
 _END_RE = re.compile(r"^<!-- ent-results-end: (.+) -->$")
+#: A line of its own in a results file: new experiments go just above it (so
+#: that hand-written text below it, e.g. a measurement history, stays last).
+APPEND_ANCHOR = "<!-- ent-results-append-above -->"
 
 
 @dataclass
@@ -278,7 +281,8 @@ def update_results(
 
     The experiment's section is replaced (the dataset's rows replaced or
     appended, other datasets of the experiment kept); a new experiment is
-    appended at the end; a missing file is created with a ``# RESULTS``
+    appended at the end, or just above an :data:`APPEND_ANCHOR` line when
+    the file has one; a missing file is created with a ``# RESULTS``
     header. Header fields of ``info`` that are ``None`` get the current date
     and environment.
 
@@ -319,6 +323,12 @@ def update_results(
     section = render_section(record).rstrip("\n").split("\n")
     if info.name in index:
         items[index[info.name]] = (info.name, 0, section)
+    elif APPEND_ANCHOR in items:
+        at = items.index(APPEND_ANCHOR)
+        new: List[Union[str, Tuple[str, int, List[str]]]] = [(info.name, 0, section), ""]
+        if at > 0 and items[at - 1] != "":
+            new.insert(0, "")
+        items[at:at] = new
     else:
         if items and items[-1] != "":
             items.append("")  # blank line before a new section

@@ -8,6 +8,7 @@ from typing import Any, Dict
 import pytest
 
 from ent.scoring.results import (
+    APPEND_ANCHOR,
     ExperimentInfo,
     format_summary_table,
     read_results,
@@ -70,6 +71,20 @@ def test_update_is_idempotent_and_keeps_other_sections(tmp_path: Path) -> None:
     assert "|test|3|20|70.0|30.0|0.0|0.0|30.0|" in a
     assert "|test|3|20|90.0|" not in text
     assert text.count("## ent_a") == 1 and text.count("## ent_b") == 1
+
+
+def test_new_sections_go_above_the_append_anchor(tmp_path: Path) -> None:
+    path = tmp_path / "RESULTS.md"
+    tail = "## History\n\nOld measurements.\n"
+    path.write_text(f"# RESULTS\n\nIntro.\n\n{APPEND_ANCHOR}\n\n{tail}", encoding="utf-8")
+    update_results(path, info("ent_a"), "test", make_scores())
+    update_results(path, info("ent_b"), "test", make_scores())
+    update_results(path, info("ent_a"), "dev", make_scores())
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("# RESULTS\n\nIntro.\n\n<!-- ent-results-begin: ent_a -->")
+    assert text.endswith(f"<!-- ent-results-end: ent_b -->\n\n{APPEND_ANCHOR}\n\n{tail}")
+    assert text.index("ent-results-end: ent_a") < text.index("ent-results-begin: ent_b")
+    assert set(read_results(path)["ent_a"].datasets) == {"test", "dev"}
 
 
 def test_datasets_accumulate_within_a_section(tmp_path: Path) -> None:
