@@ -153,7 +153,7 @@ while :; do
     n_killed=${#running[@]}
     kill_running "job ${values[$failed]} failed"
     label=""
-    [ -n "${name}" ] && label=" ${name}=${values[$failed]} (of ${n})"
+    [ -n "${name}" ] && label=" ${name}=${values[$failed]} (one of ${n})"
     {
       echo "${me}: job${label} failed (exit code ${failed_rc}); ${n_killed} running job(s) killed," \
            "$((n - next)) not started. The end of ${logs[$failed]}:"
