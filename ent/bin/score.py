@@ -5,7 +5,8 @@ Usage::
     python -m ent.bin.score --ref-dir data/test --hyp-dir exp/x/decode_test \\
         [--emotions neutral,happy,angry,sad] [--diarization [--plot-utts 8]] \\
         [--token-dir DIR | --no-normalize] \\
-        [--results RESULTS.md --exp-name NAME --dataset test] [--out-dir DIR]
+        [--results RESULTS.md --exp-name NAME --dataset test [--config conf/train.yaml]] \\
+        [--out-dir DIR]
     python -m ent.bin.score --print-summary RESULTS.md [--dataset test]
 
 What is scored depends on the files present:
@@ -47,7 +48,9 @@ words of ``result.jsonl`` at their times, and with ``--plot-wave`` the
 waveform envelope.
 
 All scores also go to ``scores.json``; ``--results`` records them in an
-ESPnet-style ``RESULTS.md``. See :mod:`ent.scoring` for the exact metric
+ESPnet-style ``RESULTS.md``, under a header naming the model dir, the training
+config (``--config``) and the git revision of the ENT checkout that scored
+(``git describe --always --dirty``; left out when it is not a git checkout). See :mod:`ent.scoring` for the exact metric
 definitions.
 """
 
@@ -80,6 +83,7 @@ from ent.scoring.emotion import format_emotion_report, plot_confusion_matrix, re
 from ent.scoring.results import (
     ExperimentInfo,
     format_summary_table,
+    git_revision,
     read_results,
     summary_rows,
     update_results,
@@ -136,7 +140,7 @@ def get_parser() -> argparse.ArgumentParser:
                         "the dataset to show (default: all)")
     parser.add_argument("--model-dir", default=None, help="model dir shown in --results (default: parent of "
                         "--hyp-dir)")
-    parser.add_argument("--config", default=None, help="training config shown in --results")
+    parser.add_argument("--config", default=None, help="training config of the model, shown in --results")
     parser.add_argument("--print-summary", type=Path, default=None, metavar="RESULTS_MD",
                         help="only print the experiment x (WER, UA, WA, F1, EDER) table of this RESULTS.md")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -437,7 +441,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             model_dir = args.model_dir or str(args.hyp_dir.parent)
             exp_name = args.exp_name or args.hyp_dir.resolve().parent.name
             dataset = args.dataset or args.ref_dir.resolve().name
-            info = ExperimentInfo(exp_name, model_dir=model_dir, config=args.config)
+            info = ExperimentInfo(exp_name, model_dir=model_dir, config=args.config, revision=git_revision())
             update_results(args.results, info, dataset, scores)
             logger.info("updated %s (experiment %s, dataset %s)", args.results, exp_name, dataset)
     except DataError as exc:

@@ -8,6 +8,7 @@
 
     - model dir: `exp/ent_mini`
     - config: `conf/train.yaml`
+    - git revision: `v0.1-12-gabc1234`
     - date: `2025-01-01 12:00:00`
     - python version: `3.11.9`
     - torch version: `2.11.0`
@@ -55,6 +56,7 @@ import importlib.metadata
 import json
 import platform
 import re
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -92,6 +94,8 @@ class ExperimentInfo:
         environment: Extra ``key -> value`` lines; ``None`` = python, torch
             and ent versions of the running interpreter
             (:func:`environment_info`).
+        revision: Revision of the ENT checkout that scored
+            (:func:`git_revision`); ``None``: unknown, not shown.
     """
 
     name: str
@@ -99,6 +103,7 @@ class ExperimentInfo:
     config: Optional[str] = None
     date: Optional[str] = None
     environment: Optional[Dict[str, str]] = None
+    revision: Optional[str] = None
 
 
 @dataclass
@@ -133,6 +138,38 @@ def environment_info() -> Dict[str, str]:
     }
 
 
+def git_revision(path: Optional[PathLike] = None) -> Optional[str]:
+    """``git describe --always --dirty`` of the checkout holding ``path``.
+
+    Args:
+        path: A file or folder inside the checkout (default: the ``ent``
+            package, i.e. the toolkit's own checkout).
+
+    Returns:
+        The revision (e.g. ``v0.1-12-gabc1234-dirty``, or an abbreviated
+        commit hash), or ``None`` when it is not a git checkout, git is not
+        installed or does not answer within 10 s: never an error.
+    """
+    if path is None:
+        import ent
+
+        path = Path(ent.__file__).resolve().parent
+    folder = Path(path)
+    if not folder.is_dir():
+        folder = folder.parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(folder), "describe", "--always", "--dirty"],
+            capture_output=True, text=True, timeout=10, check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    revision = out.stdout.strip()
+    if out.returncode != 0 or not revision or "\n" in revision:
+        return None
+    return revision
+
+
 def _check_name(name: str) -> None:
     if not name or "\n" in name or "-->" in name or name != name.strip():
         raise ValueError(f"invalid experiment name {name!r} (non-empty, one line, no '-->', no edge spaces)")
@@ -162,6 +199,7 @@ def render_section(record: ExperimentRecord) -> str:
     data = {
         "model_dir": info.model_dir,
         "config": info.config,
+        "revision": info.revision,
         "date": info.date,
         "environment": info.environment,
         "datasets": record.datasets,
@@ -173,6 +211,8 @@ def render_section(record: ExperimentRecord) -> str:
         lines.append(f"- model dir: `{info.model_dir}`")
     if info.config:
         lines.append(f"- config: `{info.config}`")
+    if info.revision:
+        lines.append(f"- git revision: `{info.revision}`")
     if info.date:
         lines.append(f"- date: `{info.date}`")
     for key, value in (info.environment or {}).items():
@@ -268,7 +308,8 @@ def read_results(path: PathLike) -> Dict[str, ExperimentRecord]:
         name, lineno, lines = item
         data = _parse_data(lines[1] if len(lines) > 1 else "", path, lineno + 1)
         info = ExperimentInfo(
-            name, data.get("model_dir"), data.get("config"), data.get("date"), data.get("environment")
+            name, data.get("model_dir"), data.get("config"), data.get("date"), data.get("environment"),
+            data.get("revision"),
         )
         out[name] = ExperimentRecord(info, dict(data["datasets"]))
     return out
@@ -311,6 +352,7 @@ def update_results(
         info.config,
         info.date or datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
         info.environment if info.environment is not None else environment_info(),
+        info.revision,
     )
     if path.exists():
         items, index = _split(path)

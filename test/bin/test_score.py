@@ -275,3 +275,25 @@ def test_frame_recall_per_class(tmp_path: Path) -> None:
     assert list(recall) == ["neutral", "happy", "sad", "emotional"]
     assert scores.to_dict()["frame_recall"] == pytest.approx({"neutral": 0.5, "happy": 0.6, "sad": 0.0,
                                                               "emotional": 0.3})
+
+
+def test_results_record_the_config_and_the_git_revision(dirs: tuple, tmp_path: Path) -> None:
+    ref, hyp = dirs
+    results = tmp_path / "RESULTS.md"
+    main(["--ref-dir", str(ref), "--hyp-dir", str(hyp), "--results", str(results), "--dataset", "test",
+          "--config", "conf/train_ent.yaml", "--model-dir", "exp/ent_tiny"])
+    from ent.scoring.results import git_revision, read_results
+
+    info = read_results(results)["ent_tiny"].info
+    assert info.config == "conf/train_ent.yaml" and info.model_dir == "exp/ent_tiny"
+    text = results.read_text(encoding="utf-8")
+    assert "- config: `conf/train_ent.yaml`" in text
+    import ent
+
+    described = subprocess.run(["git", "-C", str(Path(ent.__file__).parent), "describe", "--always", "--dirty"],
+                               capture_output=True, text=True)
+    if described.returncode == 0:  # a git checkout: its revision, as git describes it
+        assert info.revision == described.stdout.strip() == git_revision()
+        assert f"- git revision: `{info.revision}`" in text
+    else:
+        assert info.revision is None and "git revision" not in text

@@ -1,5 +1,6 @@
 """egs/iemocap/ent1: data preparation from the release layout, configs, and (slow) the full run."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -114,8 +115,9 @@ def test_full_run_on_the_fixture_then_zed_on_its_models(tmp_path: Path) -> None:
     results = (recipe / "RESULTS.md").read_text()
     assert "## tiny_ent" in results and "## tiny_fent" in results and "|fold1|5|" in results
     assert "mean ± std (1 fold)" in results
-    for tag in ("tiny_ent", "tiny_fent"):
+    for tag in ("tiny_ent_fbank_char", "tiny_fent_fbank_char"):
         assert (recipe / "exp" / "fold1" / tag / "packed" / "model.pth").is_file()
+        assert (recipe / "exp" / "fold1" / tag / "decode_decode_nolm_valid.loss.ave" / "test" / "scores.json").is_file()
     assert (recipe / "data" / "fold1" / "token_list" / "char" / "tokens.txt").is_file()
     # Emotion mixing (on by default): within the fold's training speakers, the test session never mixed.
     fold = recipe / "data" / "fold1"
@@ -124,14 +126,90 @@ def test_full_run_on_the_fixture_then_zed_on_its_models(tmp_path: Path) -> None:
     assert mixes and {spk for _, spk in mixes} <= speakers(fold / "train")
     assert not speakers(fold / "train_mix") & speakers(fold / "test")
     assert not (fold / "test_mix").exists()
-    assert "train_data_dir: data/fold1/train_mix" in (recipe / "exp" / "fold1" / "tiny_ent" / "config.yaml").read_text()
+    assert "train_data_dir: data/fold1/train_mix" in (
+        recipe / "exp" / "fold1" / "tiny_ent_fbank_char" / "config.yaml").read_text()
 
     zed = copy_recipe("zed", tmp_path / "egs" / "zed" / "ent1")
     zed_root = make_zed_tree(tmp_path / "ZED")
-    models = " ".join(str(recipe / "exp" / "fold1" / t) for t in ("tiny_ent", "tiny_fent"))
+    models = " ".join(str(recipe / "exp" / "fold1" / t) for t in ("tiny_ent_fbank_char", "tiny_fent_fbank_char"))
     out = run_script(zed, "run.sh", "--zed_root", str(zed_root), "--model_dirs", models, "--ngpu", "0",
                      "--python", PYTHON, timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     table = (zed / "RESULTS.md").read_text()
     assert "|model|Snt|EDER|frame acc|WER|CER|" in table
-    assert "|fold1_tiny_ent|4|" in table and "|fold1_tiny_fent|4|" in table
+    assert "|fold1_tiny_ent_fbank_char|4|" in table and "|fold1_tiny_fent_fbank_char|4|" in table
+
+
+STUB_ENT_SH = """#!/usr/bin/env bash
+# Stands in for ent.sh: answers --show_tags, records its options, fails for --datadir data/fold3 with FAIL set.
+case " $* " in *" --show_tags true "*) echo "conf/train_ent.yaml ent_fbank_bpe300 decode_decode_nolm_valid.loss.ave"; exit 0 ;; esac
+echo "ent.sh $*"
+case " $* " in *" data/fold3 "*) [ -n "${FAIL:-}" ] && { echo "fold 3 broke"; exit 3; } ;; esac
+sleep 1
+echo "Successfully finished."
+"""
+
+
+def stub_recipe(tmp_path: Path) -> Path:
+    recipe = copy_recipe("iemocap", tmp_path / "egs" / "iemocap" / "ent1")
+    (recipe / "ent.sh").unlink()
+    (recipe / "ent.sh").write_text(STUB_ENT_SH)
+    (recipe / "ent.sh").chmod(0o755)
+    for k in (1, 3):
+        (recipe / "data" / f"fold{k}" / "train").mkdir(parents=True)
+        (recipe / "data" / f"fold{k}" / "train" / "text").write_text("u1 hi\n")
+    return recipe
+
+
+def test_folds_are_train_cmd_jobs_that_reach_packing_and_the_ssl_cache(tmp_path: Path) -> None:
+    recipe = stub_recipe(tmp_path)
+    assert (recipe / "cmd.sh").is_file()
+    out = run_script(recipe, "run.sh", "--stage", "2", "--stop_stage", "11", "--folds", "1 3", "--fold_nj", "2",
+                     "--ngpu", "0", "--python", PYTHON, "--ent_opts", "--ssl_cache_configs conf/ssl.yaml")
+    assert out.returncode == 0, out.stdout + out.stderr
+    for k in (1, 3):
+        log = (recipe / "exp" / f"fold{k}" / "ent.log").read_text()
+        assert "--stage 2 --stop_stage 11 " in log  # packing is stage 11 of ent.sh, the SSL cache stage 5
+        assert f"--datadir data/fold{k} --expdir exp/fold{k} " in log and "--ssl_cache_configs conf/ssl.yaml" in log
+        assert "# Ended (code 0)" in log
+    # The default run goes on to the aggregation (stage 12) of the ent.sh tags.
+    out = run_script(recipe, "run.sh", "--stage", "12", "--folds", "1", "--ngpu", "0", "--python", PYTHON)
+    assert out.returncode != 0
+    assert "Stage 12: aggregating folds 1 of ent_fbank_bpe300" in out.stdout
+    assert "decode_decode_nolm_valid.loss.ave" in out.stdout + out.stderr
+
+
+def test_a_failed_fold_stops_the_others_and_shows_its_log(tmp_path: Path) -> None:
+    recipe = stub_recipe(tmp_path)
+    out = run_script(recipe, "run.sh", "--stage", "2", "--stop_stage", "11", "--folds", "1 3", "--fold_nj", "2",
+                     "--ngpu", "0", "--python", PYTHON, env={"FAIL": "1"})
+    assert out.returncode == 1
+    assert "job FOLD=3 (one of 2) failed (exit code 3)" in out.stderr and "fold 3 broke" in out.stderr
+    assert "a fold failed" in out.stdout
+    assert "# Killed" in (recipe / "exp" / "fold1" / "ent.log").read_text()
+
+
+@pytest.mark.slow
+def test_the_ssl_cache_runs_under_the_recipe_stop_stage(tmp_path: Path) -> None:
+    """run.sh --stop_stage 11 (the fold part) caches the SSL features of every fold set (ent.sh stage 5)."""
+    sys.path.insert(0, str(REPO / "test" / "features"))
+    from ssl_factory import save_tiny_ssl
+
+    recipe = copy_recipe("iemocap", tmp_path / "egs" / "iemocap" / "ent1")
+    model = save_tiny_ssl(tmp_path, "hubert")
+    (recipe / "conf" / "ssl.yaml").write_text(
+        f"frontend: ssl\nfrontend_conf: {{model_dir: {model}, cache_dir: exp/ssl_cache/tiny}}\n"
+    )
+    root = make_iemocap_tree(tmp_path / "IEMOCAP_full_release")
+    out = run_script(recipe, "run.sh", "--iemocap_root", str(root), "--folds", "1", "--ngpu", "0", "--nj", "1",
+                     "--python", PYTHON, "--stop_stage", "11", "--train_configs", "", "--token_type", "char",
+                     "--ent_opts", "--ssl_cache_configs conf/ssl.yaml", timeout=1500)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    log = (recipe / "exp" / "fold1" / "ent.log").read_text()
+    assert "Stage 5: SSL feature cache of conf/ssl.yaml for data/fold1/train_mix data/fold1/dev_mix" in log
+    manifest = json.loads((recipe / "exp" / "ssl_cache" / "tiny" / "manifest.json").read_text())
+    fold = recipe / "data" / "fold1"
+    utts = set()
+    for name in ("train_mix", "dev_mix", "dev", "test"):
+        utts |= {line.split()[0] for line in (fold / name / "wav.scp").read_text().splitlines()}
+    assert {u for entry in manifest["entries"].values() for u in entry["utt_ids"]} == utts  # every set, once

@@ -140,3 +140,24 @@ def test_summary_table(tmp_path: Path) -> None:
     assert list(summary_rows(records, "test")) == ["a", "b"]
     assert list(summary_rows(records)) == ["a/test", "a/dev", "b"]
     assert format_summary_table(summary_rows(records, "dev")).split("\n")[1].split()[-1] == "20.0"
+
+
+def test_revision_is_rendered_stored_and_kept(tmp_path: Path) -> None:
+    path = tmp_path / "RESULTS.md"
+    info = ExperimentInfo("ent_a", config="conf/train.yaml", date="2025-01-02 03:04:05", environment=ENV,
+                          revision="v0.1-3-gabc1234-dirty")
+    update_results(path, info, "test", make_scores())
+    assert "- config: `conf/train.yaml`\n- git revision: `v0.1-3-gabc1234-dirty`\n" in path.read_text()
+    assert read_results(path)["ent_a"].info.revision == "v0.1-3-gabc1234-dirty"
+    # A section written before revisions were recorded reads as None.
+    update_results(path, ExperimentInfo("ent_b", date="d", environment=ENV), "test", make_scores())
+    assert read_results(path)["ent_b"].info.revision is None
+
+
+def test_git_revision_outside_a_checkout_or_without_git_is_none(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from ent.scoring.results import git_revision
+
+    assert git_revision(tmp_path) is None  # not a git checkout
+    monkeypatch.setenv("PATH", str(tmp_path))  # no git at all
+    assert git_revision() is None

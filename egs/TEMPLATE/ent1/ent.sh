@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # ENT stage driver: every recipe's run.sh calls this script.
 #
-# Stages (run with --stage N --stop_stage M; each stage skips finished work):
+# Stages, in run order (--stage N --stop_stage M runs every stage N <= S <= M;
+# an optional stage runs only when its option is set; each stage skips finished
+# work whose inputs are unchanged):
 #   1  Data preparation: local/data.sh writes Kaldi-style data/<set>/ dirs.
 #   2  Data augmentation of the training set: speed perturbation (with
 #      --speed_perturb_factors), then emotion mixing (with --mix true): new
@@ -10,21 +12,28 @@
 #      validation sets (never a test set): <train>_mix, <valid>_mix.
 #   3  Validation of every data dir and global CMVN statistics of the training set.
 #   4  Token list: sentencepiece model and tokens.txt trained on the training text.
-#   5  Training of every model in --train_configs (resumes an interrupted run).
-#   6  Decoding of --test_sets (and the validation set) with each model.
-#   7  Scoring: WER/CER and emotion accuracy into RESULTS.md.
-#   8  Emotion diarization: decoding and EDER scoring of --sed_sets.
-#   9  Packing each model into a self-contained directory for ent-transcribe.
-#  10  Streaming: chunk-by-chunk decoding and scoring of the test and diarization
-#      sets with every --streaming_configs model, beside its full-context greedy row.
-#  11  (optional, only with --ssl_cache_configs; runs after stage 4 and before
-#      training) SSL feature cache: the hidden states of the frozen pretrained
-#      model of each listed config (frontend: ssl, frontend_conf.cache_dir) for
-#      every data set, extracted once. Alone: --stage 11 --stop_stage 11.
-#  12  (optional, only with --lm_order N > 0; runs after stage 4 and before
-#      training, in every run that reaches stage 5 or later) Token n-gram LM
-#      (interpolated Kneser-Ney, ARPA) on the training text, fused in beam
-#      search with the decoding config's lm_weight and packed with each model.
+#   5  (optional, --ssl_cache_configs) SSL feature cache: the hidden states of the
+#      frozen pretrained model of each listed config (frontend: ssl,
+#      frontend_conf.cache_dir) for every data set, extracted once.
+#   6  (optional, --lm_order N > 0) Token n-gram LM (interpolated Kneser-Ney, ARPA)
+#      on the training text, fused in beam search with the decoding config's
+#      lm_weight and packed with each model.
+#   7  Training of every model in --train_configs into exp/<model tag> (resumes an
+#      interrupted run); exp/<model tag>/run.sh reruns it.
+#   8  Decoding of the validation set and --test_sets with each model into
+#      exp/<model tag>/<decode tag>/<set>, as ${decode_cmd} jobs (cmd.sh).
+#   9  Scoring: WER/CER and emotion accuracy into RESULTS.md.
+#  10  (optional, --sed_sets) Emotion diarization: decoding and EDER scoring.
+#  11  Packing each model into a self-contained directory for ent-transcribe.
+#  12  (optional, --streaming_configs) Streaming: chunk-by-chunk decoding and
+#      scoring of the test and diarization sets, beside the full-context greedy row.
+#
+# Tags (as ESPnet's asr.sh), from what changes the result:
+#   model tag   <config name without train_>_<feats_type>_<char|bpe<nbpe>|unigram<nbpe>>[_sp][<--train_args folded>]
+#               e.g. exp/ent_fbank_pitch_char; --model_tag overrides it.
+#   decode tag  decode_<decode config name>[<--inference_args folded>]_<lm<order>gram|nolm>_<checkpoint name>
+#               e.g. decode_decode_lm8gram_valid.loss.ave
+#   Folding: "--max_epoch 3 --model_conf lattice_weight=0.5" -> _max_epoch3_model_conflattice_weight0.5
 
 set -euo pipefail
 
@@ -43,6 +52,7 @@ ngpu=0               # GPUs for training and decoding (0: CPU).
 python=python3       # Python interpreter.
 datadir=data         # Where data dirs are written.
 expdir=exp           # Where statistics, models and decodes are written.
+show_tags=false      # true: print "<config> <model tag> <decode tag>" per model and exit.
 
 # Data options
 local_data_opts=""        # Options passed to local/data.sh.
@@ -66,10 +76,13 @@ mix_opts=""               # More options of python -m ent.bin.mix_data_dir (e.g.
 
 # Training and decoding options
 train_configs="conf/train_ent.yaml"  # One model per config, space separated.
+train_args=""                        # Training options over the configs' (e.g. "--max_epoch 3 --model_conf lattice_weight=0.5"), in the model tag.
+model_tag=""                         # Model tags, one per config, instead of the derived ones.
 decode_config=conf/decode.yaml       # Decoding options.
+inference_args=""                    # Options of python -m ent.bin.inference over the decoding config's (e.g. "--beam 8"), in the decode tag.
 inference_model=valid.loss.ave.pth   # Checkpoint to decode with (in the model dir).
-inference_nj=1                       # Parallel decoding jobs (one per model and set; the CPU threads are split among them).
-pack_ssl_model=copy                  # Stage 9, frontend ssl: copy the pretrained model into the pack, or record its absolute path.
+inference_nj=1                       # Decoding jobs at a time (one per model and set; the CPU threads are split among them).
+pack_ssl_model=copy                  # Stage 11, frontend ssl: copy the pretrained model into the pack, or record its absolute path.
 results=RESULTS.md                   # Results table, updated per model and set.
 streaming_configs=""                 # Models (among --train_configs) to decode in streaming mode.
 streaming_chunk_ms="320"             # Chunk sizes for streaming decoding, space separated.
@@ -78,10 +91,10 @@ streaming_chunk_ms="320"             # Chunk sizes for streaming decoding, space
 n_mels=80                 # Log-mel fbank dimension (computed on the fly).
 feats_type=fbank          # fbank, or fbank_pitch: fbank + log F0 and NCCF (configs with frontend_conf.pitch: true).
 cmvn_max_utts=0           # Utterances used for CMVN statistics (0: all).
-ssl_cache_configs=""      # Stage 11: configs whose SSL hidden states are cached (frontend_conf.cache_dir).
+ssl_cache_configs=""      # Stage 5: configs whose SSL hidden states are cached (frontend_conf.cache_dir).
 
 # Language model options
-lm_order=0                # Stage 12: order of the token n-gram LM for beam search (0: no LM).
+lm_order=0                # Stage 6: order of the token n-gram LM for beam search (0: no LM).
 lm_train_text=""          # Its training text(s) (default: the training set's text).
 
 # Tokenizer options
@@ -99,6 +112,7 @@ Usage: $0 [options]
   --python PY               python interpreter (default: ${python})
   --datadir DIR             data dirs (default: ${datadir})
   --expdir DIR              experiment dir (default: ${expdir})
+  --show_tags true          print "<config> <model tag> <decode tag>" per model and exit
   --local_data_opts "..."   options for local/data.sh (default: "${local_data_opts}")
   --train_set NAME          training set (default: ${train_set})
   --valid_set NAME          validation set (default: ${valid_set})
@@ -115,10 +129,15 @@ Usage: $0 [options]
   --mix_seed N              mixing seed (default: ${mix_seed})
   --mix_opts "..."          more options of python -m ent.bin.mix_data_dir (default: "${mix_opts}")
   --train_configs "A B"     one training config per model (default: "${train_configs}")
+  --train_args "..."        training options over the configs', e.g. "--max_epoch 3 --model_conf
+                            lattice_weight=0.5" (in the model tag; default: none)
+  --model_tag "a b"         model tags, one per config (default: derived, see Tags)
   --decode_config FILE      decoding options (default: ${decode_config})
+  --inference_args "..."    options of python -m ent.bin.inference over the decoding config's,
+                            e.g. "--beam 8" (in the decode tag; default: none)
   --inference_model FILE    checkpoint to decode with (default: ${inference_model})
-  --inference_nj N          parallel decoding jobs, each a model and a set (default: ${inference_nj})
-  --pack_ssl_model MODE     stage 9, pretrained front ends: copy or absolute (default: ${pack_ssl_model})
+  --inference_nj N          decoding jobs at a time, each a model and a set (default: ${inference_nj})
+  --pack_ssl_model MODE     stage 11, pretrained front ends: copy or absolute (default: ${pack_ssl_model})
   --results FILE            results table (default: ${results})
   --streaming_configs "A B" models to decode chunk by chunk (default: "${streaming_configs}")
   --streaming_chunk_ms "N"  streaming chunk sizes in ms (default: "${streaming_chunk_ms}")
@@ -127,31 +146,38 @@ Usage: $0 [options]
   --feats_type TYPE         fbank or fbank_pitch (CMVN statistics with the 2 pitch features of
                             frontend_conf.pitch: true) (default: ${feats_type})
   --cmvn_max_utts N         utterances for CMVN statistics, 0 = all (default: ${cmvn_max_utts})
-  --ssl_cache_configs "A B" stage 11: cache the SSL hidden states of these configs (default: none)
-  --lm_order N              stage 12: token n-gram LM order, 0 = no LM (default: ${lm_order})
+  --ssl_cache_configs "A B" stage 5: cache the SSL hidden states of these configs (default: none)
+  --lm_order N              stage 6: token n-gram LM order, 0 = no LM (default: ${lm_order})
   --lm_train_text "A B"     LM training text files (default: the training set's text)
   --token_type TYPE         char, bpe or unigram (default: ${token_type})
   --nbpe N                  vocabulary size for bpe/unigram (default: ${nbpe})
   --text_case CASE          lower, upper or keep (default: ${text_case})
 
-Stages:
+Stages (a stage S runs when --stage <= S <= --stop_stage, an optional one only with its option):
   1  data preparation (local/data.sh)
   2  data augmentation: speed perturbation (--speed_perturb_factors), emotion mixing (--mix true)
   3  validation of data dirs and CMVN statistics
   4  token list
-  5  training
-  6  decoding
-  7  scoring
-  8  emotion diarization decoding and scoring
-  9  model packing
-  10 streaming decoding and scoring
-  11 SSL feature cache (optional: --ssl_cache_configs; runs between stages 4 and 5)
-  12 token n-gram LM (optional: --lm_order N; runs between stages 4 and 5 in any
-     run that reaches stage 5 or later)
+  5  SSL feature cache (optional: --ssl_cache_configs)
+  6  token n-gram LM (optional: --lm_order N > 0)
+  7  training
+  8  decoding
+  9  scoring
+  10 emotion diarization decoding and scoring (optional: --sed_sets)
+  11 model packing
+  12 streaming decoding and scoring (optional: --streaming_configs)
+
+Tags:
+  exp/<model tag>: <config name without train_>_<feats_type>_<char|bpe<nbpe>>[_sp][<train_args>],
+    e.g. exp/ent_fbank_pitch_char
+  <decode tag>: decode_<decode config name>[<inference_args>]_<lm<order>gram|nolm>_<checkpoint>,
+    e.g. decode_decode_lm8gram_valid.loss.ave
+  (options folded: "--max_epoch 3" -> _max_epoch3)
+
+Jobs: decoding runs as \${decode_cmd} jobs, set in ./cmd.sh (default: utils/run_local.sh).
 EOF2
 )
 
-log "$0 $*"
 run_args=$(printf '%q ' "$0" "$@")
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "${here}/utils/parse_options.sh"
@@ -185,6 +211,64 @@ esac
 lm_file="${expdir}/lm_$(basename "${token_dir}")_${lm_order}gram/lm.arpa"
 lm_opts=()
 [ "${lm_order}" -gt 0 ] && lm_opts=(--lm "${lm_file}")
+
+# Tags (see the header): what changes a model or a decoding names its directory.
+# fold_args "--max_epoch 3 --model_conf a=0.5" -> "_max_epoch3_model_confa0.5"
+fold_args() { printf '%s' "$1" | sed -e 's/--/_/g' -e 's/[^A-Za-z0-9._+-]//g'; }
+if [ "${token_type}" = char ]; then token_tag=char; else token_tag="${token_type}${nbpe}"; fi
+read -r -a configs <<< "${train_configs}"
+read -r -a model_tags <<< "${model_tag}"
+if [ "${#model_tags[@]}" -ne 0 ] && [ "${#model_tags[@]}" -ne "${#configs[@]}" ]; then
+  log "Error: --model_tag has ${#model_tags[@]} tags for ${#configs[@]} --train_configs"; exit 2
+fi
+declare -A tag_of
+for i in "${!configs[@]}"; do
+  config=${configs[$i]}
+  if [ "${#model_tags[@]}" -ne 0 ]; then
+    tag=${model_tags[$i]}
+  else
+    tag=$(basename "${config}" .yaml)
+    tag="${tag#train_}_${feats_type}_${token_tag}"
+    [ -n "${speed_perturb_factors}" ] && tag+=_sp
+    tag+=$(fold_args "${train_args}")
+  fi
+  if [[ ! "${tag}" =~ ^[A-Za-z0-9._+-]+$ ]]; then
+    log "Error: model tag '${tag}' of ${config}: only letters, digits and . _ + - (see --model_tag)"; exit 2
+  fi
+  for other in "${tag_of[@]}"; do
+    [ "${other}" != "${tag}" ] || { log "Error: two --train_configs get the model tag ${tag}"; exit 2; }
+  done
+  tag_of[${config}]=${tag}
+done
+model_tag_of() { echo "${tag_of[$1]}"; }
+for config in ${streaming_configs}; do
+  if [ -z "${tag_of[${config}]+set}" ]; then
+    log "Error: --streaming_configs: ${config} is not among --train_configs"; exit 2
+  fi
+done
+inference_tag=$(basename "${inference_model}" .pth)
+inference_tag=${inference_tag//\//_}
+decode_base="decode_$(basename "${decode_config}" .yaml)$(fold_args "${inference_args}")"
+if [ "${lm_order}" -gt 0 ]; then lm_tag="lm${lm_order}gram"; else lm_tag=nolm; fi
+decode_tag="${decode_base}_${lm_tag}_${inference_tag}"
+# inference_args as words, passed after the decoding config (their values win).
+read -r -a inference_opts <<< "${inference_args}"
+read -r -a train_opts <<< "${train_args}"
+
+if [ "${show_tags}" = true ]; then
+  for config in "${configs[@]}"; do echo "${config} $(model_tag_of "${config}") ${decode_tag}"; done
+  exit 0
+fi
+log "$0 $*"
+
+# Job dispatch (cmd.sh: train_cmd, decode_cmd); the local runner by default.
+train_cmd="utils/run_local.sh"
+decode_cmd="utils/run_local.sh"
+# shellcheck disable=SC1091
+[ -f ./cmd.sh ] && . ./cmd.sh
+if [ "${inference_nj}" -lt 1 ]; then
+  log "Error: --inference_nj must be >= 1, got ${inference_nj}"; exit 2
+fi
 
 mkdir -p "${expdir}"
 echo "${run_args}" >> "${expdir}/run.sh.log"
@@ -250,13 +334,12 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
 fi
 
 # -----------------------------------------------------------------------------
-# Stage 11 (optional): SSL feature cache. Numbered after the others but placed
-# here so that, in a full run, the cache exists before training (stage 5).
-# Only runs with --ssl_cache_configs; each config must use `frontend: ssl` with
-# a frozen model and name its cache in frontend_conf.cache_dir. Utterances
-# already cached are skipped, so rerunning it is cheap.
+# Stage 5 (optional): SSL feature cache, before training. Only runs with
+# --ssl_cache_configs; each config must use `frontend: ssl` with a frozen model
+# and name its cache in frontend_conf.cache_dir. Utterances already cached are
+# skipped, so rerunning it is cheap.
 # -----------------------------------------------------------------------------
-if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ] && [ -n "${ssl_cache_configs}" ]; then
+if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ] && [ -n "${ssl_cache_configs}" ]; then
   cache_dirs=()
   for dset in $(echo ${train_fit_set} ${valid_fit_set} ${valid_set} ${test_sets} ${sed_sets} | tr ' ' '\n' | awk '!seen[$0]++'); do
     cache_dirs+=("${datadir}/${dset}")
@@ -264,137 +347,175 @@ if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ] && [ -n "${ssl_cache_conf
   device=cpu
   [ "${ngpu}" -gt 0 ] && device=cuda
   for config in ${ssl_cache_configs}; do
-    log "Stage 11: SSL feature cache of ${config} for ${cache_dirs[*]} (device ${device})"
+    log "Stage 5: SSL feature cache of ${config} for ${cache_dirs[*]} (device ${device})"
     ${python} -m ent.bin.extract_ssl_features --config "${config}" --data-dir "${cache_dirs[@]}" \
       --device "${device}"
   done
 fi
 
 # -----------------------------------------------------------------------------
-# Stage 12 (optional): token n-gram LM, placed here like stage 11 so that it
-# exists before decoding: it runs with --lm_order N > 0 whenever the run reaches
-# training or later (--stop_stage >= 5), and is skipped while lm.arpa is newer
-# than the token list and its training text (about a second otherwise).
+# Stage 6 (optional): token n-gram LM, with --lm_order N > 0; skipped while
+# lm.arpa is newer than the token list and its training text.
 # -----------------------------------------------------------------------------
-if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 5 ] && [ "${lm_order}" -gt 0 ]; then
+if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ] && [ "${lm_order}" -gt 0 ]; then
   lm_texts=${lm_train_text:-${datadir}/${train_set}/text}
   lm_fresh=true
   for f in ${lm_texts} "${token_dir}/tokens.txt"; do
     [ -f "${lm_file}" ] && [ "${lm_file}" -nt "${f}" ] || lm_fresh=false
   done
   if [ "${lm_fresh}" = true ]; then
-    log "Stage 12: ${lm_file} already trained"
+    log "Stage 6: ${lm_file} already trained"
   else
-    log "Stage 12: ${lm_order}-gram ${token_type} LM on ${lm_texts} -> ${lm_file}"
+    log "Stage 6: ${lm_order}-gram ${token_type} LM on ${lm_texts} -> ${lm_file}"
     # shellcheck disable=SC2086
     ${python} -m ent.bin.train_lm --token-dir "${token_dir}" --text ${lm_texts} \
       --valid-text "${datadir}/${valid_set}/text" --order "${lm_order}" --out "${lm_file}"
   fi
 fi
 
-model_tag() { local b; b=$(basename "$1" .yaml); echo "${b#train_}"; }
-decode_tag=$(basename "${decode_config}" .yaml)
+# write_run_sh CONFIG MODEL_DIR: MODEL_DIR/run.sh, this run's exact command line
+# followed by the options that rerun this model alone from training on.
+write_run_sh() {
+  local config=$1 mdir=$2 only
+  only="--stage 7 --train_configs $(printf '%q' "${config}")"
+  [ -n "${model_tag}" ] && only+=" --model_tag $(printf '%q' "$(basename "${mdir}")")"
+  {
+    echo '#!/usr/bin/env bash'
+    echo "# Written by ent.sh (stage 7) on $(date '+%Y-%m-%dT%H:%M:%S'): the command that made this"
+    echo "# experiment, then the options that rerun this model alone from training on; more options"
+    echo "# may follow (e.g. ./run.sh --stage 8 --stop_stage 9)."
+    printf 'cd %q\n' "$(pwd)"
+    echo "${run_args}${only} \"\$@\"; exit \$?"
+  } > "${mdir}/run.sh"
+  chmod +x "${mdir}/run.sh"
+}
 
-if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
-  for config in ${train_configs}; do
-    tag=$(model_tag "${config}")
+if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
+  for config in "${configs[@]}"; do
+    tag=$(model_tag_of "${config}")
     mdir="${expdir}/${tag}"
     if [ -f "${mdir}/${inference_model}" ]; then
-      log "Stage 5: ${mdir} already trained"
+      log "Stage 7: ${mdir} already trained"
       continue
     fi
-    log "Stage 5: training ${tag} with ${config} -> ${mdir} (log: ${mdir}/train.log)"
+    log "Stage 7: training ${tag} with ${config}${train_args:+ and ${train_args}} -> ${mdir} (log: ${mdir}/train.log)"
     mkdir -p "${mdir}"
+    write_run_sh "${config}" "${mdir}"
     ${python} -m ent.bin.train --config "${config}" --ngpu "${ngpu}" \
       --train_data_dir "${datadir}/${train_fit_set}" --valid_data_dir "${datadir}/${valid_fit_set}" \
       --token_dir "${token_dir}" --emotions "${emotions_csv}" \
       --normalize_conf "stats_file=${stats_dir}/feats_stats.npz" \
-      --output_dir "${mdir}" --resume true 2> >(tee -a "${mdir}/train.log" | \
+      --output_dir "${mdir}" --resume true "${train_opts[@]}" 2> >(tee -a "${mdir}/train.log" | \
         grep --line-buffered -E "epoch results|ERROR|Error|Traceback" >&2)
   done
 fi
 
-# Decoding jobs: decode_job MODEL_DIR SET OUT_DIR runs in the background when
-# --inference_nj > 1 (its log in OUT_DIR/decode.log) and waits for the oldest
-# job once that many run; wait_decode_jobs waits for the rest. A failed job
-# stops the run and shows its log.
-decode_pids=()
-decode_logs=()
-if [ "${inference_nj}" -lt 1 ]; then
-  log "Error: --inference_nj must be >= 1, got ${inference_nj}"; exit 2
-fi
+# Decoding jobs. queue_decode OUT COMMAND... writes OUT/decode.sh (COMMAND, then
+# `touch OUT/.done`); run_decode_jobs STAGE [N] runs the queued ones as
+# ${decode_cmd} jobs, N (default --inference_nj) at a time, each logging to
+# OUT/decode.log. A failed job stops the run (the runner shows its log).
+# decoded OUT MODEL_DIR: OUT/.done is newer than the checkpoint, the LM and the
+# decoding config (a retrained model or an edited config is decoded again).
+decode_queue=()
 decode_threads=$(( $(nproc) / inference_nj )); [ "${decode_threads}" -ge 1 ] || decode_threads=1
-decode_one() {
-  local mdir=$1 dset=$2 out=$3
-  ${python} -m ent.bin.inference --model-dir "${mdir}" --model-file "${inference_model}" \
-    --config "${decode_config}" "${lm_opts[@]}" --data-dir "${datadir}/${dset}" --out-dir "${out}" \
-    --ngpu "${ngpu}" --num-threads "${decode_threads}" && touch "${out}/.done"
-}
-wait_decode_job() {
-  if ! wait "${decode_pids[0]}"; then
-    log "Error: decoding failed; the end of ${decode_logs[0]}:"; tail -n 20 "${decode_logs[0]}" >&2; exit 1
-  fi
-  decode_pids=("${decode_pids[@]:1}"); decode_logs=("${decode_logs[@]:1}")
-}
-decode_job() {
-  local mdir=$1 dset=$2 out=$3
-  if [ "${inference_nj}" -le 1 ]; then decode_one "${mdir}" "${dset}" "${out}"; return; fi
+queue_decode() {
+  local out=$1
+  shift
   mkdir -p "${out}"
-  decode_one "${mdir}" "${dset}" "${out}" > "${out}/decode.log" 2>&1 &
-  decode_pids+=($!); decode_logs+=("${out}/decode.log")
-  [ "${#decode_pids[@]}" -lt "${inference_nj}" ] || wait_decode_job
+  rm -f "${out}/.done"
+  {
+    echo '#!/usr/bin/env bash'
+    echo "# Written by ent.sh: the decoding of ${out}, run from $(pwd)."
+    echo 'set -euo pipefail'
+    printf '%q ' "$@"; echo
+    printf 'touch %q\n' "${out}/.done"
+  } > "${out}/decode.sh"
+  decode_queue+=("${out#"${expdir}/"}")
 }
-wait_decode_jobs() { while [ "${#decode_pids[@]}" -gt 0 ]; do wait_decode_job; done; }
+run_decode_jobs() {
+  local name=$1 nj=${2:-${inference_nj}} jobs
+  [ "${#decode_queue[@]}" -gt 0 ] || return 0
+  jobs=$(IFS=,; echo "${decode_queue[*]}")
+  decode_queue=()
+  if ! ${decode_cmd} --max_jobs_run "${nj}" JOB="${jobs}" "${expdir}/JOB/decode.log" \
+      bash "${expdir}/JOB/decode.sh"; then
+    log "Error: ${name}: decoding failed"; exit 1
+  fi
+}
+decoded() {
+  local out=$1 mdir=$2 f
+  [ -f "${out}/.done" ] || return 1
+  for f in "${mdir}/${inference_model}" "${decode_config}" "${lm_opts[@]:1}"; do
+    [ "${out}/.done" -nt "${f}" ] || return 1
+  done
+}
+check_decodable() {  # check_decodable STAGE MODEL_DIR
+  if [ ! -f "$2/${inference_model}" ]; then
+    log "Error: $1: $2/${inference_model} not found: train it first (stage 7)"; exit 1
+  fi
+  if [ "${lm_order}" -gt 0 ] && [ ! -f "${lm_file}" ]; then
+    log "Error: $1: ${lm_file} not found: train the LM first (stage 6, --lm_order ${lm_order})"; exit 1
+  fi
+}
+queue_full_decode() {  # queue_full_decode STAGE MODEL_DIR SET
+  local out="$2/${decode_tag}/$3"
+  if decoded "${out}" "$2"; then log "$1: ${out} already decoded"; return; fi
+  check_decodable "$1" "$2"
+  log "$1: decoding ${datadir}/$3 with $2/${inference_model} -> ${out} (log: ${out}/decode.log)"
+  queue_decode "${out}" ${python} -m ent.bin.inference --model-dir "$2" --model-file "${inference_model}" \
+    --config "${decode_config}" "${inference_opts[@]}" "${lm_opts[@]}" --data-dir "${datadir}/$3" \
+    --out-dir "${out}" --ngpu "${ngpu}" --num-threads "${decode_threads}"
+}
 
-if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
-  for config in ${train_configs}; do
-    mdir="${expdir}/$(model_tag "${config}")"
+if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
+  for config in "${configs[@]}"; do
+    mdir="${expdir}/$(model_tag_of "${config}")"
     for dset in ${valid_set} ${test_sets}; do
-      out="${mdir}/decode_${decode_tag}/${dset}"
-      if [ -f "${out}/.done" ]; then log "Stage 6: ${out} already decoded"; continue; fi
-      log "Stage 6: decoding ${datadir}/${dset} with ${mdir}/${inference_model} -> ${out}"
-      decode_job "${mdir}" "${dset}" "${out}"
+      queue_full_decode "Stage 8" "${mdir}" "${dset}"
     done
   done
-  wait_decode_jobs
-fi
-
-if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
-  for config in ${train_configs}; do
-    tag=$(model_tag "${config}")
-    mdir="${expdir}/${tag}"
-    for dset in ${valid_set} ${test_sets}; do
-      log "Stage 7: scoring ${tag} on ${dset}"
-      ${python} -m ent.bin.score --ref-dir "${datadir}/${dset}" \
-        --hyp-dir "${mdir}/decode_${decode_tag}/${dset}" --emotions "${emotions_csv}" \
-        --results "${results}" --exp-name "${tag}" --dataset "${dset}"
-    done
-  done
-fi
-
-if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ] && [ -n "${sed_sets}" ]; then
-  for config in ${train_configs}; do
-    tag=$(model_tag "${config}")
-    mdir="${expdir}/${tag}"
-    for dset in ${sed_sets}; do
-      out="${mdir}/decode_${decode_tag}/${dset}"
-      if [ ! -f "${out}/.done" ]; then
-        log "Stage 8: diarization decoding of ${datadir}/${dset} with ${tag}"
-        decode_job "${mdir}" "${dset}" "${out}"
-        wait_decode_jobs
-      fi
-      log "Stage 8: diarization scoring of ${tag} on ${dset}"
-      ${python} -m ent.bin.score --ref-dir "${datadir}/${dset}" --hyp-dir "${out}" \
-        --emotions "${emotions_csv}" --diarization \
-        --results "${results}" --exp-name "${tag}" --dataset "${dset}"
-    done
-  done
+  run_decode_jobs "Stage 8"
 fi
 
 if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
-  for config in ${train_configs}; do
-    mdir="${expdir}/$(model_tag "${config}")"
-    log "Stage 9: packing ${mdir} -> ${mdir}/packed"
+  for config in "${configs[@]}"; do
+    tag=$(model_tag_of "${config}")
+    mdir="${expdir}/${tag}"
+    for dset in ${valid_set} ${test_sets}; do
+      log "Stage 9: scoring ${tag}/${decode_tag} on ${dset}"
+      ${python} -m ent.bin.score --ref-dir "${datadir}/${dset}" \
+        --hyp-dir "${mdir}/${decode_tag}/${dset}" --emotions "${emotions_csv}" \
+        --results "${results}" --exp-name "${tag}/${decode_tag}" --dataset "${dset}" \
+        --model-dir "${mdir}" --config "${config}"
+    done
+  done
+fi
+
+if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ] && [ -n "${sed_sets}" ]; then
+  for config in "${configs[@]}"; do
+    mdir="${expdir}/$(model_tag_of "${config}")"
+    for dset in ${sed_sets}; do
+      queue_full_decode "Stage 10" "${mdir}" "${dset}"
+    done
+  done
+  run_decode_jobs "Stage 10"
+  for config in "${configs[@]}"; do
+    tag=$(model_tag_of "${config}")
+    mdir="${expdir}/${tag}"
+    for dset in ${sed_sets}; do
+      log "Stage 10: diarization scoring of ${tag}/${decode_tag} on ${dset}"
+      ${python} -m ent.bin.score --ref-dir "${datadir}/${dset}" --hyp-dir "${mdir}/${decode_tag}/${dset}" \
+        --emotions "${emotions_csv}" --diarization \
+        --results "${results}" --exp-name "${tag}/${decode_tag}" --dataset "${dset}" \
+        --model-dir "${mdir}" --config "${config}"
+    done
+  done
+fi
+
+if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ]; then
+  for config in "${configs[@]}"; do
+    mdir="${expdir}/$(model_tag_of "${config}")"
+    log "Stage 11: packing ${mdir} -> ${mdir}/packed"
     ${python} -m ent.bin.pack_model --model-dir "${mdir}" --model-file "${inference_model}" \
       --out-dir "${mdir}/packed" --ssl-model "${pack_ssl_model}" \
       --decode-config "${decode_config}" "${lm_opts[@]}"
@@ -404,35 +525,46 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
   fi
 fi
 
-if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ] && [ -n "${streaming_configs}" ]; then
+if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 12 ] && [ -n "${streaming_configs}" ]; then
   eval_sets=$(echo ${test_sets} ${sed_sets} | tr ' ' '\n' | sort -u)
+  # Frame emotions are the per-frame decisions of the whole utterance's search
+  # in every row (no smoothing and no pieces, which need the whole utterance),
+  # so that full context and streams compare. One job at a time, each with
+  # torch's default threads.
   for config in ${streaming_configs}; do
-    tag=$(model_tag "${config}")
-    mdir="${expdir}/${tag}"
-    # Frame emotions are the per-frame decisions of the whole utterance's search
-    # in every row (no smoothing and no pieces, which need the whole utterance),
-    # so that full context and streams compare.
+    mdir="${expdir}/$(model_tag_of "${config}")"
     for chunk in full ${streaming_chunk_ms}; do
       if [ "${chunk}" = full ]; then
-        sopts=(); name="${tag}_greedy"
+        sopts=(); sdir="${decode_base}_greedy_${inference_tag}"
       else
-        sopts=(--streaming --chunk-ms "${chunk}"); name="${tag}_stream${chunk}"
+        sopts=(--streaming --chunk-ms "${chunk}"); sdir="${decode_base}_stream${chunk}_${inference_tag}"
       fi
       for dset in ${eval_sets}; do
-        out="${mdir}/decode_${decode_tag}_${name#"${tag}"_}/${dset}"
-        if [ ! -f "${out}/.done" ]; then
-          log "Stage 10: ${name} decoding of ${datadir}/${dset}"
-          ${python} -m ent.bin.inference --model-dir "${mdir}" --model-file "${inference_model}" \
-            --config "${decode_config}" --search greedy --frame-switch-penalty 0 --frame-emotion-pause 0 \
-            --lm-weight 0 --token-bonus 0 "${sopts[@]}" \
-            --data-dir "${datadir}/${dset}" --out-dir "${out}" --ngpu "${ngpu}"
-          touch "${out}/.done"
-        fi
+        out="${mdir}/${sdir}/${dset}"
+        if decoded "${out}" "${mdir}"; then log "Stage 12: ${out} already decoded"; continue; fi
+        check_decodable "Stage 12" "${mdir}"
+        log "Stage 12: ${sdir} decoding of ${datadir}/${dset} -> ${out} (log: ${out}/decode.log)"
+        queue_decode "${out}" ${python} -m ent.bin.inference --model-dir "${mdir}" \
+          --model-file "${inference_model}" --config "${decode_config}" "${inference_opts[@]}" \
+          --search greedy --frame-switch-penalty 0 --frame-emotion-pause 0 \
+          --lm-weight 0 --token-bonus 0 "${sopts[@]}" \
+          --data-dir "${datadir}/${dset}" --out-dir "${out}" --ngpu "${ngpu}"
+      done
+    done
+  done
+  run_decode_jobs "Stage 12" 1
+  for config in ${streaming_configs}; do
+    tag=$(model_tag_of "${config}")
+    mdir="${expdir}/${tag}"
+    for chunk in full ${streaming_chunk_ms}; do
+      if [ "${chunk}" = full ]; then sdir="${decode_base}_greedy_${inference_tag}"
+      else sdir="${decode_base}_stream${chunk}_${inference_tag}"; fi
+      for dset in ${eval_sets}; do
         dia=()
         case " ${sed_sets} " in *" ${dset} "*) dia=(--diarization) ;; esac
-        ${python} -m ent.bin.score --ref-dir "${datadir}/${dset}" --hyp-dir "${out}" \
-          --emotions "${emotions_csv}" "${dia[@]}" --results "${results}" --exp-name "${name}" \
-          --dataset "${dset}"
+        ${python} -m ent.bin.score --ref-dir "${datadir}/${dset}" --hyp-dir "${mdir}/${sdir}/${dset}" \
+          --emotions "${emotions_csv}" "${dia[@]}" --results "${results}" --exp-name "${tag}/${sdir}" \
+          --dataset "${dset}" --model-dir "${mdir}" --config "${config}"
       done
     done
   done

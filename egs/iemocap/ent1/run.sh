@@ -5,16 +5,18 @@
 #
 #   ./run.sh --iemocap_root /corpora/IEMOCAP_full_release           # everything
 #   ./run.sh --iemocap_root DIR --folds "1 2"                        # some folds
-#   ./run.sh --stage 10                                              # re-aggregate only
+#   ./run.sh --stage 12                                              # re-aggregate only
 #
-# Stages:
+# Stages (the numbers of ent.sh for 2-11):
 #   1     data preparation (local/data.sh): data/session{1..5}/, data/fold{1..5}/{train,dev,test}/
-#   2-9   per fold k, the stage driver ent.sh with --datadir data/fold<k> --expdir exp/fold<k>
-#         (speed perturbation and emotion mixing, validation and CMVN, token list, training,
-#         decoding, scoring, packing; the token list and CMVN statistics come from the fold's
-#         training set only, the mixes join utterances of one training (or dev) speaker, the dev
-#         set selects and averages checkpoints, the test session is only decoded, never mixed)
-#   10    aggregation of exp/fold<k>/<model>/decode_<conf>/test/scores.json into RESULTS.md
+#   2-11  per fold k, the stage driver ent.sh with --datadir data/fold<k> --expdir exp/fold<k>
+#         (speed perturbation and emotion mixing, validation and CMVN, token list, SSL feature
+#         cache (--ent_opts "--ssl_cache_configs ..."), training, decoding, scoring, packing;
+#         the token list and CMVN statistics come from the fold's training set only, the mixes
+#         join utterances of one training (or dev) speaker, the dev set selects and averages
+#         checkpoints, the test session is only decoded, never mixed). Each fold is one
+#         ${train_cmd} job (cmd.sh), --fold_nj at a time, its log in exp/fold<k>/ent.log.
+#   12    aggregation of exp/fold<k>/<model tag>/<decode tag>/test/scores.json into RESULTS.md
 set -euo pipefail
 
 log() {
@@ -24,14 +26,17 @@ log() {
 SECONDS=0
 
 stage=1                   # First stage to run.
-stop_stage=10             # Last stage to run.
+stop_stage=12             # Last stage to run.
 iemocap_root=""           # IEMOCAP release root (needed by stage 1).
 folds="1 2 3 4 5"         # Folds to run (fold k tests on session k).
+fold_nj=1                 # Folds run at once (one ${train_cmd} job each; each trains its models in turn).
 nj=4                      # Parallel CPU jobs.
 ngpu=auto                 # GPUs for training and decoding; auto: 1 if torch sees a GPU, else 0.
 python=python3            # Python interpreter.
 train_configs="conf/train_ent.yaml conf/train_fent.yaml"  # One model per config.
+train_args=""             # Training options over the configs' (in the model tags), e.g. "--max_epoch 30".
 decode_config=conf/decode.yaml   # Decoding options.
+inference_args=""         # Decoding options over the decoding config's (in the decode tag), e.g. "--beam 8".
 inference_model=valid.loss.ave.pth  # Checkpoint decoded (average of the best on dev).
 token_type=bpe            # char, bpe or unigram.
 nbpe=300                  # Vocabulary size for bpe/unigram (trained per fold).
@@ -52,11 +57,14 @@ Usage: $0 --iemocap_root DIR [options]
   --stop_stage N            last stage (default: ${stop_stage})
   --iemocap_root DIR        IEMOCAP release root, holding Session1 ... Session5 (stage 1)
   --folds "1 2 3 4 5"       folds to run (default: "${folds}")
+  --fold_nj N               folds run at once, each a \${train_cmd} job of cmd.sh (default: ${fold_nj})
   --nj N                    parallel CPU jobs (default: ${nj})
   --ngpu N|auto             GPUs for training/decoding (default: ${ngpu})
   --python PY               python interpreter (default: ${python})
   --train_configs "A B"     one model per config (default: "${train_configs}")
+  --train_args "..."        training options over the configs' (default: none)
   --decode_config FILE      decoding options (default: ${decode_config})
+  --inference_args "..."    decoding options over the decoding config's (default: none)
   --inference_model FILE    checkpoint to decode (default: ${inference_model})
   --token_type TYPE         char, bpe or unigram (default: ${token_type})
   --nbpe N                  vocabulary size (default: ${nbpe})
@@ -71,7 +79,8 @@ Usage: $0 --iemocap_root DIR [options]
   --ent_opts "..."          more ent.sh options (default: none)
   --results FILE            cross-validation table (default: ${results})
 
-Stages: 1 data preparation; 2-9 ent.sh per fold (see ./ent.sh --help); 10 aggregation.
+Stages: 1 data preparation; 2-11 ent.sh per fold (see ./ent.sh --help; logs in
+exp/fold<k>/ent.log); 12 aggregation.
 EOF
 )
 
@@ -96,13 +105,35 @@ if [ "${ngpu}" = auto ]; then
   ngpu=$(${python} -c "import torch; print(1 if torch.cuda.is_available() else 0)")
   log "ngpu=auto: using ngpu=${ngpu}"
 fi
+train_cmd="utils/run_local.sh"
+# shellcheck disable=SC1091
+[ -f ./cmd.sh ] && . ./cmd.sh
 
+# The options of every fold's ent.sh run (FOLD: the fold number).
+# shellcheck disable=SC2206
+ent_args=(
+  --nj "${nj}" --ngpu "${ngpu}" --python "${python}"
+  --datadir data/foldFOLD --expdir exp/foldFOLD
+  --train_set train --valid_set dev --test_sets test
+  --results exp/foldFOLD/RESULTS.md
+  --train_configs "${train_configs}" --train_args "${train_args}"
+  --decode_config "${decode_config}" --inference_args "${inference_args}"
+  --inference_model "${inference_model}"
+  --token_type "${token_type}" --nbpe "${nbpe}"
+  --speed_perturb_factors "${speed_perturb_factors}"
+  --mix "${mix}" --mix_share "${mix_share}" --mix_max_duration "${mix_max_duration}"
+  --mix_opts "${mix_opts}"
+  ${ent_opts}
+)
+# The model and decode tags, as ent.sh derives them (exp/fold<k>/<model tag>/<decode tag>).
+tags=$(./ent.sh "${ent_args[@]}" --show_tags true)
 model_tags=""
-for config in ${train_configs}; do
-  b=$(basename "${config}" .yaml)
-  model_tags+="${b#train_} "
-done
-decode_tag=$(basename "${decode_config}" .yaml)
+decode_tag=""
+while read -r _ tag dtag; do
+  [ -n "${tag}" ] || continue
+  model_tags+="${tag} "
+  decode_tag=${dtag}
+done <<< "${tags}"
 
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
   if [ -z "${iemocap_root}" ]; then
@@ -114,36 +145,31 @@ if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
     --dev_speakers "${dev_speakers}" --python "${python}"
 fi
 
-if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 2 ]; then
+if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 2 ]; then
   first=$(( stage > 2 ? stage : 2 ))
-  last=$(( stop_stage < 9 ? stop_stage : 9 ))
+  last=$(( stop_stage < 11 ? stop_stage : 11 ))
   for k in ${folds}; do
     if [ ! -f "data/fold${k}/train/text" ]; then
       log "Error: data/fold${k}/train not found: run stage 1 first (--iemocap_root DIR)"; exit 1
     fi
-    log "Fold ${k}: ent.sh stages ${first}-${last} (test: session ${k}; sets: data/fold${k}/fold.json)"
-    # shellcheck disable=SC2086
-    ./ent.sh \
-      --stage "${first}" --stop_stage "${last}" \
-      --nj "${nj}" --ngpu "${ngpu}" --python "${python}" \
-      --datadir "data/fold${k}" --expdir "exp/fold${k}" \
-      --train_set train --valid_set dev --test_sets test \
-      --results "exp/fold${k}/RESULTS.md" \
-      --train_configs "${train_configs}" --decode_config "${decode_config}" \
-      --inference_model "${inference_model}" \
-      --token_type "${token_type}" --nbpe "${nbpe}" \
-      --speed_perturb_factors "${speed_perturb_factors}" \
-      --mix "${mix}" --mix_share "${mix_share}" --mix_max_duration "${mix_max_duration}" \
-      --mix_opts "${mix_opts}" \
-      ${ent_opts}
+  done
+  log "Folds ${folds}: ent.sh stages ${first}-${last}, ${fold_nj} at a time (fold k tests on session k;" \
+      "sets: data/fold<k>/fold.json; logs: exp/fold<k>/ent.log)"
+  # shellcheck disable=SC2086
+  if ! ${train_cmd} --max_jobs_run "${fold_nj}" FOLD="$(echo ${folds} | tr ' ' ',')" exp/foldFOLD/ent.log \
+      ./ent.sh --stage "${first}" --stop_stage "${last}" "${ent_args[@]}"; then
+    log "Error: a fold failed (see above)"; exit 1
+  fi
+  for k in ${folds}; do
+    log "Fold ${k}: $(tail -n 2 "exp/fold${k}/ent.log" | head -n 1)"
   done
 fi
 
-if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ]; then
-  log "Stage 10: aggregating folds ${folds} of ${model_tags}-> ${results}"
+if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 12 ]; then
+  log "Stage 12: aggregating folds ${folds} of ${model_tags}-> ${results}"
   # shellcheck disable=SC2086
   ${python} -m ent.bin.aggregate_folds --expdir exp --folds ${folds} --models ${model_tags} \
-    --decode-dir "decode_${decode_tag}" --dataset test --out "${results}" \
+    --decode-dir "${decode_tag}" --dataset test --out "${results}" \
     --title "IEMOCAP: leave-one-session-out cross-validation" \
     --note "4 classes (neutral, happy+excited, angry, sad); fold k tests on session k, dev = one speaker of a training session (data/fold<k>/fold.json)" \
     --note "decoding: ${decode_config}, checkpoint ${inference_model}; per-fold details in exp/fold<k>/RESULTS.md"

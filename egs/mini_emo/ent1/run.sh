@@ -8,13 +8,16 @@
 #
 # Usage: ./run.sh [--oracle_intervals true] [--streaming true] [--stage N] [--stop_stage N]
 #                 [other ent.sh options]
+#   Stages: those of ent.sh (./ent.sh --help), e.g. --stage 7 --stop_stage 9 to train, decode and
+#   score; the models in exp/<config>_fbank_pitch_char (e.g. exp/ent_fbank_pitch_char), decoded in
+#   exp/<model>/decode_decode_lm8gram_valid.loss.ave/<set>.
 #   --oracle_intervals true  train ent_oracle and fent_oracle (conf/tuning/train_*_oracle.yaml)
 #                     on the synthesizer's exact speech intervals of every train/dev utterance
 #                     (data/{train,dev}_oracle) instead: an upper bound that no real corpus
 #                     allows, reported as such in RESULTS.md (about 25 minutes on 2 cores).
 #   --streaming true  also trains the streaming ENT and FENT (conf/train_*_streaming.yaml)
 #                     and decodes them with full context and chunk by chunk (160/320/640 ms,
-#                     stage 10), side by side in RESULTS.md (about 30 more minutes on 2 cores).
+#                     stage 12), side by side in RESULTS.md (about 30 more minutes on 2 cores).
 set -euo pipefail
 
 train_set=train

@@ -3,21 +3,23 @@
 # (by default fold 1 of the IEMOCAP recipe: ENT and FENT), side by side in RESULTS.md.
 #
 #   ./run.sh --zed_root /corpora/ZED
-#   ./run.sh --zed_root /corpora/ZED --model_dirs "../../iemocap/ent1/exp/fold3/ent ../../iemocap/ent1/exp/fold3/fent"
+#   ./run.sh --zed_root /corpora/ZED \
+#       --model_dirs "../../iemocap/ent1/exp/fold3/ent_fbank_bpe300 ../../iemocap/ent1/exp/fold3/fent_fbank_bpe300"
 #   # the wav2vec 2.0 models of the IEMOCAP recipe (conf/train_{ent,fent}_wav2vec2.yaml there):
 #   ./run.sh --zed_root /corpora/ZED \
-#       --model_dirs "../../iemocap/ent1/exp/fold1/ent_wav2vec2 ../../iemocap/ent1/exp/fold1/fent_wav2vec2"
+#       --model_dirs "../../iemocap/ent1/exp/fold1/ent_wav2vec2_fbank_bpe300 ../../iemocap/ent1/exp/fold1/fent_wav2vec2_fbank_bpe300"
 #
 # ZED has no training data, so it has no training configs: the models bring
 # their own (a packed model with a pretrained front end carries a copy of the
 # pretrained model, see `python -m ent.bin.pack_model --help`).
 #
-# A model dir is a packed model (model.pth, written by stage 9 of ent.sh into
+# A model dir is a packed model (model.pth, written by stage 11 of ent.sh into
 # <model dir>/packed/) or a training dir that holds such a packed/ folder.
 #
 # Stages:
 #   1  data preparation (local/data.sh): data/zed/ with emo_segments
-#   2  decoding of data/zed with each model (python -m ent.bin.inference)
+#   2  decoding of data/zed with each model (python -m ent.bin.inference), one ${decode_cmd}
+#      job (cmd.sh) per model, its log in exp/<label>/decode_<conf>/zed/decode.log
 #   3  scoring (python -m ent.bin.score --diarization) and the side-by-side table
 set -euo pipefail
 
@@ -31,8 +33,8 @@ stage=1                 # First stage to run.
 stop_stage=3            # Last stage to run.
 zed_root=""             # The ZED folder (ZED.json and audio; needed by stage 1).
 zed_json=""             # Annotation file (default: ${zed_root}/ZED.json).
-model_dirs="../../iemocap/ent1/exp/fold1/ent ../../iemocap/ent1/exp/fold1/fent"  # Models to evaluate.
-model_names=""          # Row labels, one per model dir (default: <parent>_<dir>, e.g. fold1_ent).
+model_dirs="../../iemocap/ent1/exp/fold1/ent_fbank_bpe300 ../../iemocap/ent1/exp/fold1/fent_fbank_bpe300"  # Models to evaluate.
+model_names=""          # Row labels, one per model dir (default: <parent>_<dir>, e.g. fold1_ent_fbank_bpe300).
 decode_config=conf/decode.yaml  # Decoding options.
 emotions="neutral happy angry sad"  # Emotion classes, neutral first.
 frame_shift=0.02        # Frame grid (s) of the frame accuracy (ZED's).
@@ -70,6 +72,9 @@ if [ $# -ne 0 ]; then
 fi
 # shellcheck disable=SC1091
 [ -f ./path.sh ] && . ./path.sh
+decode_cmd="utils/run_local.sh"
+# shellcheck disable=SC1091
+[ -f ./cmd.sh ] && . ./cmd.sh
 
 if [ "${ngpu}" = auto ]; then
   ngpu=$(${python} -c "import torch; print(1 if torch.cuda.is_available() else 0)")
@@ -97,7 +102,7 @@ if [ "${stop_stage}" -ge 2 ]; then
     elif [ -f "${m}/model.pth" ]; then
       p="${m}"
     elif [ -f "${m}/config.yaml" ]; then
-      log "Error: ${m} is a training dir without packed/model.pth: run stage 9 of the recipe that" \
+      log "Error: ${m} is a training dir without packed/model.pth: run stage 11 of the recipe that" \
           "trained it (or python -m ent.bin.pack_model from that recipe's folder)"
       exit 1
     else
@@ -133,9 +138,12 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
   for i in "${!packed[@]}"; do
     out="${expdir}/${labels[$i]}/decode_${decode_tag}/zed"
     if [ -f "${out}/.done" ]; then log "Stage 2: ${out} already decoded"; continue; fi
-    log "Stage 2: decoding ${datadir}/zed with ${packed[$i]} -> ${out}"
-    ${python} -m ent.bin.inference --model-dir "${packed[$i]}" --model-file model.pth \
-      --config "${decode_config}" --data-dir "${datadir}/zed" --out-dir "${out}" --ngpu "${ngpu}"
+    log "Stage 2: decoding ${datadir}/zed with ${packed[$i]} -> ${out} (log: ${out}/decode.log)"
+    if ! ${decode_cmd} "${out}/decode.log" ${python} -m ent.bin.inference --model-dir "${packed[$i]}" \
+        --model-file model.pth --config "${decode_config}" --data-dir "${datadir}/zed" --out-dir "${out}" \
+        --ngpu "${ngpu}"; then
+      log "Error: Stage 2: decoding with ${packed[$i]} failed"; exit 1
+    fi
     touch "${out}/.done"
   done
 fi
