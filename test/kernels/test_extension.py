@@ -93,3 +93,9 @@ def test_extension_builds_and_checks_its_inputs(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "refused: ent lattice kernels: enc must be a CUDA tensor" in done.stdout
+
+
+def test_the_sources_are_found_from_the_kernels_package() -> None:
+    """The build code lives in ent/kernels/, the sources stay in ent/csrc/."""
+    assert extension.CSRC_DIR == REPO / "ent" / "csrc"
+    assert all((extension.CSRC_DIR / name).is_file() for name in extension.EXTENSION_SOURCES)
