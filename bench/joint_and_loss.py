@@ -8,7 +8,7 @@ taking turns so that a change of machine speed hits both alike:
   of long utterances, and of a 500-piece BPE vocabulary;
 * one joint network's lattice (J = 192, a ``mini_emo`` batch: B = 14,
   T = 107, U+1 = 49), forward + backward, the plain PyTorch path against the
-  fused numba kernels (:mod:`ent.nets.fused_joint`) for C = 1 (FENT's
+  fused numba kernels (:mod:`ent.kernels.fused_joint`) for C = 1 (FENT's
   blank joint), 4 (emotions), 30 (characters), 64 and 128 outputs;
 * with ``--train-steps N``, whole training steps (forward, backward, Adam) of
   the ``mini_emo`` ENT and FENT models built from the recipe's configs

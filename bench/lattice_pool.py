@@ -46,12 +46,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.tables import markdown  # noqa: E402
-from ent.losses.fused_lattice import (  # noqa: E402
-    BackendUnavailableError,
-    fused_lattice_max_pool_loss,
-    fused_supervised_lattice_loss,
-    resolve_backend,
-)
+from ent.kernels.availability import BackendUnavailableError  # noqa: E402
+from ent.kernels.backends import resolve_backend  # noqa: E402
+from ent.losses.fused_lattice import fused_lattice_max_pool_loss, fused_supervised_lattice_loss  # noqa: E402
 
 RECIPE = ROOT / "egs" / "mini_emo" / "ent1"
 DTYPES = {"float32": torch.float32, "float64": torch.float64}

@@ -5,7 +5,7 @@
 // The emotion joint network is evaluated node by node,
 //   z(b, t, u) = weight . tanh(enc[b, t] + pred[b, u]) + bias,
 // without ever storing the (B, T, U+1, J) activations. Node labelling (see
-// ent/losses/lattice_numba.py): frame_run (B, T) and token_run (B, U+1) hold
+// ent/kernels/lattice_numba.py): frame_run (B, T) and token_run (B, U+1) hold
 // run indices, -1 for frames / positions that do not take part; node (t, u)
 // takes part when both are >= 0 and belongs to run k = max of the two, of
 // class run_class[b, k] and loss weight run_weight[b, k].

@@ -20,7 +20,8 @@ id). With ``segments`` utterances are cut from the recordings on the fly.
 ``emo_segments`` lists the emotional intervals of an utterance (seconds from
 the utterance start, several lines per utterance allowed); the rest of the
 utterance is neutral. Relative audio paths are resolved against the current
-directory, as in Kaldi (recipes run from their own folder).
+directory, as in Kaldi (recipes run from their own folder). Lines are parsed
+by :mod:`ent.data.tables`, as in the validator and the scorer.
 """
 
 from __future__ import annotations
@@ -32,6 +33,15 @@ from typing import Dict, List, Optional, Tuple, Union
 import numpy as np
 
 from ent.data.audio import load_audio
+from ent.data.tables import (
+    EmoInterval,
+    Segment,
+    overlapping_intervals,
+    parse_duration,
+    parse_emo_interval,
+    parse_segment,
+    parse_wav_scp,
+)
 from ent.utils.errors import DataError
 from ent.utils.fileio import TableLine, read_table
 
@@ -40,39 +50,6 @@ PathLike = Union[str, Path]
 REQUIRED_FILES: Tuple[str, ...] = ("wav.scp", "text", "utt2spk", "utt2emo")
 OPTIONAL_FILES: Tuple[str, ...] = ("segments", "emo_segments", "utt2dur")
 PER_UTT_FILES: Tuple[str, ...] = ("text", "utt2spk", "utt2emo", "utt2dur", "segments")
-
-
-@dataclass(frozen=True)
-class Segment:
-    """A cut of a recording (``segments`` line)."""
-
-    recording: str
-    start: float
-    end: float
-
-
-@dataclass(frozen=True)
-class EmoInterval:
-    """An emotional interval of an utterance (``emo_segments`` line).
-
-    Times are seconds from the start of the utterance.
-    """
-
-    start: float
-    end: float
-    emotion: str
-    lineno: int = field(default=0, compare=False)
-
-
-def parse_float(path: PathLike, lineno: int, field_name: str, value: str) -> float:
-    """Parse a float field, raising a :class:`DataError` naming the line."""
-    try:
-        out = float(value)
-    except ValueError:
-        raise DataError(path, lineno, f"{field_name} '{value}' is not a number") from None
-    if not np.isfinite(out):
-        raise DataError(path, lineno, f"{field_name} '{value}' is not finite")
-    return out
 
 
 @dataclass
@@ -150,11 +127,7 @@ class DataDir:
 
         wav_scp = simple("wav.scp")
         for rec, value in wav_scp.items():
-            if value.endswith("|"):
-                raise DataError(
-                    path / "wav.scp", lines["wav.scp"][rec],
-                    "piped commands are not supported; convert the audio to files first",
-                )
+            parse_wav_scp(path / "wav.scp", lines["wav.scp"][rec], value)
         text = simple("text", allow_empty=allow_empty_text)
         utt2spk = simple("utt2spk")
         utt2emo = simple("utt2emo")
@@ -164,47 +137,26 @@ class DataDir:
         if seg_entries is not None:
             segments = {}
             for e in seg_entries:
-                fields = e.value.split()
-                if len(fields) != 3:
-                    raise DataError(path / "segments", e.lineno,
-                                    "expected '<utt> <recording> <start> <end>'")
-                start = parse_float(path / "segments", e.lineno, "start", fields[1])
-                end = parse_float(path / "segments", e.lineno, "end", fields[2])
-                if start < 0 or (end >= 0 and end <= start):
-                    raise DataError(path / "segments", e.lineno,
-                                    f"invalid interval {fields[1]}-{fields[2]}")
-                segments[e.key] = Segment(fields[0], start, end)
+                segments[e.key] = parse_segment(path / "segments", e.lineno, e.value)
 
         utt2dur: Optional[Dict[str, float]] = None
         dur_entries = table("utt2dur")
         if dur_entries is not None:
             utt2dur = {}
             for e in dur_entries:
-                dur = parse_float(path / "utt2dur", e.lineno, "duration", e.value)
-                if dur <= 0:
-                    raise DataError(path / "utt2dur", e.lineno, f"duration {e.value} is not positive")
-                utt2dur[e.key] = dur
+                utt2dur[e.key] = parse_duration(path / "utt2dur", e.lineno, e.value)
 
         emo_segments: Dict[str, List[EmoInterval]] = {}
         emo_file = path / "emo_segments"
         if emo_file.is_file():
             emo_lines: Dict[str, int] = {}
             for e in read_table(emo_file):
-                fields = e.value.split()
-                if len(fields) != 3:
-                    raise DataError(emo_file, e.lineno, "expected '<utt> <start> <end> <emotion>'")
-                start = parse_float(emo_file, e.lineno, "start", fields[0])
-                end = parse_float(emo_file, e.lineno, "end", fields[1])
-                if start < 0 or end <= start:
-                    raise DataError(emo_file, e.lineno, f"invalid interval {fields[0]}-{fields[1]}")
-                emo_segments.setdefault(e.key, []).append(EmoInterval(start, end, fields[2], e.lineno))
+                emo_segments.setdefault(e.key, []).append(parse_emo_interval(emo_file, e.lineno, e.value))
                 emo_lines.setdefault(e.key, e.lineno)
             for utt, ivs in emo_segments.items():
                 ivs.sort(key=lambda iv: iv.start)
-                for a, b in zip(ivs, ivs[1:]):
-                    if b.start < a.end:
-                        raise DataError(emo_file, b.lineno,
-                                        f"interval of '{utt}' overlaps the one on line {a.lineno}")
+                for a, b in overlapping_intervals(ivs)[:1]:
+                    raise DataError(emo_file, b.lineno, f"interval of '{utt}' overlaps the one on line {a.lineno}")
             lines["emo_segments"] = emo_lines
 
         return cls(path, wav_scp, text, utt2spk, utt2emo, segments, emo_segments, utt2dur, lines)

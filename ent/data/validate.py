@@ -33,8 +33,17 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Se
 from tqdm import tqdm
 
 from ent.data.audio import TARGET_SAMPLE_RATE, AudioError, AudioInfo, audio_info
-from ent.data.datadir import OPTIONAL_FILES, REQUIRED_FILES, EmoInterval, Segment, parse_float
+from ent.data.datadir import OPTIONAL_FILES, REQUIRED_FILES
 from ent.data.emotions import DEFAULT_EMOTIONS
+from ent.data.tables import (
+    EmoInterval,
+    Segment,
+    overlapping_intervals,
+    parse_duration,
+    parse_emo_interval,
+    parse_segment,
+    parse_wav_scp,
+)
 from ent.utils.errors import DataError, format_location
 from ent.utils.fileio import read_lines
 
@@ -276,56 +285,21 @@ def scan_data_dir(
 
 
 # --------------------------------------------------------------------- parsing
-def _parse_wav_scp(path: Path, lineno: int, key: str, value: str) -> str:
-    if value.endswith("|"):
-        raise DataError(path, lineno, "piped commands are not supported; convert the audio to files first")
+def _identity(path: PathLike, lineno: int, value: str) -> str:
     return value
 
 
-def _parse_segment(path: Path, lineno: int, key: str, value: str) -> Segment:
-    fields = value.split()
-    if len(fields) != 3:
-        raise DataError(path, lineno, "expected '<utt> <recording> <start> <end>'")
-    start = parse_float(path, lineno, "start", fields[1])
-    end = parse_float(path, lineno, "end", fields[2])
-    if start < 0 or (end >= 0 and end <= start):
-        raise DataError(path, lineno, f"invalid interval {fields[1]}-{fields[2]}")
-    return Segment(fields[0], start, end)
-
-
-def _parse_emo_interval(path: Path, lineno: int, key: str, value: str) -> EmoInterval:
-    fields = value.split()
-    if len(fields) != 3:
-        raise DataError(path, lineno, "expected '<utt> <start> <end> <emotion>'")
-    start = parse_float(path, lineno, "start", fields[0])
-    end = parse_float(path, lineno, "end", fields[1])
-    if start < 0 or end <= start:
-        raise DataError(path, lineno, f"invalid interval {fields[0]}-{fields[1]}")
-    return EmoInterval(start, end, fields[2], lineno)
-
-
-def _parse_duration(path: Path, lineno: int, key: str, value: str) -> float:
-    dur = parse_float(path, lineno, "duration", value)
-    if dur <= 0:
-        raise DataError(path, lineno, f"duration {value} is not positive")
-    return dur
-
-
-def _identity(path: Path, lineno: int, key: str, value: str) -> str:
-    return value
-
-
-_Parser = Callable[[Path, int, str, str], Any]
+_Parser = Callable[[PathLike, int, str], Any]
 
 #: file name -> (value parser, several lines per key allowed, empty value allowed)
 _TABLE_FORMATS: Dict[str, Tuple[_Parser, bool, bool]] = {
-    "wav.scp": (_parse_wav_scp, False, False),
+    "wav.scp": (parse_wav_scp, False, False),
     "text": (_identity, False, True),  # empty transcripts get their own problem
     "utt2spk": (_identity, False, False),
     "utt2emo": (_identity, False, False),
-    "segments": (_parse_segment, False, False),
-    "emo_segments": (_parse_emo_interval, True, False),
-    "utt2dur": (_parse_duration, False, False),
+    "segments": (parse_segment, False, False),
+    "emo_segments": (parse_emo_interval, True, False),
+    "utt2dur": (parse_duration, False, False),
 }
 
 
@@ -454,7 +428,7 @@ class _Scanner:
                 malformed(lineno, key, f"'{key}' has no value")
                 continue
             try:
-                data = parse(path, lineno, key, value)
+                data = parse(path, lineno, value)
             except DataError as exc:
                 malformed(lineno, key, exc.message)
                 continue
@@ -485,11 +459,9 @@ class _Scanner:
                         self.add(path, iv.lineno,
                                  f"unknown emotion '{iv.emotion}' of '{utt}' (allowed: {self.allowed})",
                                  utt, UNKNOWN_EMOTION)
-                ordered = sorted(ivs, key=lambda iv: iv.start)
-                for a, b in zip(ordered, ordered[1:]):
-                    if b.start < a.end:
-                        self.add(path, b.lineno, f"interval of '{utt}' overlaps the one on line {a.lineno}",
-                                 utt, EMO_OVERLAP)
+                for a, b in overlapping_intervals(ivs):
+                    self.add(path, b.lineno, f"interval of '{utt}' overlaps the one on line {a.lineno}",
+                             utt, EMO_OVERLAP)
 
     def intervals(self) -> Dict[str, List[EmoInterval]]:
         """utt -> its well-formed emotion intervals."""

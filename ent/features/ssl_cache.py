@@ -41,7 +41,7 @@ import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Optional, Protocol, Sequence, Union
 
 import numpy as np
 import torch
@@ -49,9 +49,6 @@ from tqdm import tqdm
 
 from ent.utils.errors import DataError
 from ent.utils.fileio import atomic_write
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ent.features.ssl import SSLFrontend
 
 logger = logging.getLogger(__name__)
 
@@ -267,8 +264,27 @@ def _fingerprint_diff(stored: Dict[str, Any], wanted: Dict[str, Any]) -> List[st
     ]
 
 
+class CacheableFrontend(Protocol):
+    """What :func:`extract_ssl_features` needs of a frontend (:class:`~ent.features.ssl.SSLFrontend` has it).
+
+    A protocol rather than an import of :mod:`ent.features.ssl`, which itself
+    imports this module to read the cache.
+    """
+
+    finetune: bool
+
+    def cache_fingerprint(self) -> Dict[str, Any]:
+        """What the cached hidden states depend on (see the module docstring)."""
+
+    def eval(self) -> Any:
+        """Switch to evaluation mode (``torch.nn.Module.eval``)."""
+
+    def utterance_hidden_states(self, wave: torch.Tensor) -> torch.Tensor:
+        """(L, T, D) hidden states of one waveform ``wave`` (N,)."""
+
+
 def extract_ssl_features(
-    frontend: "SSLFrontend",
+    frontend: CacheableFrontend,
     data_dirs: Iterable[PathLike],
     cache_dir: PathLike,
     device: Union[str, torch.device] = "cpu",

@@ -24,12 +24,12 @@ per-node log-probabilities of the classes involved.
   labelled node takes part, so the backward pass is a kernel too, recomputing
   each node's ``tanh`` instead of storing it.
 
-Back ends (``backend=``), chosen by :func:`resolve_backend`:
+Back ends (``backend=``), chosen by :func:`ent.kernels.backends.resolve_backend`:
 
-* ``"numba"``: parallel numba kernels on CPU tensors (:mod:`ent.losses.lattice_numba`).
+* ``"numba"``: parallel numba kernels on CPU tensors (:mod:`ent.kernels.lattice_numba`).
 * ``"cuda"``: the CUDA C++ kernels of ``ent/csrc``, built with
   ``torch.utils.cpp_extension`` on first use and cached
-  (:func:`load_extension`, :func:`extension_build_dir`).
+  (:mod:`ent.kernels.extension`).
 * ``"numba_cuda"``: numba CUDA kernels, for CUDA tensors where the C++
   extension cannot be built (and, under ``NUMBA_ENABLE_CUDASIM=1``, for CPU
   tensors in numba's CUDA simulator).
@@ -42,252 +42,32 @@ Half and bfloat16 inputs are computed in float32, like the reference.
 
 from __future__ import annotations
 
-import logging
-import os
-from functools import lru_cache
-from pathlib import Path
-from types import ModuleType
-from typing import Callable, NamedTuple, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from ent.kernels.backends import lattice_kernels, resolve_backend
+from ent.kernels.lattice_types import JointInputs, LatticeKernels, NodeRuns
 from ent.losses.lattice_max_pool import (
     RANKED_MODES,
     IntervalRuns,
-    _check_lengths,
-    _check_reduction,
-    _first_extreme_node,
-    _masked_mean,
-    _reduce,
-    _selection_mask,
-    _valid_mask,
+    check_lattice_lengths,
+    check_reduction,
     check_topk,
+    first_extreme_node,
     interval_runs,
     lattice_max_pool_loss,
+    node_mean,
     normalize_lattice_mode,
+    pooled_node_mask,
     ranked_node_counts,
     ranked_selection,
+    reduce_losses,
     supervised_lattice_loss,
+    valid_node_mask,
 )
-
-LATTICE_BACKENDS: Tuple[str, ...] = ("auto", "torch", "numba", "cuda", "numba_cuda")
-_log = logging.getLogger(__name__)
-
-EXTENSION_NAME = "ent_lattice_pool"
-CSRC_DIR = Path(__file__).resolve().parent.parent / "csrc"
-_EXTENSION_SOURCES = ("lattice_pool.cpp", "lattice_pool.cu")
-
-
-class BackendUnavailableError(RuntimeError):
-    """A lattice back end that was asked for explicitly cannot run here."""
-
-
-class JointInputs(NamedTuple):
-    """The emotion joint network the kernels evaluate (one compute dtype, one device)."""
-
-    enc: Tensor  #: (B, T, J) projected encoder outputs
-    pred: Tensor  #: (B, U+1, J) projected predictor outputs
-    weight: Tensor  #: (C, J) output layer weight
-    bias: Tensor  #: (C,) output layer bias
-
-
-class NodeRuns(NamedTuple):
-    """Which nodes take part, and their class (node labelling of :mod:`ent.losses.lattice_numba`)."""
-
-    frame_run: Tensor  #: (B, T) int64 run of each frame, -1: not taking part
-    token_run: Tensor  #: (B, U+1) int64 run of each predictor position, -1: not taking part
-    run_class: Tensor  #: (B, R) int64 class of each run
-
-
-class _Kernels(NamedTuple):
-    """The two kernels every fused back end provides (see :mod:`ent.losses.lattice_numba`).
-
-    ``log_probs(joint, runs, neutral) -> (out_cls, out_neu or None)``, each
-    (B, T, U+1); ``backward(joint, runs, run_weight (B, R)) -> gradients``
-    for the four fields of :class:`JointInputs`.
-    """
-
-    log_probs: Callable[[JointInputs, NodeRuns, int], Tuple[Tensor, Optional[Tensor]]]
-    backward: Callable[[JointInputs, NodeRuns, Tensor], Tuple[Tensor, Tensor, Tensor, Tensor]]
-
-
-# --------------------------------------------------------------------------
-# The C++/CUDA extension, built on first use
-# --------------------------------------------------------------------------
-
-
-def extension_build_dir() -> Path:
-    """Where the CUDA extension is built and cached.
-
-    ``$ENT_EXTENSIONS_DIR`` if set, else ``$XDG_CACHE_HOME/ent/extensions``
-    (``~/.cache/ent/extensions``), in a folder named for the PyTorch and CUDA
-    versions; the build is redone only when a source file changes.
-    """
-    root = os.environ.get("ENT_EXTENSIONS_DIR")
-    if not root:
-        cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        root = str(Path(cache) / "ent" / "extensions")
-    return Path(root) / f"torch{torch.__version__}-cuda{torch.version.cuda}"
-
-
-@lru_cache(maxsize=None)
-def _extension() -> Tuple[Optional[ModuleType], str]:
-    """Build (or load from the cache) the extension once: ``(module, "")`` or ``(None, reason)``."""
-    if torch.version.cuda is None:
-        return None, "this PyTorch was built without CUDA"
-    missing = [name for name in _EXTENSION_SOURCES if not (CSRC_DIR / name).is_file()]
-    if missing:
-        return None, f"sources {missing} not found in {CSRC_DIR}"
-    from torch.utils import cpp_extension
-
-    if cpp_extension.CUDA_HOME is None:
-        return None, "no CUDA toolkit (nvcc) found; set CUDA_HOME"
-    if not (Path(cpp_extension.CUDA_HOME) / "include" / "cuda_runtime.h").is_file():
-        home = cpp_extension.CUDA_HOME
-        return None, f"CUDA_HOME={home} has no include/cuda_runtime.h; set CUDA_HOME to the toolkit"
-    if not cpp_extension.is_ninja_available():
-        return None, "ninja is not installed (pip install ninja)"
-    build_dir = extension_build_dir()
-    build_dir.mkdir(parents=True, exist_ok=True)
-    _log.info(f"loading the CUDA lattice extension (built on first use, cached in {build_dir})")
-    try:
-        module = cpp_extension.load(
-            name=EXTENSION_NAME,
-            sources=[str(CSRC_DIR / name) for name in _EXTENSION_SOURCES],
-            extra_cflags=["-O3"],
-            extra_cuda_cflags=["-O3"],
-            build_directory=str(build_dir),
-            verbose=False,
-        )
-    except (RuntimeError, OSError, ImportError) as err:
-        return None, f"building in {build_dir} failed: {_first_error_line(str(err)) or type(err).__name__}"
-    return module, ""
-
-
-def _first_error_line(log: str) -> str:
-    """The first compiler line that says ``error`` in a build log (else its first line)."""
-    lines = [line.strip() for line in log.splitlines() if line.strip()]
-    for line in lines:
-        if "error" in line.lower() and not line.startswith("Error building extension"):
-            return line
-    return lines[0] if lines else ""
-
-
-def load_extension() -> ModuleType:
-    """The compiled CUDA extension, built on first use (cached in :func:`extension_build_dir`).
-
-    Raises:
-        BackendUnavailableError: with a one-line reason when it cannot be built.
-    """
-    module, reason = _extension()
-    if module is None:
-        raise BackendUnavailableError(f"the CUDA lattice extension cannot be built: {reason}")
-    return module
-
-
-def _extension_kernels() -> _Kernels:
-    module = load_extension()
-
-    def log_probs(joint: JointInputs, runs: NodeRuns, neutral: int) -> Tuple[Tensor, Optional[Tensor]]:
-        outs = module.log_probs(*joint, *runs, int(neutral))
-        return outs[0], (outs[1] if len(outs) > 1 else None)
-
-    def backward(joint: JointInputs, runs: NodeRuns, run_weight: Tensor) -> Tuple[Tensor, ...]:
-        return tuple(module.backward(*joint, *runs, run_weight))
-
-    return _Kernels(log_probs, backward)
-
-
-# --------------------------------------------------------------------------
-# Back-end selection
-# --------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=None)
-def _numba_cuda_state() -> Tuple[bool, bool]:
-    """(usable, simulated): whether numba CUDA can run, and whether it is the simulator."""
-    try:
-        from numba import config as numba_config
-        from numba import cuda
-    except ImportError:
-        return False, False
-    simulated = bool(numba_config.ENABLE_CUDASIM)
-    return bool(simulated or cuda.is_available()), simulated
-
-
-@lru_cache(maxsize=None)
-def numba_available() -> bool:
-    """Whether the numba package imports (every numba CPU kernel of ENT needs it; imported on first use)."""
-    try:
-        import numba  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@lru_cache(maxsize=None)
-def _warn_once(message: str) -> None:
-    _log.warning(message)
-
-
-def resolve_backend(backend: str, device: torch.device) -> str:
-    """The back end that runs for tensors on ``device``.
-
-    Args:
-        backend: One of :data:`LATTICE_BACKENDS`.
-        device: Device of the inputs.
-
-    Returns:
-        ``"torch"``, ``"numba"``, ``"cuda"`` or ``"numba_cuda"``.
-
-    Raises:
-        ValueError: unknown name, or a back end for the other kind of device.
-        BackendUnavailableError: an explicitly chosen back end cannot run here.
-    """
-    if backend not in LATTICE_BACKENDS:
-        raise ValueError(f"unknown lattice backend {backend!r}; valid: {list(LATTICE_BACKENDS)}")
-    on_gpu = device.type == "cuda"
-    if backend == "auto":
-        if not on_gpu:
-            return "numba" if numba_available() else "torch"
-        if _extension()[0] is not None:
-            return "cuda"
-        fallback = "numba_cuda" if _numba_cuda_state()[0] else "torch"
-        _warn_once(
-            f"ent: the CUDA lattice extension cannot be built ({_extension()[1]}); "
-            f"using the {fallback} lattice backend"
-        )
-        return fallback
-    if backend == "torch":
-        return backend
-    if backend == "numba":
-        if on_gpu:
-            raise ValueError("lattice backend 'numba' runs on CPU tensors; use 'cuda' or 'numba_cuda' on GPU")
-        if not numba_available():
-            raise BackendUnavailableError("lattice backend 'numba' needs the numba package")
-        return backend
-    # "cuda" or "numba_cuda"; numba's CUDA simulator runs on CPU tensors.
-    usable, simulated = _numba_cuda_state()
-    if not on_gpu and not (backend == "numba_cuda" and simulated):
-        raise ValueError(f"lattice backend {backend!r} runs on CUDA tensors, got {device.type} tensors")
-    if backend == "cuda":
-        load_extension()
-    elif not usable:
-        raise BackendUnavailableError("lattice backend 'numba_cuda' needs numba with a usable CUDA GPU")
-    return backend
-
-
-def _kernels(backend: str) -> _Kernels:
-    if backend == "cuda":
-        return _extension_kernels()
-    from ent.losses import lattice_numba
-
-    if backend == "numba":
-        return _Kernels(lattice_numba.log_probs_cpu, lattice_numba.backward_cpu)
-    return _Kernels(lattice_numba.log_probs_numba_cuda, lattice_numba.backward_numba_cuda)
-
 
 # --------------------------------------------------------------------------
 # Inputs
@@ -344,7 +124,7 @@ def _prepare(
     batch, max_t, _ = enc_proj.shape
     shape = (batch, max_t, pred_proj.size(1), weight.size(0))
     # The reference's length checks on a lattice-shaped view of a single element (no memory).
-    enc_lens, label_lens = _check_lengths(enc_proj.new_empty(()).expand(shape), enc_lens, label_lens)
+    enc_lens, label_lens = check_lattice_lengths(enc_proj.new_empty(()).expand(shape), enc_lens, label_lens)
     dtype = enc_proj.dtype
     for x in (pred_proj, weight, bias):
         dtype = torch.promote_types(dtype, x.dtype)
@@ -410,7 +190,7 @@ class _LatticeMaxPool(torch.autograd.Function):
         keep: Tensor,
         mode: str,
         neutral_id: int,
-        kernels: _Kernels,
+        kernels: LatticeKernels,
     ) -> Tensor:
         max_t, max_u1 = enc.size(1), pred.size(1)
         frame_run, token_run, _ = _pool_runs(enc_lens, label_lens, keep, mode, None, max_t, max_u1)
@@ -418,14 +198,14 @@ class _LatticeMaxPool(torch.autograd.Function):
         target_lp, neutral_lp = kernels.log_probs(
             joint, NodeRuns(frame_run, token_run, target[:, None].contiguous()), neutral_id
         )
-        valid = _valid_mask(enc_lens, label_lens, max_t, max_u1)
+        valid = valid_node_mask(enc_lens, label_lens, max_t, max_u1)
         # Ignored utterances were not computed: let them select node (0, 0), weighted 0 later.
         valid[~keep] = False
         valid[~keep, 0, 0] = True
-        best = _first_extreme_node(target_lp, valid, largest=True)
-        least_neutral = _first_extreme_node(neutral_lp, valid, largest=False)
-        per_utt = -_masked_mean(target_lp, _selection_mask(best, valid, mode)) - _masked_mean(
-            neutral_lp, _selection_mask(least_neutral, valid, mode)
+        best = first_extreme_node(target_lp, valid, largest=True)
+        least_neutral = first_extreme_node(neutral_lp, valid, largest=False)
+        per_utt = -node_mean(target_lp, pooled_node_mask(best, valid, mode)) - node_mean(
+            neutral_lp, pooled_node_mask(least_neutral, valid, mode)
         )
         per_utt = torch.where(keep, per_utt, torch.zeros_like(per_utt))
         ctx.save_for_backward(
@@ -460,7 +240,7 @@ class _RankedPool(torch.autograd.Function):
     The forward pass gets ``log p(c_b)`` of every valid node (``c_b``: the
     utterance's class) from the log-probability kernel and ranks them in
     PyTorch; the backward pass recomputes only the selected nodes
-    (:func:`ent.losses.lattice_numba.node_weight_backward_cpu`).
+    (:func:`ent.kernels.lattice_numba.node_weight_backward_cpu`).
     """
 
     @staticmethod
@@ -478,7 +258,7 @@ class _RankedPool(torch.autograd.Function):
         neutral_id: int,
         topk: float,
     ) -> Tensor:
-        from ent.losses import lattice_numba
+        from ent.kernels import lattice_numba  # numba is imported on first use
 
         max_t, max_u1 = enc.size(1), pred.size(1)
         frame_run, token_run, _ = _pool_runs(enc_lens, label_lens, keep, mode, None, max_t, max_u1)
@@ -486,12 +266,12 @@ class _RankedPool(torch.autograd.Function):
         cls = torch.where(emotional, target, torch.full_like(target, neutral_id))
         joint = JointInputs(enc, pred, weight, bias)
         score, _ = lattice_numba.log_probs_cpu(joint, NodeRuns(frame_run, token_run, cls[:, None].contiguous()), -1)
-        valid = _valid_mask(enc_lens, label_lens, max_t, max_u1)
+        valid = valid_node_mask(enc_lens, label_lens, max_t, max_u1)
         # Ignored utterances were not computed: let them select node (0, 0), weighted 0 later.
         valid[~keep] = False
         valid[~keep, 0, 0] = True
         selected = ranked_selection(score, valid, emotional, ranked_node_counts(valid, mode, topk))
-        per_utt = -_masked_mean(score, selected)
+        per_utt = -node_mean(score, selected)
         per_utt = torch.where(keep, per_utt, torch.zeros_like(per_utt))
         ctx.save_for_backward(enc, pred, weight, bias, cls, keep, selected)
         return per_utt
@@ -499,7 +279,7 @@ class _RankedPool(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> Tuple[Optional[Tensor], ...]:
-        from ent.losses import lattice_numba
+        from ent.kernels import lattice_numba  # numba is imported on first use
 
         enc, pred, weight, bias, cls, keep, selected = ctx.saved_tensors
         count = selected.sum(dim=(1, 2)).clamp(min=1).to(enc.dtype)
@@ -562,7 +342,8 @@ def fused_lattice_max_pool_loss(
         neutral_id: Index of the neutral class.
         reduction: "mean" (over non-ignored utterances), "sum" or "none".
         ignore_index: Label value of utterances left out.
-        backend: One of :data:`LATTICE_BACKENDS` (see :func:`resolve_backend`).
+        backend: One of :data:`ent.kernels.backends.LATTICE_BACKENDS` (see
+            :func:`~ent.kernels.backends.resolve_backend`).
         topk: Share of the nodes pooled by mode "topk", in (0, 1].
 
     Returns:
@@ -570,7 +351,7 @@ def fused_lattice_max_pool_loss(
         bfloat16 inputs, the inputs' dtype otherwise.
     """
     mode = normalize_lattice_mode(mode)
-    _check_reduction(reduction)
+    check_reduction(reduction)
     topk = check_topk(topk)
     chosen = resolve_backend(backend, enc_proj.device)
     if chosen == "torch" or (mode in RANKED_MODES and chosen != "numba"):
@@ -589,9 +370,9 @@ def fused_lattice_max_pool_loss(
         per_utt = _RankedPool.apply(*joint, enc_lens, label_lens, target, keep, mode, neutral_id, topk)
     else:
         per_utt = _LatticeMaxPool.apply(
-            *joint, enc_lens, label_lens, target, keep, mode, neutral_id, _kernels(chosen)
+            *joint, enc_lens, label_lens, target, keep, mode, neutral_id, lattice_kernels(chosen)
         )
-    return _reduce(per_utt, keep, reduction)
+    return reduce_losses(per_utt, keep, reduction)
 
 
 # --------------------------------------------------------------------------
@@ -630,7 +411,7 @@ class _SupervisedLattice(torch.autograd.Function):
         token_run: Tensor,
         run_label: Tensor,
         counts: Tensor,
-        kernels: _Kernels,
+        kernels: LatticeKernels,
     ) -> Tensor:
         runs = NodeRuns(frame_run, token_run, run_label)
         log_probs, _ = kernels.log_probs(JointInputs(enc, pred, weight, bias), runs, -1)
@@ -683,12 +464,12 @@ def fused_supervised_lattice_loss(
         token_labels: optional (B, U+1) integer position emotions.
         reduction: "mean" (over utterances with an interval), "sum" or "none".
         ignore_index: Label value meaning "not labelled".
-        backend: One of :data:`LATTICE_BACKENDS`.
+        backend: One of :data:`ent.kernels.backends.LATTICE_BACKENDS`.
 
     Returns:
         Scalar loss, or (B,) for ``reduction="none"``.
     """
-    _check_reduction(reduction)
+    check_reduction(reduction)
     chosen = resolve_backend(backend, enc_proj.device)
     if chosen == "torch":
         _check_joint_inputs(enc_proj, pred_proj, weight, bias)
@@ -702,6 +483,6 @@ def fused_supervised_lattice_loss(
         pred_proj.size(1), ignore_index,
     )
     per_utt = _SupervisedLattice.apply(
-        *joint, runs.frame_run, runs.token_run, runs.run_label, _run_node_counts(runs), _kernels(chosen)
+        *joint, runs.frame_run, runs.token_run, runs.run_label, _run_node_counts(runs), lattice_kernels(chosen)
     )
-    return _reduce(per_utt, runs.num_runs > 0, reduction)
+    return reduce_losses(per_utt, runs.num_runs > 0, reduction)

@@ -174,7 +174,7 @@ def check_topk(topk: float) -> float:
     return float(topk)
 
 
-def _check_reduction(reduction: str) -> None:
+def check_reduction(reduction: str) -> None:
     if reduction not in _REDUCTIONS:
         raise ValueError(f"unknown reduction {reduction!r}: expected one of {list(_REDUCTIONS)}")
 
@@ -184,7 +184,7 @@ def _compute_dtype(x: Tensor) -> torch.dtype:
     return torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
 
 
-def _check_lengths(
+def check_lattice_lengths(
     emo_logits: Tensor, enc_lens: Tensor, label_lens: Tensor
 ) -> Tuple[Tensor, Tensor]:
     """Validate the lattice and its lengths; return the lengths as long on the logits' device.
@@ -218,7 +218,7 @@ def _check_lengths(
     return enc_lens, label_lens
 
 
-def _valid_mask(enc_lens: Tensor, label_lens: Tensor, max_t: int, max_u1: int) -> Tensor:
+def valid_node_mask(enc_lens: Tensor, label_lens: Tensor, max_t: int, max_u1: int) -> Tensor:
     """(B, T, U+1) bool: node (t, u) of utterance b is inside the valid lattice region."""
     t_idx = torch.arange(max_t, device=enc_lens.device)
     u_idx = torch.arange(max_u1, device=enc_lens.device)
@@ -227,7 +227,7 @@ def _valid_mask(enc_lens: Tensor, label_lens: Tensor, max_t: int, max_u1: int) -
     return t_ok[:, :, None] & u_ok[:, None, :]
 
 
-def _first_extreme_node(values: Tensor, valid: Tensor, largest: bool) -> Tensor:
+def first_extreme_node(values: Tensor, valid: Tensor, largest: bool) -> Tensor:
     """Flat index of the first maximum (or minimum) over the valid nodes.
 
     Args:
@@ -254,7 +254,7 @@ def _first_extreme_node(values: Tensor, valid: Tensor, largest: bool) -> Tensor:
     return index
 
 
-def _selection_mask(index: Tensor, valid: Tensor, mode: str) -> Tensor:
+def pooled_node_mask(index: Tensor, valid: Tensor, mode: str) -> Tensor:
     """(B, T, U+1) bool: the nodes pooled for the selected flat node ``index`` (B,)."""
     _, max_t, max_u1 = valid.shape
     sel_t = (index // max_u1)[:, None, None]
@@ -309,16 +309,16 @@ def _ranked_pool(
     batch, max_t, max_u1, _ = log_probs.shape
     score = log_probs.gather(-1, cls[:, None, None, None].expand(batch, max_t, max_u1, 1)).squeeze(-1)
     selected = ranked_selection(score, valid, emotional, ranked_node_counts(valid, mode, topk))
-    return -_masked_mean(score, selected)
+    return -node_mean(score, selected)
 
 
-def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
+def node_mean(values: Tensor, mask: Tensor) -> Tensor:
     """(B,) mean of ``values`` (B, T, U+1) over ``mask`` (non-empty per utterance)."""
     total = torch.where(mask, values, torch.zeros_like(values)).sum(dim=(1, 2))
     return total / mask.sum(dim=(1, 2)).to(values.dtype)
 
 
-def _reduce(per_utt: Tensor, counted: Tensor, reduction: str) -> Tensor:
+def reduce_losses(per_utt: Tensor, counted: Tensor, reduction: str) -> Tensor:
     """Apply ``reduction`` to ``per_utt`` (B,); ``counted`` (B,) bool marks the utterances of the mean."""
     if reduction == "none":
         return per_utt
@@ -364,8 +364,8 @@ def lattice_max_pool_loss(
         the input dtype otherwise.
     """
     mode = normalize_lattice_mode(mode)
-    _check_reduction(reduction)
-    enc_lens, label_lens = _check_lengths(emo_logits, enc_lens, label_lens)
+    check_reduction(reduction)
+    enc_lens, label_lens = check_lattice_lengths(emo_logits, enc_lens, label_lens)
     batch, max_t, max_u1, num_classes = emo_logits.shape
     if not 0 <= neutral_id < num_classes:
         raise ValueError(f"neutral_id={neutral_id} outside [0, C={num_classes})")
@@ -382,23 +382,23 @@ def lattice_max_pool_loss(
         )
 
     log_probs = torch.log_softmax(emo_logits.to(_compute_dtype(emo_logits)), dim=-1)
-    valid = _valid_mask(enc_lens, label_lens, max_t, max_u1)
+    valid = valid_node_mask(enc_lens, label_lens, max_t, max_u1)
     target = torch.where(keep, emo_labels, torch.zeros_like(emo_labels))
     if mode in RANKED_MODES:
         per_utt = _ranked_pool(log_probs, valid, target, keep, mode, neutral_id, topk)
         per_utt = torch.where(keep, per_utt, torch.zeros_like(per_utt))
-        return _reduce(per_utt, keep, reduction)
+        return reduce_losses(per_utt, keep, reduction)
     index = target[:, None, None, None].expand(batch, max_t, max_u1, 1)
     target_lp = log_probs.gather(-1, index).squeeze(-1)  # (B, T, U+1)
     neutral_lp = log_probs[..., neutral_id]  # (B, T, U+1)
 
-    best = _first_extreme_node(target_lp, valid, largest=True)
-    least_neutral = _first_extreme_node(neutral_lp, valid, largest=False)
-    target_sel = _selection_mask(best, valid, mode)
-    neutral_sel = _selection_mask(least_neutral, valid, mode)
-    per_utt = -_masked_mean(target_lp, target_sel) - _masked_mean(neutral_lp, neutral_sel)
+    best = first_extreme_node(target_lp, valid, largest=True)
+    least_neutral = first_extreme_node(neutral_lp, valid, largest=False)
+    target_sel = pooled_node_mask(best, valid, mode)
+    neutral_sel = pooled_node_mask(least_neutral, valid, mode)
+    per_utt = -node_mean(target_lp, target_sel) - node_mean(neutral_lp, neutral_sel)
     per_utt = torch.where(keep, per_utt, torch.zeros_like(per_utt))
-    return _reduce(per_utt, keep, reduction)
+    return reduce_losses(per_utt, keep, reduction)
 
 
 class LatticeMaxPoolLoss(nn.Module):
@@ -424,7 +424,7 @@ class LatticeMaxPoolLoss(nn.Module):
         super().__init__()
         self.mode = normalize_lattice_mode(mode)
         self.topk = check_topk(topk)
-        _check_reduction(reduction)
+        check_reduction(reduction)
         if neutral_id < 0:
             raise ValueError(f"neutral_id must be >= 0, got {neutral_id}")
         self.neutral_id = neutral_id
@@ -595,8 +595,8 @@ def supervised_lattice_loss(
     Returns:
         Scalar loss, or (B,) per-utterance losses for ``reduction="none"``.
     """
-    _check_reduction(reduction)
-    enc_lens, label_lens = _check_lengths(emo_logits, enc_lens, label_lens)
+    check_reduction(reduction)
+    enc_lens, label_lens = check_lattice_lengths(emo_logits, enc_lens, label_lens)
     batch, max_t, max_u1, num_classes = emo_logits.shape
     device = emo_logits.device
     runs = interval_runs(
@@ -621,7 +621,7 @@ def supervised_lattice_loss(
     counts = torch.zeros(batch, max_t, dtype=torch.long, device=device)
     counts = counts.scatter_add(1, flat_run, node_ok.reshape(batch, -1).long())
     per_utt = (sums / counts.clamp(min=1).to(nll.dtype)).sum(dim=1)
-    return _reduce(per_utt, num_runs > 0, reduction)
+    return reduce_losses(per_utt, num_runs > 0, reduction)
 
 
 def frame_labels_from_segments(

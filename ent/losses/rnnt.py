@@ -19,7 +19,7 @@ the number of tokens), ``"sum"`` sums, ``"none"`` returns ``(B,)``.
 * ``"torchaudio"``: ``torchaudio.functional.rnnt_loss`` (C++ on CPU, CUDA on GPU).
 * ``"numba"`` (CPU tensors only): ``log_softmax`` and the gathers of the
   blank and label log-probabilities in PyTorch, the two recursions in a
-  parallel numba kernel (:mod:`ent.losses.rnnt_numba`), one utterance per thread, in float64 (so the
+  parallel numba kernel (:mod:`ent.kernels.rnnt_numba`), one utterance per thread, in float64 (so the
   log-likelihoods of long utterances keep their precision in float32 training).
   The kernel returns ``ll_b`` and the occupancies of every blank and label
   transition, ``gamma(t, u) = exp(alpha + lp + beta - ll)``, from which the
@@ -46,12 +46,9 @@ import torch
 import torchaudio.functional as taF
 from torch import Tensor
 
-from ent.losses.fused_lattice import BackendUnavailableError, numba_available
+from ent.kernels.backends import RNNT_BACKENDS, resolve_rnnt_backend  # noqa: F401 (RNNT_BACKENDS: the names of ``backend=``)
 
 _REDUCTIONS = ("mean", "sum", "none")
-
-#: Names accepted by ``backend=`` of :func:`rnnt_loss`.
-RNNT_BACKENDS = ("auto", "torchaudio", "numba")
 
 
 def _check_rnnt_inputs(
@@ -101,33 +98,6 @@ def _check_rnnt_inputs(
         raise ValueError(
             f"labels within label_lens must lie in [0, V={vocab}) and differ from blank_id={blank_id}"
         )
-
-
-def resolve_rnnt_backend(backend: str, device: torch.device) -> str:
-    """The back end :func:`rnnt_loss` runs for tensors on ``device``.
-
-    Args:
-        backend: One of :data:`RNNT_BACKENDS`.
-        device: Device of the logits.
-
-    Returns:
-        ``"torchaudio"`` or ``"numba"``.
-
-    Raises:
-        ValueError: unknown name, or ``numba`` for CUDA tensors.
-        BackendUnavailableError: ``numba`` without the numba package.
-    """
-    if backend not in RNNT_BACKENDS:
-        raise ValueError(f"unknown RNN-T loss backend {backend!r}; valid: {list(RNNT_BACKENDS)}")
-    on_gpu = device.type != "cpu"
-    if backend == "auto":
-        return "numba" if not on_gpu and numba_available() else "torchaudio"
-    if backend == "numba":
-        if on_gpu:
-            raise ValueError(f"the numba RNN-T loss backend runs on CPU tensors, got a {device.type} tensor")
-        if not numba_available():
-            raise BackendUnavailableError("RNN-T loss backend 'numba' needs the numba package")
-    return backend
 
 
 def rnnt_loss(
@@ -221,7 +191,7 @@ class _NumbaRNNTLoss(torch.autograd.Function):
         next_label = next_label[:, None, :, None].expand(batch, max_t, max_u1, 1)
         blank_lp = log_probs[..., blank_id]
         emit_lp = log_probs.gather(-1, next_label).squeeze(-1)
-        from ent.losses.rnnt_numba import rnnt_occupancies  # numba is imported on first use
+        from ent.kernels.rnnt_numba import rnnt_occupancies  # numba is imported on first use
 
         log_like, occ_blank, occ_emit = rnnt_occupancies(blank_lp, emit_lp, enc_lens, label_lens)
         if fused_log_softmax:

@@ -60,12 +60,8 @@ from torch.nn import functional as F
 
 from ent.features.cmvn import apply_cmvn
 from ent.features.prosody import NUM_PROSODY, normalize_prosody, prosody_functionals
-from ent.losses.fused_lattice import (
-    LATTICE_BACKENDS,
-    fused_lattice_max_pool_loss,
-    fused_supervised_lattice_loss,
-    resolve_backend,
-)
+from ent.kernels.backends import LATTICE_BACKENDS, RNNT_BACKENDS, resolve_backend
+from ent.losses.fused_lattice import fused_lattice_max_pool_loss, fused_supervised_lattice_loss
 from ent.losses.lattice_max_pool import (
     check_topk,
     frame_labels_from_segments,
@@ -73,7 +69,7 @@ from ent.losses.lattice_max_pool import (
     lattice_max_pool_loss,
     supervised_lattice_loss,
 )
-from ent.losses.rnnt import RNNT_BACKENDS, rnnt_loss
+from ent.losses.rnnt import rnnt_loss
 from ent.nets.blank_branch import (
     BlankBranchInput,
     Channels,
@@ -177,7 +173,7 @@ class EmotionTransducer(AbsESPnetModel):
         rnnt_backend: How the RNN-T loss is computed (:func:`ent.losses.rnnt.rnnt_loss`):
             ``auto`` (numba on CPU, torchaudio on GPU), ``torchaudio`` or ``numba``.
         fused_joint: On CPU tensors, compute whole lattices of joints with at
-            most 64 outputs with the fused kernels of :mod:`ent.nets.fused_joint`
+            most 64 outputs with the fused kernels of :mod:`ent.kernels.fused_joint`
             (the same results up to float rounding, faster); False: plain PyTorch.
     """
 

@@ -1,10 +1,10 @@
-"""Neural building blocks of ENT and FENT: encoder, predictors, joint networks,
-utterance emotion head, and the config-name registry."""
+"""Neural building blocks of ENT and FENT: encoder, predictors, joint networks and
+the utterance emotion head. Config names map to these classes in
+:mod:`ent.tasks.ent_task` (ESPnet's ``ClassChoices``)."""
 
 from ent.nets.encoder import ConformerEncoder
 from ent.nets.joint import JointNetwork, lattice_mask
 from ent.nets.predictor import Predictor, RNNPredictor, StatelessPredictor
-from ent.nets.registry import available, build
 from ent.nets.utterance_head import UtteranceEmotionHead
 
 __all__ = [
@@ -14,7 +14,5 @@ __all__ = [
     "RNNPredictor",
     "StatelessPredictor",
     "UtteranceEmotionHead",
-    "available",
-    "build",
     "lattice_mask",
 ]

@@ -4,7 +4,7 @@ The same class serves the ASR joint (``output_size = V`` tokens), FENT's blank
 joint (one output) and the emotion joint (``output_size = C`` emotion classes,
 giving the emotion lattice (B, T, U+1, C)). On the CPU, a whole lattice of a
 joint with few outputs is computed by the fused kernels of
-:mod:`ent.nets.fused_joint`.
+:mod:`ent.kernels.fused_joint`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Callable, Dict
 
 import torch
 
-from ent.losses.fused_lattice import numba_available
-from ent.nets.fused_joint import FUSED_MAX_OUTPUTS, fused_joint_lattice
+from ent.kernels.availability import numba_available
+from ent.kernels.fused_joint import FUSED_MAX_OUTPUTS, fused_joint_lattice
 
 # Applied in place: the joint applies them to the fresh sum of its
 # projections, so the (B, T, U+1, joint_dim) lattice is not written twice.
@@ -58,7 +58,7 @@ class JointNetwork(torch.nn.Module):
         self.lin_out = torch.nn.Linear(joint_dim, output_size)
         self._output_size = output_size
         #: Whole-lattice CPU calls with few outputs go through the fused numba
-        #: kernels (:mod:`ent.nets.fused_joint`); False: always the plain path.
+        #: kernels (:mod:`ent.kernels.fused_joint`); False: always the plain path.
         self.fused = True
 
     def extra_repr(self) -> str:
@@ -93,7 +93,7 @@ class JointNetwork(torch.nn.Module):
         return self.lin_out(self._activate_(enc_proj + pred_proj))
 
     def _fusable(self, enc_proj: torch.Tensor, pred_proj: torch.Tensor) -> bool:
-        """Whether :func:`~ent.nets.fused_joint.fused_joint_lattice` computes this call.
+        """Whether :func:`~ent.kernels.fused_joint.fused_joint_lattice` computes this call.
 
         It does for a whole lattice, (B, T, 1, J) with (B, 1, U+1, J), of a tanh
         joint with at most ``FUSED_MAX_OUTPUTS`` outputs on CPU tensors of one

@@ -59,11 +59,12 @@ from __future__ import annotations
 import bisect
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Union
 
 from ent.data.emotions import DEFAULT_EMOTIONS, NEUTRAL, emotion_to_index
+from ent.data.tables import EmoInterval, overlapping_intervals, parse_duration, parse_emo_interval, parse_float
 from ent.scoring import read_keyed_table
 from ent.utils.errors import DataError
 from ent.utils.fileio import read_table
@@ -581,16 +582,6 @@ def _class_counts(
 
 
 # --------------------------------------------------------------------- files
-def _parse_float(path: PathLike, lineno: int, name: str, value: str) -> float:
-    try:
-        out = float(value)
-    except ValueError:
-        raise DataError(path, lineno, f"{name} '{value}' is not a number") from None
-    if not math.isfinite(out):
-        raise DataError(path, lineno, f"{name} '{value}' is not finite")
-    return out
-
-
 def read_utt2dur(path: PathLike) -> Dict[str, float]:
     """Read ``utt2dur`` (``<utt> <seconds>``, positive durations).
 
@@ -600,10 +591,7 @@ def read_utt2dur(path: PathLike) -> Dict[str, float]:
     """
     out: Dict[str, float] = {}
     for utt, entry in read_keyed_table(path).items():
-        dur = _parse_float(path, entry.lineno, "duration", entry.value)
-        if dur <= 0:
-            raise DataError(path, entry.lineno, f"duration {entry.value} is not positive")
-        out[utt] = dur
+        out[utt] = parse_duration(path, entry.lineno, entry.value)
     return out
 
 
@@ -699,38 +687,29 @@ def read_emo_segments(
             intervals of one utterance (file:line).
     """
     index = emotion_to_index(emotions)
-    out: Dict[str, List[Interval]] = {}
-    lines: Dict[str, List[int]] = {}
+    parsed: Dict[str, List[EmoInterval]] = {}
     for entry in read_table(path):
-        fields = entry.value.split()
-        if len(fields) != 3:
-            raise DataError(path, entry.lineno, "expected '<utt> <start> <end> <emotion>'")
-        start = _parse_float(path, entry.lineno, "start", fields[0])
-        end = _parse_float(path, entry.lineno, "end", fields[1])
-        label = fields[2]
-        if start < 0 or end <= start:
-            raise DataError(path, entry.lineno, f"invalid interval {fields[0]}-{fields[1]}")
-        if label not in index:
-            raise DataError(path, entry.lineno, f"unknown emotion '{label}' (expected one of {', '.join(emotions)})")
+        iv = parse_emo_interval(path, entry.lineno, entry.value)
+        if iv.emotion not in index:
+            raise DataError(
+                path, entry.lineno, f"unknown emotion '{iv.emotion}' (expected one of {', '.join(emotions)})"
+            )
         if utt2dur is not None:
             if entry.key not in utt2dur:
                 raise DataError(path, entry.lineno, f"utterance '{entry.key}' has no duration in utt2dur")
             dur = utt2dur[entry.key]
-            if end > dur + tolerance or start >= dur:
+            if iv.end > dur + tolerance or iv.start >= dur:
+                start_s, end_s = entry.value.split()[:2]
                 raise DataError(
-                    path, entry.lineno, f"interval {fields[0]}-{fields[1]} goes past the utterance end {dur}"
+                    path, entry.lineno, f"interval {start_s}-{end_s} goes past the utterance end {dur}"
                 )
-            end = min(end, dur)
-        out.setdefault(entry.key, []).append(Interval(start, end, label))
-        lines.setdefault(entry.key, []).append(entry.lineno)
-    for utt, ivs in out.items():
-        order = sorted(range(len(ivs)), key=lambda k: ivs[k].start)
-        for a, b in zip(order, order[1:]):
-            if ivs[b].start < ivs[a].end - _EPS:
-                raise DataError(
-                    path, lines[utt][b], f"interval of '{utt}' overlaps the one on line {lines[utt][a]}"
-                )
-        out[utt] = [ivs[k] for k in order]
+            iv = replace(iv, end=min(iv.end, dur))
+        parsed.setdefault(entry.key, []).append(iv)
+    out: Dict[str, List[Interval]] = {}
+    for utt, ivs in parsed.items():
+        for a, b in overlapping_intervals(ivs, eps=_EPS)[:1]:
+            raise DataError(path, b.lineno, f"interval of '{utt}' overlaps the one on line {a.lineno}")
+        out[utt] = [Interval(iv.start, iv.end, iv.emotion) for iv in sorted(ivs, key=lambda iv: iv.start)]
     return out
 
 
@@ -754,7 +733,7 @@ def read_frame_emotions(path: PathLike, emotions: Sequence[str] = DEFAULT_EMOTIO
     out: Dict[str, FrameLabels] = {}
     for utt, entry in read_keyed_table(path).items():
         fields = entry.value.split()
-        shift = _parse_float(path, entry.lineno, "frame shift", fields[0])
+        shift = parse_float(path, entry.lineno, "frame shift", fields[0])
         if shift <= 0:
             raise DataError(path, entry.lineno, f"frame shift {fields[0]} is not positive")
         labels = fields[1:]

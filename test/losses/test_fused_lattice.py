@@ -2,37 +2,24 @@
 
 Every back end available on the machine must give the reference's loss and
 gradients (float64: 1e-10 relative, float32: 1e-5) in every mode, for the
-supervised variant, on random shapes, lengths and exact ties. numba CUDA is
-checked in numba's CUDA simulator (subprocess); the CUDA C++ sources are
-compiled with nvcc where it is installed.
+supervised variant, on random shapes, lengths and exact ties. The kernels
+themselves (numba CUDA in numba's simulator, the CUDA C++ sources, back-end
+resolution) are tested in test/kernels/.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-import numpy as np
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from ent.losses import fused_lattice
-from ent.losses.fused_lattice import (
-    BackendUnavailableError,
-    emotion_lattice,
-    fused_lattice_max_pool_loss,
-    fused_supervised_lattice_loss,
-    resolve_backend,
-)
+from ent.kernels.availability import BackendUnavailableError
+from ent.kernels.extension import load_extension
+from ent.losses.fused_lattice import emotion_lattice, fused_lattice_max_pool_loss, fused_supervised_lattice_loss
 from ent.losses.lattice_max_pool import lattice_max_pool_loss, supervised_lattice_loss
 
-REPO = Path(__file__).resolve().parents[2]
 MODES = ("one", "full_t", "full_u", "mil", "topk")
 RTOL = {torch.float64: 1e-10, torch.float32: 1e-5}
 
@@ -42,7 +29,7 @@ def _gpu_backends() -> List[str]:
         return []
     found = ["numba_cuda"]
     try:
-        fused_lattice.load_extension()
+        load_extension()
         found.append("cuda")
     except BackendUnavailableError:
         pass
@@ -351,172 +338,6 @@ def test_inputs_are_checked() -> None:
     with pytest.raises(ValueError, match="NaN"):
         labels = args[2].clamp(min=0)
         fused_lattice_max_pool_loss(nan_enc, pred, weight, bias, *args[:2], labels, backend="numba")
-
-
-def test_backend_resolution() -> None:
-    cpu = torch.device("cpu")
-    assert resolve_backend("auto", cpu) == ("numba" if "numba" in BACKENDS else "torch")
-    assert resolve_backend("torch", cpu) == "torch"
-    with pytest.raises(ValueError, match="unknown lattice backend"):
-        resolve_backend("triton", cpu)
-    with pytest.raises(ValueError, match="runs on CUDA tensors"):
-        resolve_backend("cuda", cpu)
-    if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="runs on CUDA tensors"):
-            resolve_backend("numba_cuda", cpu)
-
-
-def test_extension_failure_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    reason = "no CUDA toolkit (nvcc) found; set CUDA_HOME"
-    monkeypatch.setattr(fused_lattice, "_extension", lambda: (None, reason))
-    with pytest.raises(BackendUnavailableError, match=r"^the CUDA lattice extension cannot be built: no"):
-        fused_lattice.load_extension()
-    log = "Error building extension 'x': [1/2] c++ ...\nfoo.cpp:5:10: fatal error: cusparse.h: No such file\n"
-    assert fused_lattice._first_error_line(log) == "foo.cpp:5:10: fatal error: cusparse.h: No such file"
-
-
-# ----------------------------------------------------------------------------
-# numba pieces: the vectorizable tanh, and numba CUDA in the simulator
-# ----------------------------------------------------------------------------
-
-
-def test_lambert_coefficients_and_fast_tanh() -> None:
-    from numba import njit
-
-    from ent.losses.lattice_numba import fast_tanh, lambert_tanh_coefficients
-
-    # Two levels: tanh y ~ y / (1 + y^2 / 3) = y * 1 / (1 + y^2 / 3).
-    assert lambert_tanh_coefficients(2) == ((1.0,), (1.0, 1.0 / 3.0))
-
-    @njit
-    def apply(x):
-        out = np.empty_like(x)
-        for i in range(x.size):
-            out[i] = fast_tanh(x[i])
-        return out
-
-    x = np.concatenate([np.linspace(-30, 30, 6001), np.logspace(-300, 1.5, 400), [np.inf, -np.inf, 0.0]])
-    for dtype, ulps in ((np.float64, 4), (np.float32, 4)):
-        xs = x.astype(dtype)
-        got = apply(xs).astype(np.float64)
-        want = np.tanh(xs.astype(np.float64))
-        bound = ulps * np.finfo(dtype).eps * np.maximum(np.abs(want), np.finfo(dtype).tiny)
-        assert np.all(np.abs(got - want) <= bound)
-    assert np.isnan(apply(np.array([np.nan]))[0])
-
-
-_SIMULATOR_SCRIPT = textwrap.dedent(
-    """
-    import torch
-    from ent.losses.fused_lattice import (
-        emotion_lattice, fused_lattice_max_pool_loss, fused_supervised_lattice_loss,
-    )
-    from ent.losses.lattice_max_pool import lattice_max_pool_loss, supervised_lattice_loss
-    g = torch.Generator().manual_seed(0)
-    enc = torch.randn(3, 6, 5, generator=g, dtype=torch.float64)
-    enc[:, 4] = enc[:, 2]  # exact ties
-    pred = torch.randn(3, 4, 5, generator=g, dtype=torch.float64)
-    weight = torch.randn(3, 5, generator=g, dtype=torch.float64)
-    bias = torch.randn(3, generator=g, dtype=torch.float64)
-    enc_lens, label_lens = torch.tensor([6, 4, 1]), torch.tensor([3, 0, 2])
-    frames = torch.tensor([[1, 1, 2, 2, 0, 0], [0, 0, 0, 0, -1, -1], [2, -1, -1, -1, -1, -1]])
-    tokens = torch.tensor([[1, 2, 0, 0], [0, -1, -1, -1], [2, 2, 2, -1]])
-    def run(fn, *args, **kw):
-        leaves = [x.clone().requires_grad_() for x in (enc, pred, weight, bias)]
-        loss = fn(*leaves, *args, **kw)
-        return [loss.detach()] + list(torch.autograd.grad(loss, leaves))
-    ref_pool = lambda e, p, w, b, *a, **k: lattice_max_pool_loss(emotion_lattice(e, p, w, b), *a, **k)
-    ref_sup = lambda e, p, w, b, *a, **k: supervised_lattice_loss(emotion_lattice(e, p, w, b), *a, **k)
-    labels = torch.tensor([1, 0, 2])
-    checks = [(ref_pool, fused_lattice_max_pool_loss, (enc_lens, label_lens, labels), {"mode": m})
-              for m in ("one", "full_t", "full_u")]
-    checks += [(ref_sup, fused_supervised_lattice_loss, (enc_lens, label_lens, frames, t), {})
-               for t in (None, tokens)]
-    for ref, fused, args, kw in checks:
-        want = run(ref, *args, **kw)
-        got = run(fused, *args, backend="numba_cuda", **kw)
-        for a, b in zip(got, want):
-            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10 * float(b.abs().max()))
-    print("simulated numba CUDA matches the reference")
-    """
-)
-
-
-def test_numba_cuda_kernels_in_the_simulator() -> None:
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", PYTHONPATH=str(REPO))
-    done = subprocess.run(
-        [sys.executable, "-c", _SIMULATOR_SCRIPT],
-        env=env, cwd=REPO, capture_output=True, text=True, timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "matches the reference" in done.stdout
-
-
-# ----------------------------------------------------------------------------
-# The CUDA C++ sources
-# ----------------------------------------------------------------------------
-
-
-def _nvcc() -> Optional[str]:
-    found = shutil.which("nvcc")
-    if found:
-        return found
-    home = os.environ.get("CUDA_HOME") or "/usr/local/cuda"
-    candidate = Path(home) / "bin" / "nvcc"
-    return str(candidate) if candidate.is_file() else None
-
-
-@pytest.mark.skipif(
-    _nvcc() is None, reason="nvcc is not installed (no CUDA toolkit): cannot compile the CUDA sources"
-)
-def test_cuda_kernels_compile_with_nvcc(tmp_path: Path) -> None:
-    source = REPO / "ent" / "csrc" / "lattice_pool.cu"
-    done = subprocess.run(
-        # -Xptxas -O0: a compile check, not a build (halves the time).
-        [_nvcc(), "-c", "-std=c++17", "-O1", "-Xptxas", "-O0", "--Werror", "all-warnings", str(source),
-         "-o", str(tmp_path / "lattice_pool.o")],
-        capture_output=True, text=True, timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert (tmp_path / "lattice_pool.o").stat().st_size > 0
-
-
-def _cuda_home() -> Optional[Path]:
-    """A CUDA toolkit folder with headers: $CUDA_HOME, nvcc's parent folder, or /usr/local/cuda."""
-    nvcc = _nvcc()
-    candidates = [os.environ.get("CUDA_HOME"), nvcc and Path(nvcc).resolve().parents[1], "/usr/local/cuda"]
-    for home in candidates:
-        if home and (Path(home) / "include" / "cuda_runtime.h").is_file():
-            return Path(home)
-    return None
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(
-    _cuda_home() is None or torch.version.cuda is None, reason="needs the CUDA toolkit and a CUDA build of PyTorch"
-)
-def test_extension_builds_and_checks_its_inputs(tmp_path: Path) -> None:
-    """The full PyTorch extension (bindings included) builds; on CPU tensors it refuses clearly."""
-    env = dict(os.environ, ENT_EXTENSIONS_DIR=str(tmp_path), PYTHONPATH=str(REPO), TORCH_CUDA_ARCH_LIST="9.0")
-    env["CUDA_HOME"] = str(_cuda_home())
-    script = textwrap.dedent(
-        """
-        import torch
-        from ent.losses.fused_lattice import load_extension
-        ext = load_extension()
-        x = torch.zeros(1, 1, 1)
-        i = torch.zeros(1, 1, dtype=torch.long)
-        try:
-            ext.log_probs(x, x, x[0], x[0, 0], i, i, i, 0)
-        except RuntimeError as err:
-            print("refused:", str(err).splitlines()[0])
-        """
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=1200
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "refused: ent lattice kernels: enc must be a CUDA tensor" in done.stdout
 
 
 # ----------------------------------------------------------------------------

@@ -10,8 +10,7 @@ from functools import partial
 import pytest
 import torch
 
-from ent.losses.fused_lattice import BackendUnavailableError
-from ent.losses.rnnt import RNNT_BACKENDS, resolve_rnnt_backend, rnnt_loss, rnnt_loss_reference
+from ent.losses.rnnt import rnnt_loss, rnnt_loss_reference
 
 CPU_BACKENDS = ["torchaudio", "numba"]
 
@@ -93,26 +92,6 @@ def test_gradient_clamp() -> None:
         grads.append(x.grad)
     assert float(grads[1].abs().max()) == pytest.approx(0.05 / 3)  # clamped, then the mean's 1/B
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-6)
-
-
-def test_backend_resolution() -> None:
-    assert resolve_rnnt_backend("auto", torch.device("cpu")) == "numba"
-    assert resolve_rnnt_backend("auto", torch.device("cuda")) == "torchaudio"
-    assert resolve_rnnt_backend("torchaudio", torch.device("cpu")) == "torchaudio"
-    assert set(RNNT_BACKENDS) == {"auto", "torchaudio", "numba"}
-    with pytest.raises(ValueError, match="runs on CPU tensors"):
-        resolve_rnnt_backend("numba", torch.device("cuda"))
-    with pytest.raises(ValueError, match="unknown RNN-T loss backend"):
-        resolve_rnnt_backend("warp", torch.device("cpu"))
-
-
-def test_without_numba_auto_is_torchaudio(monkeypatch) -> None:
-    import ent.losses.rnnt as rnnt_module
-
-    monkeypatch.setattr(rnnt_module, "numba_available", lambda: False)
-    assert resolve_rnnt_backend("auto", torch.device("cpu")) == "torchaudio"
-    with pytest.raises(BackendUnavailableError, match="needs the numba package"):
-        resolve_rnnt_backend("numba", torch.device("cpu"))
 
 
 def test_importing_the_model_does_not_import_numba() -> None:

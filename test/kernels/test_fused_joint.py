@@ -1,4 +1,4 @@
-"""Tests of ent.nets.fused_joint: the fused lattice against the plain joint network."""
+"""Tests of ent.kernels.fused_joint: the fused lattice against the plain joint network."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Dict, Tuple
 import pytest
 import torch
 
-from ent.nets.fused_joint import FUSED_MAX_OUTPUTS, fused_joint_lattice
+from ent.kernels.fused_joint import FUSED_MAX_OUTPUTS, fused_joint_lattice
 from ent.nets.joint import JointNetwork
 
 

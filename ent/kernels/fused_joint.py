@@ -14,11 +14,11 @@ not much dearer (``python bench/joint_and_loss.py``).
 
 :func:`fused_joint_lattice` computes the same ``z`` (B, T, U+1, C) with numba
 CPU kernels that evaluate each node's activations on the fly (the vectorized
-``tanh`` of :mod:`ent.losses.lattice_numba`, within 3 ulp) and recompute them
+``tanh`` of :mod:`ent.kernels.lattice_numba`, within 3 ulp) and recompute them
 in the backward pass, which accumulates the gradients of ``enc_proj``,
 ``pred_proj``, ``weight`` and ``bias`` directly and skips nodes whose output
 gradient is zero (the padding a loss ignores). The kernels live in
-:mod:`ent.losses.lattice_numba` with the emotion lattice's, whose node
+:mod:`ent.kernels.lattice_numba` with the emotion lattice's, whose node
 evaluation and backward they share (numba's on-disk cache is invalidated by a
 change of the kernel's own source file only, so kernels that call each other
 stay in one file). :class:`ent.nets.joint.JointNetwork`
@@ -45,7 +45,7 @@ class _FusedJointLattice(torch.autograd.Function):
     def forward(  # type: ignore[override]
         ctx: torch.autograd.function.FunctionCtx, enc: Tensor, pred: Tensor, weight: Tensor, bias: Tensor
     ) -> Tensor:
-        from ent.losses.lattice_numba import joint_forward_cpu  # numba is imported on first use
+        from ent.kernels.lattice_numba import joint_forward_cpu  # numba is imported on first use
 
         enc, pred, weight, bias = (x.detach().contiguous() for x in (enc, pred, weight, bias))
         out = enc.new_empty(enc.size(0), enc.size(1), pred.size(1), weight.size(0))
@@ -57,7 +57,7 @@ class _FusedJointLattice(torch.autograd.Function):
     def backward(  # type: ignore[override]
         ctx: torch.autograd.function.FunctionCtx, grad_out: Tensor
     ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-        from ent.losses.lattice_numba import joint_backward_cpu, tiled_backward
+        from ent.kernels.lattice_numba import joint_backward_cpu, tiled_backward
 
         enc, pred, weight = ctx.saved_tensors  # contiguous, from the forward pass
         grad_out = grad_out.to(enc.dtype).contiguous()

@@ -6,7 +6,7 @@ node by node and never hold the lattice in memory. They serve
 autograd; the formulas are those of :mod:`ent.losses.lattice_max_pool`.
 The CPU kernels of a whole joint lattice's outputs and their backward
 (:func:`joint_forward_cpu`, :func:`joint_backward_cpu`) serve
-:mod:`ent.nets.fused_joint` and share the node evaluation and backward of the
+:mod:`ent.kernels.fused_joint` and share the node evaluation and backward of the
 lattice kernels; they stay in this file because numba's on-disk cache only
 notices a change of the file a cached kernel is defined in.
 
@@ -55,7 +55,7 @@ from numba import cuda, njit, prange, types
 from numba.extending import overload
 from torch import Tensor
 
-from ent.losses.fused_lattice import JointInputs, NodeRuns
+from ent.kernels.lattice_types import JointInputs, NodeRuns
 
 #: LLVM fast-math flags of the CPU kernels: reassociation (vectorized sums),
 #: contraction (FMA), reciprocal division and signed zeros. NaN and infinity
