@@ -22,7 +22,7 @@ mean subtraction: each frame depends on its own samples only, and the voice's
 pitch level is removed by (per-speaker) CMVN, which keeps the emotion's shift
 of the pitch level relative to the speaker.
 
-Measured on ``mini_emo`` (README, Features): a linear classifier on per-speaker
+Measured on ``mini_emo`` (egs/mini_emo/ent1/RESULTS.md, history): a linear classifier on per-speaker
 normalized utterance statistics reaches test UA 79.2 % from the fbank alone
 and 88.0 % with these pitch features added.
 """

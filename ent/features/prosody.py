@@ -18,7 +18,7 @@ speaker (:func:`normalize_prosody`), computed without labels together with
 the per-speaker CMVN statistics (:func:`ent.features.cmvn.speaker_cmvn` with
 ``prosody=True``), or, without speaker statistics, with global ones.
 
-Measured on ``mini_emo`` (README, Results): a logistic regression on these
+Measured on ``mini_emo`` (egs/mini_emo/ent1/RESULTS.md, history): a logistic regression on these
 13 speaker-normalized functionals of ``train`` reaches test UA 87.0 % alone,
 and 87.5 % fused with the posteriors of an ENT head that reaches 85.0 %;
 without the per-speaker normalization, 84.0 % fused. ENT and FENT with the

@@ -3,7 +3,7 @@
 :class:`SSLFrontend` loads a self-supervised speech model with Hugging Face
 ``transformers`` from a **local directory** (``config.json`` and
 ``model.safetensors`` or ``pytorch_model.bin``; nothing is downloaded at run
-time, see README "Pretrained front ends"), runs it on a padded batch of
+time, see docs/pretrained_frontends.md), runs it on a padded batch of
 16 kHz waveforms and returns a learned softmax-weighted sum of all its hidden
 states (:class:`~ent.features.layer_weighting.LayerWeightedSum`), the front
 end of the published ENT results (frozen wav2vec 2.0 base, 13 hidden states).
@@ -99,7 +99,7 @@ HOW_TO_GET_WEIGHTS = (
     "`hf download facebook/wav2vec2-base --local-dir /models/wav2vec2-base` "
     "(older huggingface_hub: `huggingface-cli download ...`; or `save_pretrained()` in Python), "
     "copy the directory here and set frontend_conf.model_dir to it "
-    "(see README, 'Pretrained front ends')"
+    "(see docs/pretrained_frontends.md)"
 )
 
 

@@ -2,7 +2,7 @@
 
 A frozen wav2vec 2.0 / HuBERT / WavLM model gives the same hidden states for
 an utterance in every epoch; :func:`extract_ssl_features` (the CLI
-``python -m ent.bin.extract_ssl_features``, stage 11 of ``ent.sh``) computes
+``python -m ent.bin.extract_ssl_features``, stage 5 of ``ent.sh``) computes
 them once and :class:`~ent.features.ssl.SSLFrontend` with ``cache_dir`` reads
 them instead of running the model.
 
@@ -127,7 +127,7 @@ class SSLFeatureCache:
                 manifest, None,
                 "SSL feature cache not found: extract it first with `python -m "
                 "ent.bin.extract_ssl_features --config <train config> --data-dir <dirs>` (ent.sh "
-                "stage 11 with --ssl_cache_configs), or remove frontend_conf.cache_dir",
+                "stage 5 with --ssl_cache_configs), or remove frontend_conf.cache_dir",
             )
         data = _read_manifest(manifest)
         diff = _fingerprint_diff(data["fingerprint"], fingerprint)

@@ -142,6 +142,9 @@ def test_tags_name_what_changes_the_result(recipe: Path) -> None:
                 "--inference_model", "valid.acc.best.pth")[0] == [
         "conf/train_ent.yaml", "ent_fbank_bpe300_sp_max_epoch3_model_conflattice_weight0.5",
         "decode_decode_beam8_nolm_valid.acc.best"]
+    # the mixing stage changes the training data: --mix true and false train different models
+    assert [t[1] for t in tags("--mix", "true")] == ["ent_fbank_char_mix", "fent_fbank_char_mix"]
+    assert [t[1] for t in tags("--mix", "false")] == ["ent_fbank_char", "fent_fbank_char"]
     assert [t[1] for t in tags("--model_tag", "a b")] == ["a", "b"]
     bad = run(recipe, "--show_tags", "true", "--model_tag", "a b")
     assert bad.returncode == 2 and "--model_tag has 2 tags for 1 --train_configs" in bad.stdout
@@ -203,7 +206,7 @@ def test_stages_7_to_11_train_decode_in_parallel_score_and_pack(recipe: Path) ->
             "--test_sets", "test", "--sed_sets", "test", "--mix", "true", "--mix_share", "0.5"]
     out = run(recipe, *opts, "--stop_stage", "11")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    mdir = recipe / "exp" / "tiny_fbank_char"
+    mdir = recipe / "exp" / "tiny_fbank_char_mix"
     # --mix true: trained and validated on the mixed sets, decoded on the plain ones
     config = (mdir / "config.yaml").read_text()
     assert "train_data_dir: data/train_mix" in config and "valid_data_dir: data/dev_mix" in config
@@ -220,8 +223,8 @@ def test_stages_7_to_11_train_decode_in_parallel_score_and_pack(recipe: Path) ->
         assert len((ddir / "text").read_text().splitlines()) == 4
     assert "--num-threads" in (decode / "dev" / "decode.sh").read_text()
     results = (recipe / "RESULTS.md").read_text()
-    assert "## tiny_fbank_char/decode_decode_lm3gram_valid.loss.ave" in results
-    assert "- config: `conf/train_tiny.yaml`" in results and "- model dir: `exp/tiny_fbank_char`" in results
+    assert "## tiny_fbank_char_mix/decode_decode_lm3gram_valid.loss.ave" in results
+    assert "- config: `conf/train_tiny.yaml`" in results and "- model dir: `exp/tiny_fbank_char_mix`" in results
     assert "EDER" in out.stdout + out.stderr
     packed = mdir / "packed"
     assert (packed / "lm.arpa").is_file() and (packed / "decode.yaml").is_file()
@@ -233,7 +236,7 @@ def test_stages_7_to_11_train_decode_in_parallel_score_and_pack(recipe: Path) ->
     bad = run(recipe, *opts, "--stage", "8", "--stop_stage", "8")
     assert bad.returncode != 0
     assert "Stage 8: decoding failed" in bad.stdout
-    assert "run_local.sh: job JOB=tiny_fbank_char/decode_decode_lm3gram_valid.loss.ave/" in bad.stderr
+    assert "run_local.sh: job JOB=tiny_fbank_char_mix/decode_decode_lm3gram_valid.loss.ave/" in bad.stderr
     assert "lm_weight and token_bonus need search: modified_beam_search" in bad.stderr
 
 

@@ -115,7 +115,7 @@ def test_full_run_on_the_fixture_then_zed_on_its_models(tmp_path: Path) -> None:
     results = (recipe / "RESULTS.md").read_text()
     assert "## tiny_ent" in results and "## tiny_fent" in results and "|fold1|5|" in results
     assert "mean ± std (1 fold)" in results
-    for tag in ("tiny_ent_fbank_char", "tiny_fent_fbank_char"):
+    for tag in ("tiny_ent_fbank_char_mix", "tiny_fent_fbank_char_mix"):
         assert (recipe / "exp" / "fold1" / tag / "packed" / "model.pth").is_file()
         assert (recipe / "exp" / "fold1" / tag / "decode_decode_nolm_valid.loss.ave" / "test" / "scores.json").is_file()
     assert (recipe / "data" / "fold1" / "token_list" / "char" / "tokens.txt").is_file()
@@ -127,17 +127,17 @@ def test_full_run_on_the_fixture_then_zed_on_its_models(tmp_path: Path) -> None:
     assert not speakers(fold / "train_mix") & speakers(fold / "test")
     assert not (fold / "test_mix").exists()
     assert "train_data_dir: data/fold1/train_mix" in (
-        recipe / "exp" / "fold1" / "tiny_ent_fbank_char" / "config.yaml").read_text()
+        recipe / "exp" / "fold1" / "tiny_ent_fbank_char_mix" / "config.yaml").read_text()
 
     zed = copy_recipe("zed", tmp_path / "egs" / "zed" / "ent1")
     zed_root = make_zed_tree(tmp_path / "ZED")
-    models = " ".join(str(recipe / "exp" / "fold1" / t) for t in ("tiny_ent_fbank_char", "tiny_fent_fbank_char"))
+    models = " ".join(str(recipe / "exp" / "fold1" / t) for t in ("tiny_ent_fbank_char_mix", "tiny_fent_fbank_char_mix"))
     out = run_script(zed, "run.sh", "--zed_root", str(zed_root), "--model_dirs", models, "--ngpu", "0",
                      "--python", PYTHON, timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     table = (zed / "RESULTS.md").read_text()
     assert "|model|Snt|EDER|frame acc|WER|CER|" in table
-    assert "|fold1_tiny_ent_fbank_char|4|" in table and "|fold1_tiny_fent_fbank_char|4|" in table
+    assert "|fold1_tiny_ent_fbank_char_mix|4|" in table and "|fold1_tiny_fent_fbank_char_mix|4|" in table
 
 
 STUB_ENT_SH = """#!/usr/bin/env bash

@@ -29,8 +29,8 @@
 #      scoring of the test and diarization sets, beside the full-context greedy row.
 #
 # Tags (as ESPnet's asr.sh), from what changes the result:
-#   model tag   <config name without train_>_<feats_type>_<char|bpe<nbpe>|unigram<nbpe>>[_sp][<--train_args folded>]
-#               e.g. exp/ent_fbank_pitch_char; --model_tag overrides it.
+#   model tag   <config name without train_>_<feats_type>_<char|bpe<nbpe>|unigram<nbpe>>[_sp][_mix][<--train_args folded>]
+#               e.g. exp/ent_fbank_pitch_char_mix; --model_tag overrides it.
 #   decode tag  decode_<decode config name>[<--inference_args folded>]_<lm<order>gram|nolm>_<checkpoint name>
 #               e.g. decode_decode_lm8gram_valid.loss.ave
 #   Folding: "--max_epoch 3 --model_conf lattice_weight=0.5" -> _max_epoch3_model_conflattice_weight0.5
@@ -168,8 +168,8 @@ Stages (a stage S runs when --stage <= S <= --stop_stage, an optional one only w
   12 streaming decoding and scoring (optional: --streaming_configs)
 
 Tags:
-  exp/<model tag>: <config name without train_>_<feats_type>_<char|bpe<nbpe>>[_sp][<train_args>],
-    e.g. exp/ent_fbank_pitch_char
+  exp/<model tag>: <config name without train_>_<feats_type>_<char|bpe<nbpe>>[_sp][_mix][<train_args>],
+    e.g. exp/ent_fbank_pitch_char_mix
   <decode tag>: decode_<decode config name>[<inference_args>]_<lm<order>gram|nolm>_<checkpoint>,
     e.g. decode_decode_lm8gram_valid.loss.ave
   (options folded: "--max_epoch 3" -> _max_epoch3)
@@ -230,6 +230,7 @@ for i in "${!configs[@]}"; do
     tag=$(basename "${config}" .yaml)
     tag="${tag#train_}_${feats_type}_${token_tag}"
     [ -n "${speed_perturb_factors}" ] && tag+=_sp
+    [ "${mix}" = true ] && tag+=_mix
     tag+=$(fold_args "${train_args}")
   fi
   if [[ ! "${tag}" =~ ^[A-Za-z0-9._+-]+$ ]]; then

@@ -9,7 +9,7 @@
 # Usage: ./run.sh [--oracle_intervals true] [--streaming true] [--stage N] [--stop_stage N]
 #                 [other ent.sh options]
 #   Stages: those of ent.sh (./ent.sh --help), e.g. --stage 7 --stop_stage 9 to train, decode and
-#   score; the models in exp/<config>_fbank_pitch_char (e.g. exp/ent_fbank_pitch_char), decoded in
+#   score; the models in exp/<config>_fbank_pitch_char_mix (e.g. exp/ent_fbank_pitch_char_mix), decoded in
 #   exp/<model>/decode_decode_lm8gram_valid.loss.ave/<set>.
 #   --oracle_intervals true  train ent_oracle and fent_oracle (conf/tuning/train_*_oracle.yaml)
 #                     on the synthesizer's exact speech intervals of every train/dev utterance

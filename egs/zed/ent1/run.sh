@@ -4,10 +4,10 @@
 #
 #   ./run.sh --zed_root /corpora/ZED
 #   ./run.sh --zed_root /corpora/ZED \
-#       --model_dirs "../../iemocap/ent1/exp/fold3/ent_fbank_bpe300 ../../iemocap/ent1/exp/fold3/fent_fbank_bpe300"
+#       --model_dirs "../../iemocap/ent1/exp/fold3/ent_fbank_bpe300_mix ../../iemocap/ent1/exp/fold3/fent_fbank_bpe300_mix"
 #   # the wav2vec 2.0 models of the IEMOCAP recipe (conf/train_{ent,fent}_wav2vec2.yaml there):
 #   ./run.sh --zed_root /corpora/ZED \
-#       --model_dirs "../../iemocap/ent1/exp/fold1/ent_wav2vec2_fbank_bpe300 ../../iemocap/ent1/exp/fold1/fent_wav2vec2_fbank_bpe300"
+#       --model_dirs "../../iemocap/ent1/exp/fold1/ent_wav2vec2_fbank_bpe300_mix ../../iemocap/ent1/exp/fold1/fent_wav2vec2_fbank_bpe300_mix"
 #
 # ZED has no training data, so it has no training configs: the models bring
 # their own (a packed model with a pretrained front end carries a copy of the
@@ -33,8 +33,8 @@ stage=1                 # First stage to run.
 stop_stage=3            # Last stage to run.
 zed_root=""             # The ZED folder (ZED.json and audio; needed by stage 1).
 zed_json=""             # Annotation file (default: ${zed_root}/ZED.json).
-model_dirs="../../iemocap/ent1/exp/fold1/ent_fbank_bpe300 ../../iemocap/ent1/exp/fold1/fent_fbank_bpe300"  # Models to evaluate.
-model_names=""          # Row labels, one per model dir (default: <parent>_<dir>, e.g. fold1_ent_fbank_bpe300).
+model_dirs="../../iemocap/ent1/exp/fold1/ent_fbank_bpe300_mix ../../iemocap/ent1/exp/fold1/fent_fbank_bpe300_mix"  # Models to evaluate.
+model_names=""          # Row labels, one per model dir (default: <parent>_<dir>, e.g. fold1_ent_fbank_bpe300_mix).
 decode_config=conf/decode.yaml  # Decoding options.
 emotions="neutral happy angry sad"  # Emotion classes, neutral first.
 frame_shift=0.02        # Frame grid (s) of the frame accuracy (ZED's).
