@@ -25,6 +25,7 @@ valid_set=dev
 test_sets="test test_sed"    # WER, CER and utterance emotion accuracy
 sed_sets="dev_mix test_sed"  # emotion diarization (EDER); dev_mix: the mixes of dev (model choices)
 train_configs="conf/train_ent.yaml conf/train_fent.yaml"
+decode_config=conf/decode.yaml
 streaming_configs="conf/train_ent_streaming.yaml conf/train_fent_streaming.yaml"
 
 streaming=false
@@ -58,6 +59,7 @@ if [ "${oracle_intervals}" = true ]; then
   valid_set=dev_oracle
   sed_sets="test_sed"
   train_configs="conf/tuning/train_ent_oracle.yaml conf/tuning/train_fent_oracle.yaml"
+  decode_config=conf/tuning/decode_oracle.yaml  # switch penalty of the oracle models (RESULTS.md)
   mix_opts=(--mix false)
   data_opts=(--local_data_opts "--oracle_intervals true")
 fi
@@ -73,7 +75,7 @@ fi
     --test_sets "${test_sets}" \
     --sed_sets "${sed_sets}" \
     --train_configs "${train_configs}" \
-    --decode_config conf/decode.yaml \
+    --decode_config "${decode_config}" \
     --token_type char \
     --feats_type fbank_pitch \
     --lm_order 8 \
