@@ -250,6 +250,23 @@ def node_backward(dz, h, g, weight, grad_enc_row, pred_part_row, weight_part, bi
         pred_part_row[j] += d
 
 
+@njit(inline="always", fastmath=FASTMATH)
+def weighted_node_backward(
+    enc_row, pred_row, weight, bias, cls, w, h, g, z, grad_enc_row, pred_part_row, weight_part, bias_part
+):  # pragma: no cover - numba
+    """Backpropagate ``-w * log p(cls)`` of one node (encoder row, predictor row).
+
+    Its logits go into ``z`` (C,), which becomes ``dL/dz``; then
+    :func:`node_backward` with the same outputs; ``h`` (J,) and ``g`` (J,)
+    are scratch.
+    """
+    lse = _node_logits(enc_row, pred_row, weight, bias, h, z)
+    one = typed(w, 1.0)
+    for c in range(z.shape[0]):
+        z[c] = w * (np.exp(z[c] - lse) - (one if c == cls else one - one))
+    node_backward(z, h, g, weight, grad_enc_row, pred_part_row, weight_part, bias_part)
+
+
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
 def _backward_cpu(
     enc, pred, weight, bias, frame_run, token_run, run_class, run_weight, tiles_per_utt,
@@ -282,12 +299,10 @@ def _backward_cpu(
                 w = run_weight[b, k]
                 if w == 0:
                     continue
-                lse = _node_logits(enc[b, t], pred[b, u], weight, bias, h, z)
-                cls = run_class[b, k]
-                one = typed(w, 1.0)
-                for c in range(num_c):  # z becomes dL/dz
-                    z[c] = w * (np.exp(z[c] - lse) - (one if c == cls else one - one))
-                node_backward(z, h, g, weight, grad_enc[b, t], pred_part[tile, u], weight_part[tile], bias_part[tile])
+                weighted_node_backward(
+                    enc[b, t], pred[b, u], weight, bias, run_class[b, k], w, h, g, z,
+                    grad_enc[b, t], pred_part[tile, u], weight_part[tile], bias_part[tile],
+                )
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
@@ -312,11 +327,10 @@ def _node_weight_backward_cpu(
                 w = node_weight[b, t, u]
                 if w == 0:
                     continue
-                lse = _node_logits(enc[b, t], pred[b, u], weight, bias, h, z)
-                one = typed(w, 1.0)
-                for c in range(num_c):  # z becomes dL/dz
-                    z[c] = w * (np.exp(z[c] - lse) - (one if c == cls else one - one))
-                node_backward(z, h, g, weight, grad_enc[b, t], pred_part[tile, u], weight_part[tile], bias_part[tile])
+                weighted_node_backward(
+                    enc[b, t], pred[b, u], weight, bias, cls, w, h, g, z,
+                    grad_enc[b, t], pred_part[tile, u], weight_part[tile], bias_part[tile],
+                )
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
