@@ -25,7 +25,6 @@ from ent.utils.espnet_imports import quiet_espnet_imports
 quiet_espnet_imports()
 
 from espnet2.iterators.abs_iter_factory import AbsIterFactory  # noqa: E402
-from espnet2.iterators.sequence_iter_factory import SequenceIterFactory  # noqa: E402
 from espnet2.tasks.abs_task import AbsTask  # noqa: E402
 from espnet2.train.class_choices import ClassChoices  # noqa: E402
 from espnet2.train.distributed_utils import DistributedOption  # noqa: E402
@@ -37,6 +36,7 @@ from espnet2.utils.types import str2bool, str_or_none  # noqa: E402
 from ent.data.datadir import DataDir  # noqa: E402
 from ent.data.dataset import EmotionASRDataset, collate_espnet  # noqa: E402
 from ent.data.emotions import DEFAULT_EMOTIONS, parse_emotion_list  # noqa: E402
+from ent.data.distributed_sampler import DistributedBatchSampler  # noqa: E402
 from ent.data.sampler import LengthBucketBatchSampler, utterance_lengths  # noqa: E402
 from ent.features.cmvn import build_global_cmvn, normalized_prosody_table, speaker_cmvn  # noqa: E402
 from ent.features.fbank import Fbank  # noqa: E402
@@ -46,7 +46,9 @@ from ent.models.transducer import EmotionTransducer  # noqa: E402
 from ent.nets.dropout import use_fast_dropout  # noqa: E402
 from ent.nets.encoder import ConformerEncoder  # noqa: E402
 from ent.nets.predictor import RNNPredictor, StatelessPredictor  # noqa: E402
+from ent.tasks.iter_factory import ShardedIterFactory  # noqa: E402
 from ent.text.tokenizer import Tokenizer  # noqa: E402
+from ent.utils.distributed import computed_on_rank0, sync_from_rank0, world_and_rank  # noqa: E402
 from ent.utils.errors import DataError  # noqa: E402
 
 # fbank: on-the-fly Kaldi fbank (ent.features.fbank); ssl: a local wav2vec 2.0 /
@@ -139,7 +141,13 @@ class ENTTask(AbsTask):
         mode: str,
         kwargs: Optional[Dict[str, Any]] = None,
     ) -> AbsIterFactory:
-        """Iterators over a data dir, batched by frame budget and sharded across workers."""
+        """Iterators over a data dir, batched by frame budget and dealt anew to the ranks every epoch.
+
+        The length buckets are dealt by :class:`DistributedBatchSampler`:
+        disjoint across ranks, reshuffled every training epoch, the same
+        number per rank (no validation batch repeated). Speaker statistics
+        (``--speaker_cmvn``) are computed by rank 0 and broadcast.
+        """
         train = mode == "train"
         data_dir = args.train_data_dir if train else args.valid_data_dir
         tokenizer = Tokenizer.from_dir(args.token_dir)
@@ -155,39 +163,41 @@ class ENTTask(AbsTask):
             raise RuntimeError(f"{data_dir}: no utterance is long enough to train on")
         spk_cmvn = None
         if getattr(args, "speaker_cmvn", False):
-            spk_cmvn = speaker_cmvn(data, cls.speaker_cmvn_frontend(args),
-                                    prosody=bool((args.model_conf or {}).get("head_prosody", False)))
+            spk_cmvn = computed_on_rank0(speaker_cmvn, data, cls.speaker_cmvn_frontend(args),
+                                         prosody=bool((args.model_conf or {}).get("head_prosody", False)))
         dataset = EmotionASRDataset(data, tokenizer, parse_emotion_list(args.emotions), utt_ids=keep,
                                     use_intervals=getattr(args, "use_emo_segments", True),
                                     speaker_cmvn=spk_cmvn)
-        world, rank = 1, 0
-        if distributed_option.distributed:
-            world = torch.distributed.get_world_size()
-            rank = torch.distributed.get_rank()
-        sampler = LengthBucketBatchSampler(
+        buckets = LengthBucketBatchSampler(
             {utt: lengths[utt] for utt in keep},
             max_frames_per_batch=args.max_frames_per_batch,
             max_batch_size=args.max_batch_size,  # ESPnet's option; None: no bound
             shuffle=train,
             seed=args.seed,
-            num_replicas=world,
-            rank=rank,
         )
-        batches = [tuple(b) for b in sampler]
-        sizes = [len(b) for b in batches]
+        world, rank = world_and_rank() if distributed_option.distributed else (1, 0)
+        try:
+            # list(buckets): the buckets in the order of the seed, then reshuffled every epoch by the
+            # sampler (one process: the batch order of every epoch as before there was a sampler)
+            sampler = DistributedBatchSampler(list(buckets), num_replicas=world, rank=rank, shuffle=train,
+                                              seed=args.seed, repeat_to_fill=train)
+        except ValueError as exc:
+            raise DataError(data_dir, None, f"[{mode}] {exc}") from None
+        sizes = [len(b) for b in sampler.batches]
         logging.info(
-            f"[{mode}] {data_dir}: {len(dataset)} utterances in {len(batches)} batches "
-            f"(size mean {np.mean(sizes):.1f}, min {min(sizes)}, max {max(sizes)})"
+            f"[{mode}] {data_dir}: {len(dataset)} utterances in {len(sizes)} batches "
+            f"(size mean {np.mean(sizes):.1f}, min {min(sizes)}, max {max(sizes)}), {len(sampler)} per rank"
+            + (f" of {world}" if world > 1 else "")
         )
-        return SequenceIterFactory(
+        return ShardedIterFactory(
             dataset=dataset,
-            batches=batches,
-            seed=args.seed,
+            sampler=sampler,
             num_iters_per_epoch=args.num_iters_per_epoch if train else None,
-            shuffle=train,
+            seed=args.seed,
             num_workers=args.num_workers,
             collate_fn=collate_espnet,
             pin_memory=args.ngpu > 0,
+            mode=mode,
         )
 
     @classmethod
@@ -198,9 +208,11 @@ class ENTTask(AbsTask):
         before loading a checkpoint to resume from, so this is where the
         prosody expert (``head_prosody_fit``) is fitted on the training set;
         a resumed run fits it again and then loads the checkpoint's weights.
+        In distributed training rank 0 fits it and the others receive it.
         """
         if getattr(model, "head_prosody", False) and getattr(model, "head_prosody_fit", False):
-            cls.fit_prosody_expert(args, model)
+            computed_on_rank0(cls.fit_prosody_expert, args, model)
+            sync_from_rank0(model)
         return super().build_optimizers(args, model)
 
     @classmethod

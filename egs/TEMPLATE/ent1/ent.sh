@@ -48,7 +48,11 @@ SECONDS=0
 stage=1              # First stage to run.
 stop_stage=10000     # Last stage to run.
 nj=2                 # Parallel jobs for CPU work (synthesis, statistics).
-ngpu=0               # GPUs for training and decoding (0: CPU).
+ngpu=0               # GPUs for training and decoding (0: CPU); training on more than 1 is DDP.
+num_nodes=1          # Stage 7: machines training one model together (> 1: with --dist_launcher torchrun).
+dist_launcher=""     # Stage 7: "" (ESPnet starts one DDP process per GPU) or torchrun.
+nproc_per_node=""    # Stage 7, torchrun: processes per node (default: --ngpu; on the CPU: 1, gloo DDP).
+rdzv_endpoint=""     # Stage 7, torchrun with --num_nodes > 1: host:port of the rendezvous (one node of the job).
 python=python3       # Python interpreter.
 datadir=data         # Where data dirs are written.
 expdir=exp           # Where statistics, models and decodes are written.
@@ -108,7 +112,15 @@ Usage: $0 [options]
   --stage N                 first stage to run (default: ${stage})
   --stop_stage N            last stage to run (default: ${stop_stage})
   --nj N                    parallel CPU jobs (default: ${nj})
-  --ngpu N                  GPUs for training/decoding (default: ${ngpu})
+  --ngpu N                  GPUs for training/decoding; training on N > 1 is DDP (default: ${ngpu})
+  --num_nodes M             stage 7: machines training together, with --dist_launcher torchrun
+                            and the same command on every machine (default: ${num_nodes})
+  --dist_launcher L         stage 7: "" (one DDP process per GPU, started by ESPnet) or torchrun
+                            (default: "${dist_launcher}")
+  --nproc_per_node N        stage 7, torchrun: processes per machine (default: --ngpu; on the CPU
+                            (--ngpu 0) 1, and N > 1 trains with DDP over gloo)
+  --rdzv_endpoint HOST:PORT stage 7, torchrun with --num_nodes > 1: rendezvous address, one machine
+                            of the job (default: none)
   --python PY               python interpreter (default: ${python})
   --datadir DIR             data dirs (default: ${datadir})
   --expdir DIR              experiment dir (default: ${expdir})
@@ -185,6 +197,44 @@ if [ $# -ne 0 ]; then
   log "Error: unexpected arguments: $*"; echo "${help_message}" >&2; exit 2
 fi
 [ -f ./path.sh ] && . ./path.sh
+
+# Stage 7's launcher: torchrun_opts (torchrun's options) and dist_opts (ESPnet's
+# distributed options). --ngpu N > 1 alone: ESPnet starts N DDP processes
+# (--multiprocessing_distributed true); torchrun: it starts them, on every one of
+# --num_nodes machines, each process with one GPU (or the CPU).
+torchrun_opts=()
+dist_opts=(--ngpu "${ngpu}")
+case "${dist_launcher}" in
+  "")
+    if [ "${num_nodes}" -ne 1 ] || [ -n "${nproc_per_node}" ] || [ -n "${rdzv_endpoint}" ]; then
+      echo "$0: --num_nodes, --nproc_per_node and --rdzv_endpoint need --dist_launcher torchrun" >&2; exit 2
+    fi
+    [ "${ngpu}" -gt 1 ] && dist_opts+=(--multiprocessing_distributed true)
+    ;;
+  torchrun)
+    if [ "${ngpu}" -gt 0 ]; then
+      if [ -n "${nproc_per_node}" ] && [ "${nproc_per_node}" -ne "${ngpu}" ]; then
+        echo "$0: with GPUs torchrun starts one process per GPU: --nproc_per_node must be --ngpu (${ngpu})" >&2; exit 2
+      fi
+      nproc_per_node=${ngpu}
+      dist_opts=(--ngpu 1 --dist_backend nccl)
+    else
+      nproc_per_node=${nproc_per_node:-1}
+      dist_opts=(--ngpu 0 --dist_backend gloo)
+    fi
+    dist_opts+=(--multiprocessing_distributed false)
+    if [ "${num_nodes}" -gt 1 ]; then
+      if [ -z "${rdzv_endpoint}" ]; then
+        echo "$0: --num_nodes ${num_nodes} needs --rdzv_endpoint HOST:PORT (one machine of the job)" >&2; exit 2
+      fi
+      torchrun_opts=(--nnodes "${num_nodes}" --rdzv_backend c10d --rdzv_endpoint "${rdzv_endpoint}")
+    else
+      torchrun_opts=(--standalone)
+    fi
+    torchrun_opts+=(--nproc_per_node "${nproc_per_node}")
+    ;;
+  *) echo "$0: --dist_launcher must be empty or torchrun, not '${dist_launcher}'" >&2; exit 2 ;;
+esac
 
 emotions_csv=${emotions// /,}
 if [ -n "${speed_perturb_factors}" ]; then
@@ -402,7 +452,12 @@ if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
     log "Stage 7: training ${tag} with ${config}${train_args:+ and ${train_args}} -> ${mdir} (log: ${mdir}/train.log)"
     mkdir -p "${mdir}"
     write_run_sh "${config}" "${mdir}"
-    ${python} -m ent.bin.train --config "${config}" --ngpu "${ngpu}" \
+    if [ "${dist_launcher}" = torchrun ]; then  # the machines' torchruns meet in this model's rendezvous
+      launch=(${python} -m torch.distributed.run "${torchrun_opts[@]}" --rdzv_id "${tag}" -m ent.bin.train)
+    else
+      launch=(${python} -m ent.bin.train)
+    fi
+    "${launch[@]}" --config "${config}" "${dist_opts[@]}" \
       --train_data_dir "${datadir}/${train_fit_set}" --valid_data_dir "${datadir}/${valid_fit_set}" \
       --token_dir "${token_dir}" --emotions "${emotions_csv}" \
       --normalize_conf "stats_file=${stats_dir}/feats_stats.npz" \
