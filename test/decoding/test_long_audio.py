@@ -168,7 +168,7 @@ def test_a_tiny_last_piece_keeps_the_unsplit_frame_count(models: Dict[str, torch
     model = models["ent"]
     split = recognizer(model, long_audio_max=1.0, long_audio_min=1.0, long_audio_pause=0.1)
     unsplit = recognizer(model, long_audio_max=0.0)
-    for n in (3 * 960 * 16 // 16 * 5 + 100, 2 * 15360 + 500, 2 * 15360 + 3000):  # just past a hard cut
+    for n in (15360 + 100, 2 * 15360 + 500, 2 * 15360 + 3000):  # just past a hard cut (1 s = 16 frames)
         wave = LONG_WAVE[:n]
         (a,) = split.decode(["u"], [wave])
         (b,) = unsplit.decode(["u"], [wave])
