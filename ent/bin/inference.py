@@ -22,6 +22,11 @@ be decoded as a stream: ``--streaming`` feeds each utterance to a
 A model trained with per-speaker CMVN (``speaker_cmvn: true``) is decoded
 with the statistics of each speaker (``utt2spk``) of ``--data-dir``, computed
 from the set's audio and cached in ``<data-dir>/spk_cmvn.npz``.
+
+An utterance longer than ``long_audio_max`` seconds (decoding config or
+``--long-audio-max``; default 30) is decoded in pieces cut at pauses, one
+after the other, and stitched back in its own time (:mod:`ent.decoding.long_audio`);
+with ``--streaming`` the session ends a segment at the same places.
 """
 
 from __future__ import annotations
@@ -69,6 +74,9 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--frame-emotion-pause", type=float, default=None,
                         help="frame emotions by pieces: cut utterances at pauses of at least this many seconds "
                         "and take the frame emotions of each piece decoded on its own (0: off); overrides the config")
+    parser.add_argument("--long-audio-max", type=float, default=None, metavar="SECONDS",
+                        help="utterances longer than this are decoded in pieces cut at pauses and stitched "
+                        "(ent.decoding.long_audio; 0: never split); overrides the config's long_audio_max")
     parser.add_argument("--lm", default=None,
                         help="token n-gram LM (ARPA, ent.bin.train_lm) for modified beam search; "
                         "default: lm.arpa of a packed --model-dir, if any (used when lm_weight > 0)")
@@ -112,7 +120,7 @@ def run(args: argparse.Namespace) -> None:
         "utt_emotion_from": args.utt_emotion_from,
         "frame_switch_penalty": args.frame_switch_penalty,
         "lm_weight": args.lm_weight, "token_bonus": args.token_bonus,
-        "frame_emotion_pause": args.frame_emotion_pause,
+        "frame_emotion_pause": args.frame_emotion_pause, "long_audio_max": args.long_audio_max,
     })
     device = "cuda" if args.ngpu > 0 else "cpu"
     try:

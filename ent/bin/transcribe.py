@@ -10,6 +10,10 @@ Example::
     ent-transcribe --model exp/ent/packed recording.wav
     ent-transcribe --model exp/ent/packed --json a.wav b.flac > result.jsonl
 
+A file longer than ``--long-audio-max`` seconds (default 30) is decoded in
+pieces cut at pauses and stitched back in the file's time
+(:mod:`ent.decoding.long_audio`), so memory does not grow with the file.
+
 With ``--streaming`` (a streaming model) each file is fed in pieces of
 ``--chunk-ms`` as a live source would deliver it, and what every piece makes
 new is printed at once: the transcript so far, the words completed with their
@@ -66,6 +70,10 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--search", choices=("greedy", "modified_beam_search"), default=None,
                         help="default: the packed decode.yaml's, else modified_beam_search")
     parser.add_argument("--beam", type=int, default=None, help="default: the packed decode.yaml's, else 4")
+    parser.add_argument("--long-audio-max", type=float, default=None, metavar="SECONDS",
+                        help="a file longer than this is decoded in pieces of at most this length, cut at pauses, "
+                        "and stitched (memory bounded by the piece); with --streaming the longest segment; "
+                        "0: never split; default: the packed decode.yaml's, else 30")
     parser.add_argument("--json", action="store_true", help="print one JSON object per file instead of text "
                         "(with --streaming: one per update; the last one has \"final\": true and the "
                         "file's object as \"result\")")
@@ -234,7 +242,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     try:
         plots = plot_paths(args.plot, args.audio) if args.plot is not None else None
         packed = args.model / "decode.yaml"  # the recipe's decoding options (ent.bin.pack_model)
-        overrides = {"search": args.search, "beam": args.beam, "batch_size": 1}
+        overrides = {"search": args.search, "beam": args.beam, "batch_size": 1,
+                     "long_audio_max": args.long_audio_max}
         if args.search == "greedy" or args.streaming:  # no LM outside beam search
             overrides.update(lm_weight=0.0, token_bonus=0.0)
         options = DecodeOptions.from_yaml(packed if packed.is_file() else None, overrides)

@@ -7,6 +7,8 @@
   emotions, the utterance emotion, emotional segments.
 * :mod:`ent.decoding.writer`: the decoding directory's files
   (:class:`DecodeWriter`).
+* :mod:`ent.decoding.long_audio`: long recordings decoded piece by piece and
+  stitched in utterance time (also the segments of a streaming session).
 """
 
 from ent.decoding.beam_search import modified_beam_search, modified_beam_search_nbest

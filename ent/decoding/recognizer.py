@@ -24,6 +24,14 @@ from ent.decoding.beam_search import modified_beam_search
 from ent.decoding.greedy import greedy_search
 from ent.decoding.emotion_smoothing import smooth_hypothesis
 from ent.decoding.hypothesis import Hypothesis, utterance_emotion, with_frame_emotions
+from ent.decoding.long_audio import (
+    DEFAULT_MAX_S,
+    DEFAULT_MIN_S,
+    DEFAULT_PAUSE_S,
+    check_piece_lengths,
+    decode_long_batch,
+    long_audio_samples,
+)
 from ent.decoding.segmentation import piece_frames, split_at_pauses, stitch_frames
 from ent.decoding.streaming import encode_chunked_feats, min_samples
 from ent.decoding.writer import DecodeResult, make_result
@@ -71,6 +79,17 @@ class DecodeOptions:
             utterance. 0: the frame emotions of the whole utterance's search.
         frame_emotion_min_piece: Shortest piece in seconds (shorter ones are
             merged into a neighbour), >= 0.2.
+        long_audio_max: Audio longer than this many seconds is decoded in
+            pieces of at most this length, one after the other, and the
+            pieces' results are stitched in the time of the whole audio
+            (:mod:`ent.decoding.long_audio`); memory then depends on the
+            piece, not the recording. Also the longest segment of a
+            :class:`~ent.decoding.streaming.StreamingSession`. 0: never split.
+        long_audio_min: A piece may end at a pause once it is this long (s;
+            at most ``long_audio_max``, a larger value counts as that).
+        long_audio_pause: A pause of this many seconds ends a piece (frames
+            20 dB below the piece's loud frames); without one, a piece is cut
+            at ``long_audio_max``.
     """
 
     search: str = "modified_beam_search"
@@ -85,6 +104,9 @@ class DecodeOptions:
     token_bonus: float = 0.0
     frame_emotion_pause: float = 0.0
     frame_emotion_min_piece: float = 0.5
+    long_audio_max: float = DEFAULT_MAX_S
+    long_audio_min: float = DEFAULT_MIN_S
+    long_audio_pause: float = DEFAULT_PAUSE_S
 
     def __post_init__(self) -> None:
         if self.search not in SEARCHES:
@@ -101,6 +123,10 @@ class DecodeOptions:
             raise ValueError(f"frame_emotion_pause must be >= 0, got {self.frame_emotion_pause}")
         if self.frame_emotion_min_piece < MIN_PIECE_S:
             raise ValueError(f"frame_emotion_min_piece must be >= {MIN_PIECE_S}, got {self.frame_emotion_min_piece}")
+        if self.long_audio_max < 0:
+            raise ValueError(f"long_audio_max must be >= 0 (0: never split), got {self.long_audio_max}")
+        if self.long_audio_max > 0:
+            check_piece_lengths(self.long_audio_max, self.long_audio_min, self.long_audio_pause)
 
     @classmethod
     def from_yaml(cls, path: Optional[PathLike], overrides: Mapping[str, Any] = ()) -> "DecodeOptions":
@@ -274,8 +300,13 @@ class EmotionRecognizer:
                 ignore them.
 
         Returns:
-            One :class:`DecodeResult` per utterance, in input order.
+            One :class:`DecodeResult` per utterance, in input order. A
+            waveform longer than ``options.long_audio_max`` is decoded in
+            pieces (:func:`~ent.decoding.long_audio.decode_long`).
         """
+        limit = long_audio_samples(self)
+        if limit is not None and any(len(w) > limit for w in waves):
+            return decode_long_batch(self, utt_ids, waves, chunk_size, num_left_chunks, cmvn)
         model = self.model
         speech, lengths = self._pad(waves)
         stats: Optional[torch.Tensor] = None

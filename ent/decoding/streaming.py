@@ -32,6 +32,19 @@ same chunk size and left context, and do not depend on how the audio is cut
 into pieces. Streaming needs a model trained with
 ``encoder_conf: {dynamic_chunk_training: true}`` (causal convolutions).
 
+Memory stays bounded over any stream length: the session ends a *segment* at
+a pause once it is ``long_audio_min`` seconds long, or at ``long_audio_max``
+(the causal rule of :class:`~ent.decoding.long_audio.PieceSplitter`), and
+starts the next one with fresh encoder caches, so the encoder caches and the
+encoder outputs and features kept for the utterance head cover one segment at
+most. The results of the segments are stitched in stream time
+(:class:`~ent.decoding.long_audio.ResultStitcher`): the final result equals
+offline decoding of the whole audio with the same ``long_audio_*`` options
+and simulated streaming (audio longer than ``long_audio_max``; up to
+``long_audio_min`` no segment ends, and the result is that of the unsplit
+audio). What grows with the stream is the result itself (token pieces, words
+and one emotion name per encoder frame).
+
 Example::
 
     recognizer = EmotionRecognizer.from_model_dir("exp/ent_streaming/packed", "model.pth")
@@ -55,6 +68,16 @@ from torch import Tensor
 
 from ent.decoding.greedy import PredictorRows, StepScorer
 from ent.decoding.hypothesis import Hypothesis, TokenizerLike, UttEmotion, Word, utterance_emotion, words_with_times
+from ent.decoding.long_audio import (
+    DEFAULT_MAX_S,
+    DEFAULT_MIN_S,
+    DEFAULT_PAUSE_S,
+    PieceSplitter,
+    ResultStitcher,
+    encoder_frames,
+    frame_samples,
+    shift_words,
+)
 from ent.decoding.writer import DecodeResult, make_result
 from ent.features.online_fbank import OnlineFbank
 
@@ -329,6 +352,12 @@ class StreamingSession:
         lattice_rule: ``max`` or ``mean`` (``lattice`` only).
         lattice_threshold: Peak posterior an emotion needs under ``max``.
         utt_id: Id of the final :class:`DecodeResult`.
+        long_audio_max: Longest segment in seconds (0: one segment, memory
+            unbounded); default the recognizer's options, else 30.
+        long_audio_min: A segment may end at a pause once this long (s);
+            default the recognizer's options, else 10.
+        long_audio_pause: Pause that ends a segment (s); default the
+            recognizer's options, else 0.3.
         speaker_cmvn: Feature mean and standard deviation of the speaker
             (2, F), for a model trained with per-speaker CMVN ((2, F + K) with
             its prosody statistics for a model with ``head_prosody``; e.g. one row of
@@ -354,6 +383,9 @@ class StreamingSession:
         lattice_threshold: Optional[float] = None,
         utt_id: str = "stream",
         speaker_cmvn: Optional[np.ndarray] = None,
+        long_audio_max: Optional[float] = None,
+        long_audio_min: Optional[float] = None,
+        long_audio_pause: Optional[float] = None,
     ) -> None:
         options = None
         if isinstance(recognizer_or_model, torch.nn.Module):
@@ -371,6 +403,9 @@ class StreamingSession:
         self.utt_emotion_from = _pick(utt_emotion_from, options, "utt_emotion_from", "head")
         self.lattice_rule = _pick(lattice_rule, options, "lattice_rule", "max")
         self.lattice_threshold = _pick(lattice_threshold, options, "lattice_threshold", 0.5)
+        self.long_audio_max = _pick(long_audio_max, options, "long_audio_max", DEFAULT_MAX_S)
+        self.long_audio_min = _pick(long_audio_min, options, "long_audio_min", DEFAULT_MIN_S)
+        self.long_audio_pause = _pick(long_audio_pause, options, "long_audio_pause", DEFAULT_PAUSE_S)
         self.frame_shift: float = float(model.frame_shift)
         #: Encoder frames per chunk.
         self.chunk_size = chunk_frames(chunk_ms, self.frame_shift)
@@ -381,6 +416,10 @@ class StreamingSession:
         self.sample_rate = int(model.frontend.sample_rate)
         self.min_samples = min_samples(model)
         self.speaker_cmvn: Optional[Tensor] = None
+        self._align = frame_samples(model)
+        # checks the segment lengths at once
+        self._splitter = None if not self.long_audio_max > 0 else PieceSplitter(
+            self.long_audio_max, self.long_audio_min, self.long_audio_pause, self._align, self.sample_rate)
         if speaker_cmvn is None and getattr(recognizer_or_model, "speaker_cmvn", False):
             logging.getLogger(__name__).warning(
                 "this model was trained with per-speaker CMVN; streaming without speaker "
@@ -409,6 +448,20 @@ class StreamingSession:
                 raise ValueError(f"speaker_cmvn must have shape (2, N) with N in {sorted(widths)}, "
                                  f"got {tuple(stats.shape)}")
             self.speaker_cmvn = stats.to(self.device)
+        if self._splitter is not None:
+            self._splitter.reset()
+        model = self.model
+        self._stitcher = ResultStitcher(self.emotions, self.emotions[model.neutral_id], self.frame_shift,
+                                        self._align, self.utt_emotion_from, self.lattice_rule,
+                                        self.lattice_threshold)
+        self._samples = 0  # samples received
+        self._segment_start = 0  # first sample of the current segment
+        self._frames_reported = 0  # frame emotions reported in updates
+        self._finished = False
+        self._new_segment()
+
+    def _new_segment(self) -> None:
+        """Fresh front end, encoder caches and search for the next segment."""
         self._fbank = OnlineFbank(self.model.frontend)
         self._enc_state = self.model.encoder.init_streaming_state(
             self.chunk_size, self.num_left_chunks, batch_size=1, device=self.device
@@ -416,13 +469,33 @@ class StreamingSession:
         self._search = StreamingGreedy(self.model, self.max_symbols_per_frame)
         self._enc_chunks: List[Tensor] = []
         self._feat_chunks: List[Tensor] = []  # frontend features, for the head's prosody functionals
-        self._words_done = 0  # tokens already grouped into reported words
-        self._finished = False
+        self._words_done = 0  # tokens of the segment already grouped into reported words
 
     @property
     def num_samples(self) -> int:
         """Samples received so far."""
-        return self._fbank.num_samples
+        return self._samples
+
+    @property
+    def num_segments(self) -> int:
+        """Segments ended so far (see the module docstring)."""
+        return self._stitcher.num_pieces
+
+    def retained_tensor_bytes(self) -> int:
+        """Bytes of the tensors the session keeps between calls (the stream's state, not its result).
+
+        The encoder caches and pending frames, the encoder outputs and
+        features kept for the utterance head, the search's frame and token
+        posteriors and the front end's pending samples: bounded by one
+        segment (``long_audio_max``), whatever the length of the stream.
+        """
+        state = self._enc_state
+        tensors = [*self._enc_chunks, *self._feat_chunks, *state.att_caches, *state.conv_caches,
+                   *(t for t in state.conv_inputs if t is not None), self._search.frame_posteriors,
+                   *self._search.token_posteriors]
+        if state.pending is not None:
+            tensors.append(state.pending)
+        return sum(t.numel() * t.element_size() for t in tensors) + 4 * self._fbank.pending_samples
 
     @torch.no_grad()
     def accept(self, samples: Union[np.ndarray, Tensor]) -> PartialResult:
@@ -440,8 +513,22 @@ class StreamingSession:
         """
         if self._finished:
             raise ValueError("the stream is finalized; call reset() to start a new one")
-        feats = self._fbank.accept(samples)
-        return self._step(feats, final=False)
+        if self._splitter is None:
+            feats = self._fbank.accept(samples)
+            self._samples = self._fbank.num_samples
+            return self._step(feats, final=False)
+        piece = samples.detach().cpu() if isinstance(samples, Tensor) else torch.from_numpy(np.asarray(samples))
+        if piece.dim() != 1 or not piece.is_floating_point():  # OnlineFbank's message
+            self._fbank.accept(piece)
+        updates, pos, first = [], 0, self._samples
+        for cut in self._splitter.accept(piece):
+            self._samples = cut
+            updates.append(self._step(self._fbank.accept(piece[pos: cut - first]), final=False))
+            updates.append(self._end_segment(cut))
+            pos = cut - first
+        self._samples = first + len(piece)
+        updates.append(self._step(self._fbank.accept(piece[pos:]), final=False))
+        return _merge(updates)
 
     @torch.no_grad()
     def finalize(self) -> PartialResult:
@@ -456,18 +543,55 @@ class StreamingSession:
         """
         if self._finished:
             raise ValueError("the stream is finalized; call reset() to start a new one")
-        feats = torch.zeros(0, self.model.frontend.output_size())
-        if 0 < self.num_samples < self.min_samples:
-            feats = self._fbank.accept(np.zeros(self.min_samples - self.num_samples, dtype=np.float32))
-        update = self._step(feats, final=True)
         self._finished = True
-        update.result = self._final_result()
+        if self._stitcher.num_pieces == 0:  # one segment: the result of the whole stream
+            update, result = self._finish_segment()
+            update.result = result
+            return update
+        # several segments: the last one (unless empty), then the stitched result
+        stitcher, start = self._stitcher, self._segment_start
+        reported = self._frames_reported
+        update = PartialResult([], [], [], reported, self.frame_shift, stitcher.text, None,
+                               self.num_samples / self.sample_rate, is_final=True)
+        last: List[str] = []
+        if self._samples > start:
+            update, segment = self._finish_segment()
+            share = (self._samples - start) // self._align
+            stitcher.add(segment, start, self._samples)
+            last = segment.frame_emotions[share:]
+        result = stitcher.result(self.utt_id, encoder_frames(self.model, self._samples), last)
+        update.frame_emotions = result.frame_emotions[reported:]
+        update.first_frame = reported
+        self._frames_reported = len(result.frame_emotions)
+        update.text = result.text
+        update.audio_seconds = self.num_samples / self.sample_rate
+        update.is_final = True
+        update.result = result
+        return update
+
+    def _finish_segment(self) -> Tuple[PartialResult, DecodeResult]:
+        """Close the current segment: its last update and its result (in segment time)."""
+        feats = torch.zeros(0, self.model.frontend.output_size())
+        received = self._fbank.num_samples
+        if 0 < received < self.min_samples:  # padded with silence, as offline decoding does
+            feats = self._fbank.accept(np.zeros(self.min_samples - received, dtype=np.float32))
+        update = self._step(feats, final=True)
+        return update, self._final_result()
+
+    def _end_segment(self, cut: int) -> PartialResult:
+        """End the segment at sample ``cut`` (a cut of the splitter) and start the next one."""
+        update, segment = self._finish_segment()
+        update.is_final = False
+        self._stitcher.add(segment, self._segment_start, cut)
+        self._segment_start = cut
+        self._new_segment()
         return update
 
     # ------------------------------------------------------------- internals
     def _step(self, feats: Tensor, final: bool) -> PartialResult:
         """Normalise and encode new feature frames, then decode the completed frames."""
         model = self.model
+        offset = self._segment_start // self._align  # first frame of the segment in the stream
         if final and self._fbank.num_samples == 0:
             enc = torch.zeros(1, 0, model.encoder.output_size(), device=self.device)
         else:
@@ -487,8 +611,8 @@ class StreamingSession:
             StreamToken(
                 token_id=tok,
                 piece=piece,
-                frame=search.token_frames[i],
-                time=search.token_frames[i] * self.frame_shift,
+                frame=search.token_frames[i] + offset,
+                time=(search.token_frames[i] + offset) * self.frame_shift,
                 emotion=self.emotions[search.token_emotions[i]],
                 emotion_id=search.token_emotions[i],
             )
@@ -498,17 +622,25 @@ class StreamingSession:
             )
         ]
         words, partial = self._new_words(final)
-        return PartialResult(
+        frames = [self.emotions[e] for e in search.frame_emotions[first_frame:]]
+        if frames and self._stitcher.num_pieces:  # the previous segment's padding frames come first
+            frames = self._stitcher.pending_frames()[: max(0, offset - self._frames_reported)] + frames
+        text = self.tokenizer.decode(search.tokens)
+        if self._stitcher.num_pieces:
+            text = " ".join(t for t in (self._stitcher.text, text) if t)
+        update = PartialResult(
             tokens=tokens,
-            words=words,
-            frame_emotions=[self.emotions[e] for e in search.frame_emotions[first_frame:]],
-            first_frame=first_frame,
+            words=shift_words(words, offset, self.frame_shift),
+            frame_emotions=frames,
+            first_frame=self._frames_reported,
             frame_shift=self.frame_shift,
-            text=self.tokenizer.decode(search.tokens),
-            partial_word=partial,
+            text=text,
+            partial_word=None if partial is None else shift_words([partial], offset, self.frame_shift)[0],
             audio_seconds=self.num_samples / self.sample_rate,
             is_final=final,
         )
+        self._frames_reported += len(frames)
+        return update
 
     def _new_words(self, final: bool) -> Tuple[List[Word], Optional[Word]]:
         """Words completed since the last call, and the word still open."""
@@ -555,6 +687,23 @@ class StreamingSession:
                 lattice_rule=self.lattice_rule, threshold=self.lattice_threshold, prosody=prosody,
             )
         return make_result(self.utt_id, hyp, self.tokenizer, utt_emo, self.frame_shift, self.emotions, neutral)
+
+
+def _merge(updates: List[PartialResult]) -> PartialResult:
+    """One update from consecutive ones (of one ``accept`` that ended segments)."""
+    if len(updates) == 1:
+        return updates[0]
+    last = updates[-1]
+    return PartialResult(
+        tokens=[t for u in updates for t in u.tokens],
+        words=[w for u in updates for w in u.words],
+        frame_emotions=[e for u in updates for e in u.frame_emotions],
+        first_frame=updates[0].first_frame,
+        frame_shift=last.frame_shift,
+        text=last.text,
+        partial_word=last.partial_word,
+        audio_seconds=last.audio_seconds,
+    )
 
 
 def _pick(value: Any, options: Any, name: str, default: Any) -> Any:

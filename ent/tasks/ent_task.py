@@ -51,6 +51,20 @@ from ent.text.tokenizer import Tokenizer  # noqa: E402
 from ent.utils.distributed import computed_on_rank0, sync_from_rank0, world_and_rank  # noqa: E402
 from ent.utils.errors import DataError  # noqa: E402
 
+MAX_FRAMES = 4000
+"""Default ``--max_frames``: 40 s of 10 ms feature frames (``mini_emo``'s longest utterances are 20-s mixes)."""
+
+
+def long_filter(utt_ids: Sequence[str], lengths: Dict[str, int], max_frames: int) -> Tuple[List[str], int]:
+    """The utterances of at most ``max_frames`` frames (all of them when ``max_frames`` is 0), and how many were dropped."""
+    if max_frames < 0:
+        raise ValueError(f"--max_frames must be >= 0 (0: no limit), got {max_frames}")
+    if max_frames == 0:
+        return list(utt_ids), 0
+    keep = [utt for utt in utt_ids if lengths[utt] <= max_frames]
+    return keep, len(utt_ids) - len(keep)
+
+
 # fbank: on-the-fly Kaldi fbank (ent.features.fbank); ssl: a local wav2vec 2.0 /
 # HuBERT / WavLM model with learned layer weights (ent.features.ssl).
 frontend_choices = ClassChoices("frontend", classes=dict(fbank=Fbank, ssl=SSLFrontend), default="fbank")
@@ -86,6 +100,11 @@ class ENTTask(AbsTask):
                            help="batch budget in 10 ms feature frames, padding included")
         group.add_argument("--min_frames", type=int, default=20,
                            help="utterances shorter than this many feature frames are skipped")
+        group.add_argument("--max_frames", type=int, default=MAX_FRAMES,
+                           help="utterances longer than this many feature frames are skipped (one of them "
+                                "would make a batch of its own whose transducer lattice may not fit in "
+                                "memory); 0: no limit. The default, 40 s, is above every mini_emo utterance "
+                                "(its mixes are at most 20 s)")
         group.add_argument("--use_emo_segments", type=str2bool, default=True,
                            help="train the emotion lattice with the supervised interval loss on "
                                 "utterances listed in emo_segments; false: utterance labels only "
@@ -159,8 +178,14 @@ class ENTTask(AbsTask):
                 f"[{mode}] {data_dir}: skipping {len(lengths) - len(keep)} utterances shorter "
                 f"than --min_frames {args.min_frames}"
             )
+        keep, too_long = long_filter(keep, lengths, getattr(args, "max_frames", MAX_FRAMES))
+        if too_long:
+            logging.warning(
+                f"[{mode}] {data_dir}: skipping {too_long} utterances longer than --max_frames "
+                f"{args.max_frames} ({args.max_frames / 100:g} s of 10 ms frames)"
+            )
         if not keep:
-            raise RuntimeError(f"{data_dir}: no utterance is long enough to train on")
+            raise RuntimeError(f"{data_dir}: no utterance between --min_frames and --max_frames to train on")
         spk_cmvn = None
         if getattr(args, "speaker_cmvn", False):
             spk_cmvn = computed_on_rank0(speaker_cmvn, data, cls.speaker_cmvn_frontend(args),

@@ -101,3 +101,42 @@ def test_bad_model_conf_value_is_one_line_naming_the_config(tiny_recipe: dict, t
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert errors == [f"{config}: model_conf: unknown RNN-T loss backend 'warp'; valid: ['auto', 'torchaudio', 'numba']"]
     assert not (tmp_path / "exp" / "checkpoint.pth").exists()
+
+
+def test_max_frames_drops_long_utterances_and_counts_them(tmp_path: Path, caplog) -> None:
+    import argparse
+    import sys
+
+    from espnet2.train.distributed_utils import DistributedOption
+
+    from ent.bin import train_tokenizer
+    from ent.tasks.ent_task import MAX_FRAMES, ENTTask, long_filter
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from datadir_factory import make_data_dir
+
+    data = make_data_dir(tmp_path, n=5, name="train", durations=[1.0, 3.0, 1.2, 2.5, 1.6])
+    tokens = tmp_path / "tok"
+    train_tokenizer.main(["--text", str(data / "text"), "--token-type", "char", "--out-dir", str(tokens)])
+
+    def utterances(max_frames: int) -> list:
+        args = argparse.Namespace(
+            train_data_dir=str(data), valid_data_dir=str(data), token_dir=str(tokens), min_frames=20,
+            max_frames=max_frames, speaker_cmvn=False, model_conf={}, emotions="neutral,happy,angry,sad",
+            use_emo_segments=True, max_frames_per_batch=100000, max_batch_size=None, seed=0,
+            num_iters_per_epoch=None, num_workers=0, ngpu=0,
+        )
+        factory = ENTTask.build_iter_factory(args, DistributedOption(), "train")
+        return sorted(utt for ids, _ in factory.build_iter(1) for utt in ids)
+
+    with caplog.at_level("WARNING"):
+        kept = utterances(200)  # 2 s of 10 ms frames: the 2.5-s and 3-s utterances go
+    assert kept == ["utt001", "utt003", "utt005"]
+    assert "skipping 2 utterances longer than --max_frames 200" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert utterances(0) == [f"utt00{i}" for i in range(1, 6)]  # 0: no limit
+        assert utterances(MAX_FRAMES) == [f"utt00{i}" for i in range(1, 6)]
+    assert "--max_frames" not in caplog.text
+    assert long_filter(["a", "b", "c"], {"a": 5, "b": 6, "c": 7}, 6) == (["a", "b"], 1)
+    assert long_filter(["a"], {"a": 5}, 0) == (["a"], 0)
