@@ -191,6 +191,7 @@ class DecodeWriter:
         self._results: Dict[str, DecodeResult] = {}
         self._failed: Dict[str, str] = {}
         self._closed = False
+        self._created = not self.out_dir.exists()  # removed again by an abort that keeps nothing
         self._lock = FileLock(self.out_dir / LOCK_FILE)
         try:
             self._lock.acquire()
@@ -272,6 +273,12 @@ class DecodeWriter:
         self._closed = True
         if not self._results and not self._failed:  # nothing to keep
             self._lock.release()
+            if self._created:  # leave no empty directory behind (e.g. a model that cannot be loaded)
+                try:
+                    (self.out_dir / LOCK_FILE).unlink()
+                    self.out_dir.rmdir()
+                except OSError:
+                    pass
             return
         try:
             partial = self.out_dir / INCOMPLETE_DIR

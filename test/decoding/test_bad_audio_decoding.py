@@ -114,6 +114,10 @@ def test_an_error_keeps_the_results_so_far_in_incomplete(tmp_path: Path) -> None
         with DecodeWriter(tmp_path):
             raise RuntimeError("model not found")
     assert not partial.exists()
+    with pytest.raises(RuntimeError):  # nor a new empty directory
+        with DecodeWriter(tmp_path / "new"):
+            raise RuntimeError("model not found")
+    assert not (tmp_path / "new").exists()
 
 
 HOLD = """
