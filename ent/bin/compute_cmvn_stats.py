@@ -12,7 +12,10 @@ the data dir's ``wav.scp`` and ``segments``, the utterances used (after
 ``--max-utts``) and the feature options. A later run is skipped while all of
 these are the same, and recomputes (saying what changed) when one is not:
 another training set, speed perturbation, another ``--max-utts`` or feature
-option. Statistics without a stamp (from an older version) are recomputed.
+option. The audio files themselves are not hashed (that would read the whole
+corpus on every run): audio rewritten in place under the same ``wav.scp``
+needs ``--force``. Statistics without a stamp (from an older version) are
+recomputed.
 ``--force`` recomputes in any case. Models already trained keep their own
 statistics (they are buffers of the checkpoint).
 """
