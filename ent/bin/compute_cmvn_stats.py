@@ -6,8 +6,18 @@ Example::
         --out exp/stats/feats_stats.npz --nj 2
 
 writes ESPnet's ``feats_stats.npz`` layout (``count``, ``sum``,
-``sum_square``), read by :func:`ent.features.cmvn.build_global_cmvn`. Skipped
-when the output exists, unless ``--force``.
+``sum_square``), read by :func:`ent.features.cmvn.build_global_cmvn`, and
+beside it ``feats_stats.npz.stamp`` (:mod:`ent.utils.stamps`): the SHA-256 of
+the data dir's ``wav.scp`` and ``segments``, the utterances used (after
+``--max-utts``) and the feature options. A later run is skipped while all of
+these are the same, and recomputes (saying what changed) when one is not:
+another training set, speed perturbation, another ``--max-utts`` or feature
+option. The audio files themselves are not hashed (that would read the whole
+corpus on every run): audio rewritten in place under the same ``wav.scp``
+needs ``--force``. Statistics without a stamp (from an older version) are
+recomputed.
+``--force`` recomputes in any case. Models already trained keep their own
+statistics (they are buffers of the checkpoint).
 """
 
 from __future__ import annotations
@@ -18,10 +28,12 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from ent.features.cmvn import compute_cmvn_stats
+from ent.data.datadir import DataDir
+from ent.features.cmvn import compute_cmvn_stats, select_utterances
 from ent.features.fbank import Fbank
 from ent.utils.cli import setup_logging
 from ent.utils.errors import DataError
+from ent.utils.stamps import input_key, stale_reasons, text_digest, write_stamp
 
 logger = logging.getLogger(__name__)
 
@@ -52,18 +64,46 @@ def main(argv: Optional[List[str]] = None) -> None:
     """Entry point of ``python -m ent.bin.compute_cmvn_stats``."""
     setup_logging()
     args = get_parser().parse_args(argv)
-    if args.out.is_file() and not args.force:
-        logger.info("%s exists; skipping (use --force to recompute)", args.out)
-        return
-    fbank = Fbank(
-        n_mels=args.n_mels, frame_length_ms=args.frame_length_ms, frame_shift_ms=args.frame_shift_ms,
-        pitch=args.pitch,
-    )
+    stamp = stamp_path(args.out)
     try:
+        key = input_key_of(args)
+        if args.out.is_file() and not args.force:
+            reasons = stale_reasons(stamp, key)
+            if not reasons:
+                logger.info("%s is up to date with %s; skipping (use --force to recompute)", args.out, args.data_dir)
+                return
+            logger.warning("%s: recomputing (%s)", args.out, "; ".join(reasons))
+        fbank = Fbank(
+            n_mels=args.n_mels, frame_length_ms=args.frame_length_ms, frame_shift_ms=args.frame_shift_ms,
+            pitch=args.pitch,
+        )
         compute_cmvn_stats(args.data_dir, fbank, args.out, max_utts=args.max_utts, nj=args.nj)
     except DataError as exc:
         logger.error("%s", exc)
         sys.exit(1)
+    write_stamp(stamp, key)
+
+
+def stamp_path(out: Path) -> Path:
+    """The stamp beside the statistics ``out``."""
+    return out.with_name(out.name + ".stamp")
+
+
+def input_key_of(args: argparse.Namespace) -> dict:
+    """What the statistics depend on (see the module docstring).
+
+    Raises:
+        DataError: If the data dir cannot be read.
+    """
+    data = DataDir.load(args.data_dir)
+    try:
+        utts = select_utterances(data.utt_ids, args.max_utts)
+    except ValueError as exc:
+        raise DataError(args.data_dir, None, str(exc)) from None
+    values = [f"n_mels={args.n_mels}", f"frame_length_ms={args.frame_length_ms}",
+              f"frame_shift_ms={args.frame_shift_ms}", f"pitch={args.pitch}", f"max_utts={args.max_utts}",
+              f"utterances={text_digest(' '.join(utts))}"]
+    return input_key([args.data_dir / "wav.scp", args.data_dir / "segments"], values)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,16 @@ be decoded as a stream: ``--streaming`` feeds each utterance to a
 ``--simulate-streaming`` encodes whole utterances with chunk attention masks
 (batched, any search). With greedy search both give the same outputs.
 
+Bad audio (missing, unreadable, empty, NaN or infinite samples) stops the
+decoding with one line naming the ``wav.scp`` line; the utterances decoded
+before it are kept in ``<out-dir>/incomplete/`` (see
+:mod:`ent.decoding.writer`). With ``--skip-bad-audio`` such utterances are
+left out instead: each is logged, listed with the reason in
+``<out-dir>/failed``, and counted at the end; the rest is written as usual.
+Audio that is digital silence (every sample 0) is decoded as empty text,
+neutral, with a warning. Two decodings into one ``--out-dir`` at the same
+time are refused (the second one stops with one line).
+
 A model trained with per-speaker CMVN (``speaker_cmvn: true``) is decoded
 with the statistics of each speaker (``utt2spk``) of ``--data-dir``, computed
 from the set's audio and cached in ``<data-dir>/spk_cmvn.npz``.
@@ -48,6 +58,7 @@ from ent.utils.errors import DataError
 
 if TYPE_CHECKING:
     from ent.data.datadir import DataDir
+    from ent.decoding.writer import DecodeResult, DecodeWriter
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -91,6 +102,9 @@ def get_parser() -> argparse.ArgumentParser:
                         help="streaming chunk duration, rounded to whole encoder frames")
     parser.add_argument("--num-left-chunks", type=int, default=None,
                         help="streaming: earlier chunks a chunk attends to (0: all; default: the model's)")
+    parser.add_argument("--skip-bad-audio", "--skip_bad_audio", action="store_true",
+                        help="leave out utterances whose audio is missing, unreadable, empty or not finite "
+                        "(listed in <out-dir>/failed) instead of stopping")
     parser.add_argument("--ngpu", type=int, default=0, help="0: CPU, 1: the first GPU")
     parser.add_argument("--num-threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     return parser
@@ -111,8 +125,15 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 def run(args: argparse.Namespace) -> None:
     """Decode ``args.data_dir`` into ``args.out_dir``."""
-    from ent.data.datadir import DataDir
     from ent.decoding.writer import DecodeWriter
+
+    with DecodeWriter(args.out_dir) as writer:  # locks the output dir first
+        _run(args, writer)
+
+
+def _run(args: argparse.Namespace, writer: "DecodeWriter") -> None:
+    """Decode ``args.data_dir`` into ``writer``."""
+    from ent.data.datadir import DataDir
     from ent.scoring.text_normalization import write_normalization_record
 
     options = DecodeOptions.from_yaml(args.config, {
@@ -154,32 +175,47 @@ def run(args: argparse.Namespace) -> None:
     lengths = {u: _duration(data, u) for u in utt_ids}
     order = sorted(utt_ids, key=lambda u: (-lengths[u], u))
     stats = None
+    total = len(order)
     if recognizer.speaker_cmvn:
+        if args.skip_bad_audio:  # the statistics read every utterance: leave the bad ones out first
+            order = [u for u in order if _load_or_skip(data, u, writer) is not None]
         logging.info(f"the model uses per-speaker CMVN: statistics of every speaker of {args.data_dir}")
         stats = recognizer.speaker_stats(data, order)
     logging.info(f"decoding {len(order)} utterances of {args.data_dir} with {options}")
-    with DecodeWriter(args.out_dir) as writer, tqdm(total=len(order), unit="utt", file=sys.stderr) as bar:
+    neutral = recognizer.model.emotions[recognizer.model.neutral_id]
+    with tqdm(total=len(order), unit="utt", file=sys.stderr) as bar:
         if args.streaming:
             session = StreamingSession(recognizer, chunk_ms=args.chunk_ms, num_left_chunks=args.num_left_chunks)
             piece = max(1, int(round(args.chunk_ms / 1000.0 * session.sample_rate)))
             for utt in order:
-                wave = _pad_short(data.load_audio(utt), recognizer.min_samples)
-                result, _ = decode_stream(session, wave, piece, utt_id=utt,
-                                          speaker_cmvn=None if stats is None else stats[utt])
-                writer.add(result)
+                wave = _load_or_skip(data, utt, writer, args.skip_bad_audio)
+                if wave is not None:
+                    result, _ = decode_stream(session, _pad_short(wave, recognizer.min_samples), piece, utt_id=utt,
+                                              speaker_cmvn=None if stats is None else stats[utt])
+                    writer.add(_unless_silent(result, wave, data, neutral))
                 bar.update(1)
         else:
             num_tokens = num_frames = 0
             for start in range(0, len(order), options.batch_size):
-                chunk = order[start : start + options.batch_size]
-                waves = [_pad_short(data.load_audio(u), recognizer.min_samples) for u in chunk]
-                cmvn = None if stats is None else [stats[u] for u in chunk]
-                for result in recognizer.decode(chunk, waves, chunk_size, args.num_left_chunks, cmvn):
-                    writer.add(result)
-                    num_tokens += len(result.tokens)
-                    num_frames += len(result.frame_emotions)
-                bar.update(len(chunk))
+                loaded = {u: _load_or_skip(data, u, writer, args.skip_bad_audio)
+                          for u in order[start : start + options.batch_size]}
+                chunk = [u for u, w in loaded.items() if w is not None]
+                if chunk:
+                    waves = [_pad_short(loaded[u], recognizer.min_samples) for u in chunk]
+                    cmvn = None if stats is None else [stats[u] for u in chunk]
+                    for result in recognizer.decode(chunk, waves, chunk_size, args.num_left_chunks, cmvn):
+                        writer.add(_unless_silent(result, loaded[result.utt], data, neutral))
+                        num_tokens += len(result.tokens)
+                        num_frames += len(result.frame_emotions)
+                bar.update(len(loaded))
             _warn_if_dense(options, num_tokens, num_frames)
+    failed = writer.failed
+    if failed:
+        if len(writer) == 0:
+            raise DataError(Path(args.data_dir) / "wav.scp", None,
+                            f"the audio of all {total} utterances is bad (first: {min(failed)}: {failed[min(failed)]})")
+        logging.warning(f"{len(failed)} of {total} utterances failed and are left out (--skip-bad-audio); "
+                        f"they are listed in {Path(args.out_dir) / 'failed'}")
     # The tokenizer's model lies in its token dir (Tokenizer.from_dir).
     write_normalization_record(args.out_dir, Path(recognizer.tokenizer.model_path).parent)
     logging.info(f"wrote {args.out_dir}")
@@ -209,6 +245,37 @@ def _duration(data: "DataDir", utt: str) -> float:
         seg = data.segments[utt]
         return seg.end - seg.start
     return 0.0
+
+
+def _load_or_skip(data: "DataDir", utt: str, writer: "DecodeWriter", skip: bool = True) -> Optional[np.ndarray]:
+    """An utterance's audio; with ``skip``, None for bad audio (recorded as a failure in ``writer``).
+
+    Raises:
+        DataError: On bad audio (naming the ``wav.scp`` line) without ``skip``.
+    """
+    try:
+        return data.load_audio(utt)
+    except DataError as exc:
+        if not skip:
+            raise
+        logging.warning(f"skipping '{utt}': {exc}")
+        writer.add_failure(utt, str(exc))
+        return None
+
+
+def _unless_silent(result: "DecodeResult", wave: np.ndarray, data: "DataDir", neutral: str) -> "DecodeResult":
+    """``result``, or the empty neutral result when ``wave`` is digital silence (with a warning)."""
+    from ent.data.audio import is_digital_silence
+    from ent.decoding.writer import silent_result
+
+    if not is_digital_silence(wave):
+        return result
+    rec = data.segments[result.utt].recording if data.segments is not None else result.utt
+    where = DataError(data.path / "wav.scp", data.lines.get("wav.scp", {}).get(rec),
+                      f"warning: the audio of '{result.utt}' is digital silence (every sample 0): "
+                      "written as empty text, neutral")
+    logging.warning(str(where))
+    return silent_result(result, neutral)
 
 
 def _pad_short(wave: np.ndarray, min_samples: int) -> np.ndarray:

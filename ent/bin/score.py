@@ -93,6 +93,7 @@ from ent.scoring.timeline import TimedWord, plot_timeline
 from ent.utils.cli import setup_logging
 from ent.utils.errors import DataError
 from ent.utils.fileio import atomic_write
+from ent.utils.jsonio import dump as json_dump
 
 logger = logging.getLogger("ent.bin.score")
 
@@ -278,7 +279,7 @@ def score_dirs(
     if not any(k in scores for k in ("asr", "emotion", "diarization")):
         raise DataError(hyp_dir, None, f"nothing to score against {ref_dir} (no text or utt2emo in both)")
     with atomic_write(out_dir / "scores.json") as fh:
-        json.dump(scores, fh, indent=2, ensure_ascii=False)
+        json_dump(scores, fh, indent=2, ensure_ascii=False)  # NaN -> null
         fh.write("\n")
     logger.info("wrote %s", out_dir / "scores.json")
     return scores

@@ -123,8 +123,9 @@ def main(argv: Optional[List[str]] = None) -> None:
             logger.info("tokenizer already trained in %s; skipping (use --force to retrain)", out_dir)
             return
         changed = sorted(k.replace("text_sha256", "text") for k in compared if old_options[k] != options[k])
-        logger.error("%s was written with other options (%s); use --force to retrain", config_path,
-                     ", ".join(changed))
+        logger.error("%s was written with other options (%s); use --force to retrain, or remove %s "
+                     "(the models trained with it then need training again)", config_path, ", ".join(changed),
+                     out_dir)
         sys.exit(1)
 
     try:

@@ -23,6 +23,15 @@ the audio::
 
     ent-transcribe --model exp/ent_streaming/packed --streaming --chunk-ms 320 call.wav
 
+Bad audio (missing, unreadable, empty, NaN or infinite samples) stops the run
+with one line naming the file (the files before it are printed already).
+``--skip-bad-audio`` goes on past such files instead: each gets one line on
+stderr (with ``--json`` also an object ``{"file", "error"}`` on stdout), and
+a count ends the run (exit status 0). A file that is digital silence (every
+sample 0) gives empty text, neutral, with a warning; 8 kHz audio is upsampled
+with a warning (:mod:`ent.data.audio`). JSON output is strict: a score that
+is not a finite number is ``null``.
+
 ``--plot FILE`` also draws each file's emotion timeline as a PNG
 (:func:`ent.scoring.timeline.plot_timeline`: waveform envelope, the frame
 emotions as a coloured band, the words at their times). With one audio file
@@ -39,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import sys
 import time
@@ -50,6 +58,7 @@ import numpy as np
 
 from ent.utils.cli import setup_logging
 from ent.utils.errors import DataError
+from ent.utils.jsonio import dumps as json_dumps
 
 if TYPE_CHECKING:
     from ent.decoding.streaming import PartialResult, StreamingSession
@@ -87,6 +96,9 @@ def get_parser() -> argparse.ArgumentParser:
                         help="draw the emotion timeline (waveform, frame emotions, words) as a PNG; with one "
                         "audio file FILE is the PNG (an existing directory gets <name>.png), with several FILE "
                         "is a directory (created) that gets <name>.png per audio file")
+    parser.add_argument("--skip-bad-audio", "--skip_bad_audio", action="store_true",
+                        help="go on past files whose audio is missing, unreadable, empty or not finite "
+                        "(one line each on stderr, and a count at the end)")
     parser.add_argument("--verbose", action="store_true", help="show log messages")
     return parser
 
@@ -195,9 +207,12 @@ def _update_json(path: str, update: "PartialResult") -> dict:
 
 
 def _stream_file(
-    session: "StreamingSession", path: str, wave: np.ndarray, args: argparse.Namespace
+    session: "StreamingSession", path: str, wave: np.ndarray, args: argparse.Namespace, silent: bool = False,
 ) -> "DecodeResult":
-    """Feed one file to a streaming session in pieces, printing each update and the result (returned)."""
+    """Feed one file to a streaming session in pieces, printing each update and the result (returned).
+
+    ``silent``: the file is digital silence; its final result is the empty neutral one.
+    """
     session.reset(Path(path).stem)
     piece = max(1, int(round(args.chunk_ms / 1000.0 * session.sample_rate)))
     if not args.json:
@@ -211,16 +226,20 @@ def _stream_file(
         if update.is_empty:
             continue
         if args.json:
-            print(json.dumps(_update_json(path, update), ensure_ascii=False), flush=True)
+            print(json_dumps(_update_json(path, update), ensure_ascii=False), flush=True)
         else:
             print(format_update(update), flush=True)
     final = session.finalize()
     if final.result is None:  # finalize() always sets it
         raise RuntimeError("the streaming session gave no final result")
+    if silent:
+        from ent.decoding.writer import silent_result
+
+        final.result = silent_result(final.result, session.emotions[session.model.neutral_id])
     if args.json:
         record = _update_json(path, final)
         record.update(final=True, result=_result_json(path, final.result))
-        print(json.dumps(record, ensure_ascii=False), flush=True)
+        print(json_dumps(record, ensure_ascii=False), flush=True)
     else:
         if final.words or final.frame_emotions:
             print(format_update(final))
@@ -228,13 +247,21 @@ def _stream_file(
     return final.result
 
 
+def _report_skipped(path: str, exc: DataError, as_json: bool) -> None:
+    """One line on stderr for a skipped file (and an error object on stdout with ``--json``)."""
+    print(f"ent-transcribe: {exc} (skipped)", file=sys.stderr, flush=True)
+    if as_json:
+        print(json_dumps({"file": path, "error": str(exc)}, ensure_ascii=False), flush=True)
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     """Entry point of ``ent-transcribe``."""
     args = get_parser().parse_args(argv)
     setup_logging(logging.INFO if args.verbose else logging.WARNING)
-    from ent.data.audio import TARGET_SAMPLE_RATE, load_audio
+    from ent.data.audio import TARGET_SAMPLE_RATE, is_digital_silence, load_audio
     from ent.decoding.recognizer import DecodeOptions, EmotionRecognizer
     from ent.decoding.streaming import StreamingSession
+    from ent.decoding.writer import silent_result
 
     model_file = args.model_file
     if model_file is None:
@@ -256,20 +283,37 @@ def main(argv: Optional[List[str]] = None) -> None:
                 raise DataError(args.model / "config.yaml", None, str(exc)) from exc
         if plots is not None and len(plots) > 1:
             args.plot.mkdir(parents=True, exist_ok=True)
+        failed: List[str] = []
         for k, path in enumerate(args.audio):
-            wave = load_audio(path)
+            try:
+                wave = load_audio(path)
+            except DataError as exc:
+                if not args.skip_bad_audio:
+                    raise
+                _report_skipped(path, exc, args.json)
+                failed.append(path)
+                continue
+            silent = is_digital_silence(wave)
+            if silent:
+                logging.warning(f"{path}: the audio is digital silence (every sample 0): empty text, neutral")
             if session is not None:
-                result = _stream_file(session, path, wave, args)
+                result = _stream_file(session, path, wave, args, silent)
             else:
                 if len(wave) < recognizer.min_samples:
                     wave = np.pad(wave, (0, recognizer.min_samples - len(wave)))
                 (result,) = recognizer.decode([Path(path).stem], [wave])
+                if silent:
+                    model = recognizer.model
+                    result = silent_result(result, model.emotions[model.neutral_id])
                 if args.json:
-                    print(json.dumps(_result_json(path, result), ensure_ascii=False))
+                    print(json_dumps(_result_json(path, result), ensure_ascii=False))
                 else:
                     print(format_result(path, result))
             if plots is not None:
                 plot_result(plots[k], path, result, wave, recognizer.model.emotions, TARGET_SAMPLE_RATE)
+        if failed:
+            print(f"ent-transcribe: {len(failed)} of {len(args.audio)} files failed and were skipped: "
+                  f"{', '.join(failed)}", file=sys.stderr)
     except DataError as exc:
         print(f"ent-transcribe: {exc}", file=sys.stderr)
         sys.exit(1)

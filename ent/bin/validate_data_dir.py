@@ -3,13 +3,17 @@
 Usage::
 
     python -m ent.bin.validate_data_dir data/train [--emotions neutral,happy,angry,sad]
-        [--no-audio] [--max-problems 100]
+        [--no-audio] [--scan-audio] [--max-problems 100]
 
 Each problem prints as ``<file>:<line>: <message>`` (warnings as
 ``<file>:<line>: warning: <message>``), followed by a summary line. The exit
 status is 1 when there is at least one error, 0 otherwise (warnings only,
 e.g. audio that will be resampled on load, do not fail). Repair what can be
 repaired automatically with ``python -m ent.bin.fix_data_dir``.
+
+``--scan-audio`` reads every sample as well (slower: the whole audio once):
+NaN or infinite samples are errors, digital silence and clipping warnings
+(see :mod:`ent.data.validate`).
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ def get_parser() -> argparse.ArgumentParser:
                         f"(default: {','.join(DEFAULT_EMOTIONS)})")
     parser.add_argument("--no-audio", action="store_true",
                         help="do not open the audio files (check the text files only)")
+    parser.add_argument("--scan-audio", "--scan_audio", action="store_true",
+                        help="read every sample: NaN/Inf (error), digital silence and clipping (warnings)")
     parser.add_argument("--sample-rate", type=int, default=TARGET_SAMPLE_RATE,
                         help="expected sample rate; others give a warning (default: %(default)s)")
     parser.add_argument("--max-problems", type=int, default=DEFAULT_MAX_PROBLEMS, metavar="N",
@@ -63,8 +69,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     setup_logging()
     emotions = emotion_list_arg(parser, args.emotions)
     logging.info("validating %s (emotions: %s)", args.dir, " ".join(emotions))
+    if args.scan_audio and args.no_audio:
+        parser.error("--scan-audio reads the audio: it cannot go with --no-audio")
     scan = scan_data_dir(args.dir, emotions, check_audio=not args.no_audio,
-                         sample_rate=args.sample_rate, progress=True)
+                         sample_rate=args.sample_rate, progress=True, scan_audio=args.scan_audio)
     for problem in limit_problems(scan.problems, args.max_problems or None, scan.path):
         print(problem)
     print(f"{scan.path}: utterances: {len(scan.utterances)}, errors: {scan.num_errors}, "

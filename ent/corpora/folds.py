@@ -176,7 +176,7 @@ def make_folds(
         check_fold(fdir)
         summary = FoldSummary(fold, counts)
         with atomic_write(fdir / "fold.json") as fh:
-            json.dump({**asdict(fold), "counts": counts}, fh, indent=2)
+            json.dump({**asdict(fold), "counts": counts}, fh, indent=2, allow_nan=False)
             fh.write("\n")
         logger.info("%s: test session %d (%d utts), dev speaker %s (%d utts), train sessions %s (%d utts)",
                     fdir, fold.test_session, counts["test"], fold.dev_speaker, counts["dev"],

@@ -194,5 +194,5 @@ class PrepReport:
         with atomic_write(stem.with_name(stem.name + ".txt")) as fh:
             fh.write(self.format())
         with atomic_write(stem.with_name(stem.name + ".json")) as fh:
-            json.dump(self.to_dict(), fh, indent=2, ensure_ascii=False)
+            json.dump(self.to_dict(), fh, indent=2, ensure_ascii=False, allow_nan=False)
             fh.write("\n")

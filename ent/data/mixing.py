@@ -890,7 +890,7 @@ def mix_data_dir(
         report = _write_tables(tmp, inp, plan, results, audio_written, options)
         report.target, report.skipped = plan.target, plan.skipped
         with atomic_write(tmp / STAMP) as fh:
-            json.dump(dict(stamp, mixed=report.mixed), fh, indent=1, sort_keys=True)
+            json.dump(dict(stamp, mixed=report.mixed), fh, indent=1, sort_keys=True, allow_nan=False)
             fh.write("\n")
         # mkdtemp makes the directory private (0700): give it a plain mkdir's mode.
         umask = os.umask(0)

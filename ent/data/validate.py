@@ -14,7 +14,16 @@ going, so that one run lists everything to repair. Problems are *errors*
 happens that the user should know about, e.g. resampling on load).
 
 Audio is checked from the file headers only (``soundfile.info``), which takes
-a few tens of microseconds per file.
+a few tens of microseconds per file. With ``scan_audio`` (``validate_data_dir
+--scan-audio``) every sample is read too (:func:`scan_audio_content`, in
+blocks, so memory stays small): NaN or infinite samples are an error (the
+loader refuses such audio; the fixer drops the utterances), digital silence
+(every sample 0) and clipping (more than :data:`CLIP_SHARE` of the samples at
+full scale) are warnings, each on the ``wav.scp`` line::
+
+    data/train/wav.scp:4: audio has 12 NaN/Inf samples (first at 1.250 s) (/a/utt004.wav)
+    data/train/wav.scp:5: warning: audio is digital silence (every sample 0) (/a/utt005.wav)
+    data/train/wav.scp:6: warning: audio is clipped: 2.1 % of the samples at full scale (/a/utt006.wav)
 
 :func:`scan_data_dir` returns, besides the problems, the parsed tables; the
 fixer (:mod:`ent.data.fix`) repairs a directory from them. Every problem that
@@ -70,6 +79,12 @@ MISSING_AUDIO = "missing audio"
 UNREADABLE_AUDIO = "unreadable audio"
 EMPTY_AUDIO = "empty audio"
 SEGMENT_OUTSIDE = "segment outside the recording"
+NON_FINITE_AUDIO = "NaN or infinite audio samples"
+
+#: Clipping warning: share of samples at full scale (|x| >= CLIP_LEVEL) above which audio is called clipped.
+CLIP_SHARE = 0.001
+CLIP_LEVEL = 0.999
+_SCAN_BLOCK = 1 << 18  # samples read at a time by the content scan
 
 
 class Severity(str, enum.Enum):
@@ -218,6 +233,7 @@ def validate_data_dir(
     check_audio: bool = True,
     sample_rate: int = TARGET_SAMPLE_RATE,
     max_problems: Optional[int] = DEFAULT_MAX_PROBLEMS,
+    scan_audio: bool = False,
 ) -> List[Problem]:
     """Check a Kaldi-style data directory and list its problems.
 
@@ -229,12 +245,14 @@ def validate_data_dir(
         sample_rate: Expected sample rate; other rates give a warning.
         max_problems: Return at most this many problems, plus one last line
             counting the others (an error if any of them is). ``None``: all.
+        scan_audio: Also read every sample (NaN/Inf, digital silence,
+            clipping; see the module docstring). Needs ``check_audio``.
 
     Returns:
         The problems, in file order then line order; empty for a good
         directory. ``str(problem)`` is one line ``<file>:<line>: <message>``.
     """
-    scan = scan_data_dir(path, emotions, check_audio, sample_rate)
+    scan = scan_data_dir(path, emotions, check_audio, sample_rate, scan_audio=scan_audio)
     return limit_problems(scan.problems, max_problems, scan.path)
 
 
@@ -268,6 +286,7 @@ def scan_data_dir(
     check_audio: bool = True,
     sample_rate: int = TARGET_SAMPLE_RATE,
     progress: bool = False,
+    scan_audio: bool = False,
 ) -> DataDirScan:
     """Check a data directory and keep what was parsed (see :func:`validate_data_dir`).
 
@@ -277,11 +296,63 @@ def scan_data_dir(
         check_audio: Read the audio headers.
         sample_rate: Expected sample rate.
         progress: Show a progress bar while checking the audio.
+        scan_audio: Also read every sample (see :func:`validate_data_dir`).
 
     Returns:
         The scan, with all problems (unbounded).
     """
-    return _Scanner(Path(path), list(emotions), check_audio, sample_rate, progress).run()
+    scanner = _Scanner(Path(path), list(emotions), check_audio, sample_rate, progress)
+    scanner.scan_audio = scan_audio and check_audio
+    return scanner.run()
+
+
+class AudioContent(NamedTuple):
+    """What :func:`scan_audio_content` found in one file.
+
+    Attributes:
+        samples: Samples per channel.
+        non_finite: Samples (frames) with a NaN or infinite value.
+        first_non_finite_s: Time of the first of them (None without).
+        all_zero: Every sample is exactly 0.
+        clipped_share: Share of the samples with ``|x| >= CLIP_LEVEL``.
+    """
+
+    samples: int
+    non_finite: int
+    first_non_finite_s: Optional[float]
+    all_zero: bool
+    clipped_share: float
+
+
+def scan_audio_content(path: PathLike) -> AudioContent:
+    """Read a whole audio file block by block and summarise its samples.
+
+    Raises:
+        AudioError: If the file cannot be read.
+    """
+    import numpy as np
+    import soundfile as sf
+
+    info = audio_info(path)
+    n = non_finite = clipped = 0
+    first: Optional[float] = None
+    all_zero = True
+    try:
+        for block in sf.blocks(str(path), blocksize=_SCAN_BLOCK, dtype="float32", always_2d=True):
+            finite = np.isfinite(block)
+            bad = ~finite.all(axis=1)
+            if bad.any():
+                if first is None:
+                    first = (n + int(np.argmax(bad))) / info.sample_rate
+                non_finite += int(bad.sum())
+            values = np.where(finite, block, 0.0)
+            all_zero = all_zero and not np.any(values)
+            clipped += int((np.abs(values) >= CLIP_LEVEL).sum())
+            n += len(block)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AudioError(path, None, f"unreadable audio: {exc}") from None
+    share = clipped / max(1, n * info.channels)
+    return AudioContent(n, non_finite, first, all_zero and n > 0, share)
 
 
 # --------------------------------------------------------------------- parsing
@@ -347,6 +418,7 @@ class _Scanner:
         self.check_audio = check_audio
         self.sample_rate = sample_rate
         self.progress = progress
+        self.scan_audio = False
 
     def add(self, path: PathLike, line: Optional[int], message: str, key: Optional[str] = None,
             reason: Optional[str] = None, severity: Severity = Severity.ERROR) -> Problem:
@@ -538,6 +610,25 @@ class _Scanner:
                          f"{info.channels}-channel audio will be down-mixed to mono on load ({e.data})",
                          e.key, severity=Severity.WARNING)
             self.scan.recordings[e.key] = info
+            if self.scan_audio:
+                self.check_content(wav.path, e)
+
+    def check_content(self, wav_scp: Path, e: TableEntry) -> None:
+        """NaN/Inf (an error), digital silence and clipping (warnings) of one recording."""
+        try:
+            content = scan_audio_content(e.data)
+        except AudioError as exc:
+            self.add(wav_scp, e.lineno, f"{exc.message} ({e.data})", e.key, UNREADABLE_AUDIO)
+            return
+        if content.non_finite:
+            self.add(wav_scp, e.lineno, f"audio has {content.non_finite} NaN/Inf samples (first at "
+                     f"{content.first_non_finite_s:.3f} s) ({e.data})", e.key, NON_FINITE_AUDIO)
+        elif content.all_zero:
+            self.add(wav_scp, e.lineno, f"audio is digital silence (every sample 0) ({e.data})", e.key,
+                     severity=Severity.WARNING)
+        if content.clipped_share > CLIP_SHARE:
+            self.add(wav_scp, e.lineno, f"audio is clipped: {100 * content.clipped_share:.1f} % of the samples "
+                     f"at full scale ({e.data})", e.key, severity=Severity.WARNING)
 
     def check_durations(self) -> None:
         """Segments inside their recordings; utt2dur and emo_segments agree with the durations."""

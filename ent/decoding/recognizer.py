@@ -197,9 +197,13 @@ class EmotionRecognizer:
         packed model holds one; it is read only if ``options.lm_weight > 0``.
 
         Relative paths in the config (token list, CMVN statistics, a
-        pretrained front end's ``model_dir``) are taken relative to the
+        pretrained front end's ``model_dir``) of a packed model
+        (``ent.bin.pack_model``; its config has ``packed_from``) are taken
+        inside the model directory only, so that a ``tokens/`` or
+        ``feats_stats.npz`` in the current directory never replaces the
+        pack's own. Those of a training directory are taken relative to the
         current directory first (where a recipe trained the model), then to
-        the model directory (a packed model).
+        the model directory.
 
         Raises:
             DataError: If a file is missing, naming it, or the config or the
@@ -217,14 +221,16 @@ class EmotionRecognizer:
                 raise DataError(path, None, "not found (is this a trained ENT model directory?)")
         with open(config_file, encoding="utf-8") as fh:
             args = yaml.safe_load(fh)
-        args["token_dir"] = str(_resolve(args["token_dir"], model_dir, config_file))
+        packed = "packed_from" in args
+        args["token_dir"] = str(_resolve(args["token_dir"], model_dir, config_file, packed))
         stats = (args.get("normalize_conf") or {}).get("stats_file")
         if stats:
-            args["normalize_conf"]["stats_file"] = str(_resolve(stats, model_dir, config_file))
+            args["normalize_conf"]["stats_file"] = str(_resolve(stats, model_dir, config_file, packed))
         ssl_dir = (args.get("frontend_conf") or {}).get("model_dir") if args.get("frontend") == "ssl" else None
         if ssl_dir:
             expanded = os.path.expandvars(os.path.expanduser(str(ssl_dir)))
-            if not Path(expanded).exists() and (model_dir / expanded).exists():
+            inside = not Path(expanded).is_absolute() and (model_dir / expanded).exists()
+            if inside and (packed or not Path(expanded).exists()):
                 args["frontend_conf"]["model_dir"] = str(model_dir / expanded)
         import argparse
 
@@ -411,10 +417,16 @@ class EmotionRecognizer:
         return min_samples(self.model)
 
 
-def _resolve(path: str, model_dir: Path, config_file: Path) -> Path:
-    """Find a file named in a model config: as given, else inside the model dir."""
-    candidates = [Path(path), model_dir / path, model_dir / Path(path).name]
+def _resolve(path: str, model_dir: Path, config_file: Path, packed: bool = False) -> Path:
+    """Find a file named in a model config: as given, else inside the model dir.
+
+    A packed model's relative paths are looked up inside the model dir only.
+    """
+    given = Path(path)
+    inside = [model_dir / path, model_dir / given.name]
+    candidates = inside if packed and not given.is_absolute() else [given] + inside
     for cand in candidates:
         if cand.exists():
             return cand
-    raise DataError(config_file, None, f"'{path}' not found (looked in . and {model_dir})")
+    where = str(model_dir) if packed and not given.is_absolute() else f". and {model_dir}"
+    raise DataError(config_file, None, f"'{path}' not found (looked in {where})")

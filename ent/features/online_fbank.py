@@ -57,13 +57,21 @@ class OnlineFbank:
             The new frames, in order. (n, output_size()) float32, n >= 0
 
         Raises:
-            ValueError: If ``samples`` is not one-dimensional or not floating point.
+            ValueError: If ``samples`` is not one-dimensional, not floating
+                point, or holds a NaN or infinite sample. The piece is then
+                refused whole and the stream is left as it was (the caller
+                may drop the piece, or repair it and pass it again).
         """
         piece = samples.detach().cpu() if isinstance(samples, torch.Tensor) else torch.from_numpy(np.asarray(samples))
         if piece.dim() != 1:
             raise ValueError(f"samples must have shape (N,), got {tuple(piece.shape)}")
         if not piece.is_floating_point():
             raise ValueError(f"samples must be floats in [-1, 1], got {piece.dtype} (scale integer PCM first)")
+        finite = torch.isfinite(piece)
+        if not bool(finite.all()):
+            first = int(torch.argmin(finite.to(torch.int8)))
+            raise ValueError(f"samples hold {int((~finite).sum())} NaN/Inf values (first: sample {first} of this "
+                             f"piece, {(self.num_samples + first) / self.fbank.sample_rate:.3f} s into the stream)")
         piece = piece.to(torch.float32)
         self.num_samples += int(piece.numel())
         buf = torch.cat([self._buffer, piece]) if self._buffer.numel() else piece

@@ -238,7 +238,7 @@ class SSLFeatureCache:
         """Write ``manifest.json`` atomically."""
         data = {"format": CACHE_FORMAT, "fingerprint": self.fingerprint, "entries": self.entries}
         with atomic_write(self.cache_dir / MANIFEST) as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
+            json.dump(data, fh, indent=1, sort_keys=True, allow_nan=False)
             fh.write("\n")
 
 

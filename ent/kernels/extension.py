@@ -5,6 +5,15 @@ source file changes. :func:`extension_status` builds (or loads) it once and
 says why it cannot; :func:`load_extension` raises instead;
 :func:`extension_kernels` wraps it as the ``cuda`` back end of the fused
 lattice losses (:class:`~ent.kernels.lattice_types.LatticeKernels`).
+
+``torch.utils.cpp_extension`` guards a build directory with a bare ``lock``
+file that it deletes when the build ends; a build that is killed leaves the
+file behind and every later load waits on it for ever. ENT therefore builds
+while holding an ``fcntl`` lock of its own (``ent_build.lock``, released by
+the kernel when its process dies, see :mod:`ent.utils.locking`): holding it,
+a torch ``lock`` file can only be a killed build's, and is removed with a
+warning naming it (:func:`clear_stale_build_lock`). A process that finds
+another ENT process building waits for it, saying which one.
 """
 
 from __future__ import annotations
@@ -21,12 +30,17 @@ from torch import Tensor
 
 from ent.kernels.availability import BackendUnavailableError
 from ent.kernels.lattice_types import JointInputs, LatticeKernels, NodeRuns
+from ent.utils.locking import FileLock
 
 _log = logging.getLogger(__name__)
 
 EXTENSION_NAME = "ent_lattice_pool"
 CSRC_DIR = Path(__file__).resolve().parent.parent / "csrc"
 EXTENSION_SOURCES = ("lattice_pool.cpp", "lattice_pool.cu")
+BUILD_LOCK = "ent_build.lock"
+"""ENT's lock of the build directory (held while building or loading)."""
+TORCH_BATON = "lock"
+"""The lock file of ``torch.utils.cpp_extension`` (a ``FileBaton``) in the build directory."""
 
 
 def extension_build_dir() -> Path:
@@ -64,17 +78,72 @@ def extension_status() -> Tuple[Optional[ModuleType], str]:
     build_dir.mkdir(parents=True, exist_ok=True)
     _log.info(f"loading the CUDA lattice extension (built on first use, cached in {build_dir})")
     try:
-        module = cpp_extension.load(
-            name=EXTENSION_NAME,
-            sources=[str(CSRC_DIR / name) for name in EXTENSION_SOURCES],
-            extra_cflags=["-O3"],
-            extra_cuda_cflags=["-O3"],
-            build_directory=str(build_dir),
-            verbose=False,
-        )
+        with build_lock(build_dir):
+            module = cpp_extension.load(
+                name=EXTENSION_NAME,
+                sources=[str(CSRC_DIR / name) for name in EXTENSION_SOURCES],
+                extra_cflags=["-O3"],
+                extra_cuda_cflags=["-O3"],
+                build_directory=str(build_dir),
+                verbose=False,
+            )
     except (RuntimeError, OSError, ImportError) as err:
         return None, f"building in {build_dir} failed: {first_error_line(str(err)) or type(err).__name__}"
     return module, ""
+
+
+def build_lock(build_dir: Path, timeout: Optional[float] = None) -> FileLock:
+    """ENT's lock of ``build_dir``, taken (waiting for another ENT build), with a stale torch lock removed.
+
+    Args:
+        build_dir: The extension's build directory.
+        timeout: Seconds to wait for another process's build (None: as long as it takes).
+
+    Returns:
+        The held lock (a context manager; release it when the build is loaded).
+
+    Raises:
+        LockBusyError: If another process still builds after ``timeout``.
+    """
+    build_dir = Path(build_dir)
+
+    def waiting(owner: str) -> None:
+        _log.warning(f"waiting for another build of the CUDA lattice extension in {build_dir} "
+                     f"({owner or 'owner unknown'})")
+
+    lock = FileLock(build_dir / BUILD_LOCK, timeout=timeout, on_wait=waiting).acquire()
+    try:
+        clear_stale_build_lock(build_dir)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def clear_stale_build_lock(build_dir: Path) -> bool:
+    """Remove torch's ``lock`` file from ``build_dir``; call only while holding :func:`build_lock`.
+
+    Holding ENT's lock, no other ENT build is running, so the file is what a
+    killed build left behind (torch would wait on it for ever).
+
+    Returns:
+        Whether a stale lock was removed.
+
+    Raises:
+        OSError: If it cannot be removed; the message says which file to delete.
+    """
+    baton = Path(build_dir) / TORCH_BATON
+    if not baton.exists():
+        return False
+    try:
+        baton.unlink()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise OSError(f"{baton} is a stale lock of a killed build and cannot be removed ({exc.strerror}): "
+                      "delete it by hand") from None
+    _log.warning(f"removed {baton}, the stale lock of a killed build of the CUDA lattice extension")
+    return True
 
 
 def first_error_line(log: str) -> str:

@@ -205,7 +205,7 @@ def render_section(record: ExperimentRecord) -> str:
         "datasets": record.datasets,
     }
     # '>' escaped so that no string can close the HTML comment.
-    payload = json.dumps(data, ensure_ascii=True).replace(">", "\\u003e")
+    payload = json.dumps(data, ensure_ascii=True, allow_nan=False).replace(">", "\\u003e")
     lines = [_BEGIN.format(name=info.name), _DATA_PREFIX + payload + _DATA_SUFFIX, f"## {info.name}", ""]
     if info.model_dir:
         lines.append(f"- model dir: `{info.model_dir}`")

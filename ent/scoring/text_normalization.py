@@ -180,7 +180,7 @@ class TextNormalization:
     def write(self, path: PathLike) -> None:
         """Atomically write the record (:meth:`options`) to ``path``."""
         with atomic_write(path) as fh:
-            json.dump(self.options(), fh, indent=2, ensure_ascii=False)
+            json.dump(self.options(), fh, indent=2, ensure_ascii=False, allow_nan=False)
             fh.write("\n")
 
 

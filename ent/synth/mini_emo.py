@@ -635,7 +635,7 @@ def write_set(
         with atomic_write(data_dir / "emo_segments") as fh:
             fh.writelines(lines)
         with atomic_write(data_dir / "zed.json") as fh:
-            json.dump(zed, fh, indent=2, sort_keys=True)
+            json.dump(zed, fh, indent=2, sort_keys=True, allow_nan=False)
             fh.write("\n")
 
 
@@ -762,7 +762,7 @@ def generate_corpus(
                 name, len(specs), total / 3600.0, limited, data_dir,
             )
             with atomic_write(done) as fh:
-                json.dump(_set_signature(name, options, wav_root), fh, sort_keys=True)
+                json.dump(_set_signature(name, options, wav_root), fh, sort_keys=True, allow_nan=False)
                 fh.write("\n")
         finished = True
     finally:

@@ -119,3 +119,76 @@ def test_directory_is_not_audio(tmp_path):
     with pytest.raises(AudioError) as err:
         audio_info(Path(tmp_path))
     assert str(err.value) == f"{tmp_path}: audio file not found"
+
+
+# ------------------------------------------------------------ content checks
+def test_nan_inf_and_empty_audio_are_one_line_errors_naming_the_file(tmp_path):
+    wave = sine(440.0, 1.0, 16000)
+    wave[8000:8004] = np.nan
+    wave[12000] = np.inf
+    path = tmp_path / "nan.wav"
+    sf.write(str(path), wave, 16000, subtype="FLOAT")
+    with pytest.raises(AudioError) as err:
+        load_audio(path)
+    assert str(err.value) == f"{path}: audio has 5 NaN/Inf samples (first at 0.500 s)"
+    # a segment after the bad samples reads fine; one over them names the time in the file
+    assert load_audio(path, 0.8, 0.9).shape == (1600,)
+    with pytest.raises(AudioError, match=r"1 Inf samples \(first at 0\.750 s\)"):
+        load_audio(path, 0.6, 0.9)
+    empty = tmp_path / "empty.wav"
+    sf.write(str(empty), np.zeros(0, np.float32), 16000)
+    with pytest.raises(AudioError) as err:
+        load_audio(empty)
+    assert str(err.value) == f"{empty}: audio file is empty (0 samples)"
+    assert "None" not in str(err.value)
+
+
+def test_bad_content_in_a_data_dir_names_the_wav_scp_line(data_dir_factory):
+    from datadir_factory import wav_path
+
+    from ent.data.datadir import DataDir
+
+    data = data_dir_factory(3)
+    path = wav_path(data, "utt002")
+    wave = sf.read(str(path), dtype="float32")[0]
+    wave[100] = np.nan
+    sf.write(str(path), wave, 16000, subtype="FLOAT")
+    d = DataDir.load(data)
+    d.load_audio("utt001")
+    with pytest.raises(DataError) as err:
+        d.load_audio("utt002")
+    assert str(err.value) == f"{data}/wav.scp:2: audio has 1 NaN samples (first at 0.006 s) ({path})"
+
+
+def test_upsampling_warns_naming_the_file(tmp_path, caplog, monkeypatch):
+    import ent.data.audio as audio
+
+    monkeypatch.setattr(audio, "_upsampled_files", [])
+    monkeypatch.setattr(audio, "MAX_UPSAMPLE_WARNINGS", 2)
+    paths = []
+    for k in range(4):
+        paths.append(tmp_path / f"tel{k}.wav")
+        sf.write(str(paths[-1]), sine(300.0, 0.2, 8000), 8000)
+    sf.write(str(tmp_path / "hi.wav"), sine(300.0, 0.2, 48000), 48000)
+    with caplog.at_level("WARNING", logger="ent.data.audio"):
+        for path in paths + [paths[0], tmp_path / "hi.wav"]:
+            load_audio(path)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        f"{paths[0]}: 8000 Hz audio upsampled to 16000 Hz: it has nothing above 4000 Hz, which the model was "
+        "trained on (expect more errors)",
+        f"{paths[1]}: 8000 Hz audio upsampled to 16000 Hz: it has nothing above 4000 Hz, which the model was "
+        "trained on (expect more errors)",
+        "more audio below 16000 Hz is upsampled (no further warnings)",
+    ]  # 48 kHz is downsampled without a warning
+
+
+def test_digital_silence_is_loaded_and_recognised(tmp_path):
+    from ent.data.audio import is_digital_silence
+
+    path = tmp_path / "zero.wav"
+    sf.write(str(path), np.zeros(8000, np.int16), 16000, subtype="PCM_16")
+    wave = load_audio(path)
+    assert wave.shape == (8000,) and is_digital_silence(wave)
+    assert not is_digital_silence(np.array([0.0, 1e-6], np.float32))
+    assert not is_digital_silence(np.zeros(0, np.float32))

@@ -122,6 +122,50 @@ def test_cli_skips_when_done(tmp_path, caplog):
     assert "wav.scp:1" in caplog.text
 
 
+def test_cli_recomputes_when_the_inputs_change_and_only_then(tmp_path, caplog):
+    """The statistics are keyed by the data dir's content and the options, not by the file's existence."""
+    import shutil
+
+    d = _make_data_dir(tmp_path, n=4)
+    out = tmp_path / "exp" / "feats_stats.npz"
+
+    def run(*extra):
+        caplog.clear()
+        with caplog.at_level("INFO"):
+            main(["--data-dir", str(data_dir), "--out", str(out), *extra])
+        with np.load(out) as stats:
+            return int(stats["count"]), "skipping" in caplog.text
+
+    data_dir = d
+    count, skipped = run()
+    assert not skipped and (tmp_path / "exp" / "feats_stats.npz.stamp").is_file()
+    assert run() == (count, True)
+    import os
+    os.utime(d / "wav.scp", ns=(1, 1))  # touched or copied: the same content is not recomputed
+    assert run() == (count, True)
+    fewer, skipped = run("--max-utts", "2")  # cmvn_max_utts
+    assert not skipped and fewer < count and "recomputing (options changed)" in caplog.text
+    assert run("--max-utts", "2") == (fewer, True)
+    assert run() == (count, False)
+    assert run("--pitch")[1] is False  # a feature option
+    assert run()[1] is False
+    # the same path, other content (e.g. data prepared again with one utterance less)
+    lines = (d / "wav.scp").read_text().splitlines()
+    (d / "wav.scp").write_text("\n".join(lines[:3]) + "\n")
+    for name in ("text", "utt2spk", "utt2emo"):
+        path = d / name
+        if path.exists():
+            path.write_text("".join(line + "\n" for line in path.read_text().splitlines()[:3]))
+    smaller, skipped = run()
+    assert not skipped and smaller < count and f"changed: {d / 'wav.scp'}" in caplog.text
+    # another training set (e.g. the speed-perturbed one) under the same statistics path
+    data_dir = shutil.copytree(d, tmp_path / "data_sp")
+    assert run() == (smaller, False)
+    # statistics from before the stamps: recomputed once
+    (tmp_path / "exp" / "feats_stats.npz.stamp").unlink()
+    assert run() == (smaller, False) and "no stamp" in caplog.text
+
+
 # ------------------------------------------------------------ per-speaker CMVN
 def _two_speaker_dir(tmp_path):
     d = _make_data_dir(tmp_path, n=5)

@@ -33,6 +33,84 @@ def test_extension_failure_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) ->
 
 
 
+KILLED_BUILD = """
+import os, signal, sys
+sys.path.insert(0, {repo!r})
+from torch.utils.file_baton import FileBaton
+from ent.kernels.extension import build_lock
+lock = build_lock({build_dir!r})
+assert FileBaton(os.path.join({build_dir!r}, "lock")).try_acquire()
+os.kill(os.getpid(), signal.SIGKILL)  # killed mid-build: torch's lock file stays
+"""
+
+
+def test_a_killed_builds_lock_is_removed_instead_of_hanging(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    """No nvcc needed: the build itself is replaced by torch's lock protocol."""
+    from torch.utils import cpp_extension
+    from torch.utils.file_baton import FileBaton
+
+    build_dir = tmp_path / "ext"
+    build_dir.mkdir()
+    killed = subprocess.run([sys.executable, "-c", KILLED_BUILD.format(repo=str(REPO), build_dir=str(build_dir))])
+    assert killed.returncode == -9 and (build_dir / "lock").exists()
+
+    def fake_load(name: str, build_directory: str, **kwargs: object) -> str:
+        baton = FileBaton(os.path.join(build_directory, "lock"))
+        if not baton.try_acquire():  # torch would now wait for ever
+            raise AssertionError("the stale lock was left in place")
+        baton.release()
+        return "module"
+
+    cuda_home = tmp_path / "cuda"
+    (cuda_home / "include").mkdir(parents=True)
+    (cuda_home / "include" / "cuda_runtime.h").write_text("")
+    monkeypatch.setenv("ENT_EXTENSIONS_DIR", str(tmp_path))
+    monkeypatch.setattr(extension, "extension_build_dir", lambda: build_dir)
+    monkeypatch.setattr(torch.version, "cuda", "12.0")
+    monkeypatch.setattr(cpp_extension, "CUDA_HOME", str(cuda_home))
+    monkeypatch.setattr(cpp_extension, "is_ninja_available", lambda: True)
+    monkeypatch.setattr(cpp_extension, "load", fake_load)
+    extension.extension_status.cache_clear()
+    try:
+        assert extension.extension_status() == ("module", "")
+    finally:
+        extension.extension_status.cache_clear()
+    assert not (build_dir / "lock").exists()
+    assert f"removed {build_dir / 'lock'}, the stale lock of a killed build" in caplog.text
+
+
+HOLDING_BUILD = """
+import sys, time
+sys.path.insert(0, {repo!r})
+from ent.kernels.extension import build_lock
+lock = build_lock({build_dir!r})
+open({build_dir!r} + "/lock", "w").close()
+print("building", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_running_build_is_waited_for_and_its_lock_kept(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from ent.utils.locking import LockBusyError
+
+    build_dir = tmp_path / "ext"
+    build_dir.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", HOLDING_BUILD.format(repo=str(REPO), build_dir=str(build_dir))],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "building"
+        with pytest.raises(LockBusyError):
+            extension.build_lock(build_dir, timeout=0.3)
+        assert (build_dir / "lock").exists()  # a live build's lock is not touched
+        assert f"waiting for another build of the CUDA lattice extension in {build_dir} (pid {proc.pid}" in caplog.text
+    finally:
+        proc.kill()
+        proc.wait()
+    with extension.build_lock(build_dir):
+        assert not (build_dir / "lock").exists()
+
+
 def _nvcc() -> Optional[str]:
     found = shutil.which("nvcc")
     if found:

@@ -406,21 +406,23 @@ fi
 
 # -----------------------------------------------------------------------------
 # Stage 6 (optional): token n-gram LM, with --lm_order N > 0; skipped while
-# lm.arpa is newer than the token list and its training text.
+# lm.arpa.stamp records the same training texts, token list and order
+# (content-keyed, python -m ent.bin.stamp).
 # -----------------------------------------------------------------------------
 if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ] && [ "${lm_order}" -gt 0 ]; then
   lm_texts=${lm_train_text:-${datadir}/${train_set}/text}
-  lm_fresh=true
-  for f in ${lm_texts} "${token_dir}/tokens.txt"; do
-    [ -f "${lm_file}" ] && [ "${lm_file}" -nt "${f}" ] || lm_fresh=false
-  done
-  if [ "${lm_fresh}" = true ]; then
+  # shellcheck disable=SC2206
+  lm_stamp_args=(--file ${lm_texts} "${token_dir}/tokens.txt" "${token_dir}/bpe.model" "${datadir}/${valid_set}/text"
+                 --value "order=${lm_order}")
+  if [ -f "${lm_file}" ] && lm_stale=$(${python} -m ent.bin.stamp check "${lm_file}.stamp" "${lm_stamp_args[@]}"); then
     log "Stage 6: ${lm_file} already trained"
   else
+    [ -f "${lm_file}" ] && log "Stage 6: training again: ${lm_stale}"
     log "Stage 6: ${lm_order}-gram ${token_type} LM on ${lm_texts} -> ${lm_file}"
     # shellcheck disable=SC2086
     ${python} -m ent.bin.train_lm --token-dir "${token_dir}" --text ${lm_texts} \
       --valid-text "${datadir}/${valid_set}/text" --order "${lm_order}" --out "${lm_file}"
+    ${python} -m ent.bin.stamp write "${lm_file}.stamp" "${lm_stamp_args[@]}"
   fi
 fi
 
@@ -466,25 +468,52 @@ if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
   done
 fi
 
-# Decoding jobs. queue_decode OUT COMMAND... writes OUT/decode.sh (COMMAND, then
-# `touch OUT/.done`); run_decode_jobs STAGE [N] runs the queued ones as
-# ${decode_cmd} jobs, N (default --inference_nj) at a time, each logging to
-# OUT/decode.log. A failed job stops the run (the runner shows its log).
-# decoded OUT MODEL_DIR: OUT/.done is newer than the checkpoint, the LM and the
-# decoding config (a retrained model or an edited config is decoded again).
+# Decoding jobs. queue_decode OUT MODEL_DIR SET COMMAND... writes OUT/decode.sh
+# (COMMAND, then the stamp OUT/.done); run_decode_jobs STAGE [N] runs the queued
+# ones as ${decode_cmd} jobs, N (default --inference_nj) at a time, each logging
+# to OUT/decode.log. A failed job stops the run (the runner shows its log).
+# decoded OUT MODEL_DIR SET COMMAND...: OUT/.done records the content (SHA-256)
+# of the checkpoint, the model's config.yaml, the decoding config, the LM and the
+# set's wav.scp, segments, utt2spk and text, and the command line (without
+# --num-threads): a retrained model, an edited config or LM, changed data or other
+# options decode again; a file only touched or copied does not.
 decode_queue=()
 decode_threads=$(( $(nproc) / inference_nj )); [ "${decode_threads}" -ge 1 ] || decode_threads=1
+decode_stamp_args() {  # decode_stamp_args MODEL_DIR SET COMMAND...: sets stamp_args
+  local mdir=$1 dset=$2 skip=false w
+  local words=()
+  shift 2
+  for w in "${@:2}"; do  # the command without its interpreter and --num-threads N
+    if [ "${skip}" = true ]; then skip=false; continue; fi
+    if [ "${w}" = --num-threads ]; then skip=true; continue; fi
+    words+=("${w}")
+  done
+  stamp_args=(--file "${mdir}/${inference_model}" "${mdir}/config.yaml" "${decode_config}" "${lm_opts[@]:1}"
+              "${datadir}/${dset}/wav.scp" "${datadir}/${dset}/segments" "${datadir}/${dset}/utt2spk"
+              "${datadir}/${dset}/text" --value "command=$(printf '%q ' "${words[@]}")")
+}
+decoded() {
+  local out=$1 stale
+  shift
+  decode_stamp_args "$@"
+  stale=$(${python} -m ent.bin.stamp check "${out}/.done" "${stamp_args[@]}") && return 0
+  [ -f "${out}/.done" ] && log "decoding again: ${stale}"
+  return 1
+}
 queue_decode() {
   local out=$1
   shift
   mkdir -p "${out}"
   rm -f "${out}/.done"
+  decode_stamp_args "$@"
+  ${python} -m ent.bin.stamp write "${out}/.done.pending" "${stamp_args[@]}"
+  shift 2
   {
     echo '#!/usr/bin/env bash'
     echo "# Written by ent.sh: the decoding of ${out}, run from $(pwd)."
     echo 'set -euo pipefail'
     printf '%q ' "$@"; echo
-    printf 'touch %q\n' "${out}/.done"
+    printf 'mv -f %q %q\n' "${out}/.done.pending" "${out}/.done"
   } > "${out}/decode.sh"
   decode_queue+=("${out#"${expdir}/"}")
 }
@@ -498,13 +527,6 @@ run_decode_jobs() {
     log "Error: ${name}: decoding failed"; exit 1
   fi
 }
-decoded() {
-  local out=$1 mdir=$2 f
-  [ -f "${out}/.done" ] || return 1
-  for f in "${mdir}/${inference_model}" "${decode_config}" "${lm_opts[@]:1}"; do
-    [ "${out}/.done" -nt "${f}" ] || return 1
-  done
-}
 check_decodable() {  # check_decodable STAGE MODEL_DIR
   if [ ! -f "$2/${inference_model}" ]; then
     log "Error: $1: $2/${inference_model} not found: train it first (stage 7)"; exit 1
@@ -515,12 +537,13 @@ check_decodable() {  # check_decodable STAGE MODEL_DIR
 }
 queue_full_decode() {  # queue_full_decode STAGE MODEL_DIR SET
   local out="$2/${decode_tag}/$3"
-  if decoded "${out}" "$2"; then log "$1: ${out} already decoded"; return; fi
+  local cmd=(${python} -m ent.bin.inference --model-dir "$2" --model-file "${inference_model}"
+    --config "${decode_config}" "${inference_opts[@]}" "${lm_opts[@]}" --data-dir "${datadir}/$3"
+    --out-dir "${out}" --ngpu "${ngpu}" --num-threads "${decode_threads}")
+  if decoded "${out}" "$2" "$3" "${cmd[@]}"; then log "$1: ${out} already decoded"; return; fi
   check_decodable "$1" "$2"
   log "$1: decoding ${datadir}/$3 with $2/${inference_model} -> ${out} (log: ${out}/decode.log)"
-  queue_decode "${out}" ${python} -m ent.bin.inference --model-dir "$2" --model-file "${inference_model}" \
-    --config "${decode_config}" "${inference_opts[@]}" "${lm_opts[@]}" --data-dir "${datadir}/$3" \
-    --out-dir "${out}" --ngpu "${ngpu}" --num-threads "${decode_threads}"
+  queue_decode "${out}" "$2" "$3" "${cmd[@]}"
 }
 
 if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
@@ -597,14 +620,15 @@ if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 12 ] && [ -n "${streaming_conf
       fi
       for dset in ${eval_sets}; do
         out="${mdir}/${sdir}/${dset}"
-        if decoded "${out}" "${mdir}"; then log "Stage 12: ${out} already decoded"; continue; fi
+        cmd=(${python} -m ent.bin.inference --model-dir "${mdir}"
+          --model-file "${inference_model}" --config "${decode_config}" "${inference_opts[@]}"
+          --search greedy --frame-switch-penalty 0 --frame-emotion-pause 0
+          --lm-weight 0 --token-bonus 0 "${sopts[@]}"
+          --data-dir "${datadir}/${dset}" --out-dir "${out}" --ngpu "${ngpu}")
+        if decoded "${out}" "${mdir}" "${dset}" "${cmd[@]}"; then log "Stage 12: ${out} already decoded"; continue; fi
         check_decodable "Stage 12" "${mdir}"
         log "Stage 12: ${sdir} decoding of ${datadir}/${dset} -> ${out} (log: ${out}/decode.log)"
-        queue_decode "${out}" ${python} -m ent.bin.inference --model-dir "${mdir}" \
-          --model-file "${inference_model}" --config "${decode_config}" "${inference_opts[@]}" \
-          --search greedy --frame-switch-penalty 0 --frame-emotion-pause 0 \
-          --lm-weight 0 --token-bonus 0 "${sopts[@]}" \
-          --data-dir "${datadir}/${dset}" --out-dir "${out}" --ngpu "${ngpu}"
+        queue_decode "${out}" "${mdir}" "${dset}" "${cmd[@]}"
       done
     done
   done
