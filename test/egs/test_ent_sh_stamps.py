@@ -108,10 +108,19 @@ def test_stage_3_recomputes_the_cmvn_statistics_of_another_training_set(recipe: 
     assert "is up to date with data/train; skipping" in again.stdout + again.stderr
     fewer = run(recipe, *opts, "--cmvn_max_utts", "2", python=sys.executable)
     assert "recomputing (options changed)" in fewer.stdout + fewer.stderr and stats.read_bytes() != first
-    # speed perturbation: data/train_sp under the same statistics path
-    # (made by the tool itself: ent.sh's stage 2 passes it --data-dir/--out-dir, which it does not take)
-    subprocess.run([sys.executable, "-m", "ent.bin.speed_perturb_data_dir", "--src", "data/train", "--dst",
-                    "data/train_sp", "--audio-dir", "wav_sp", "--factors", "0.9", "1.0"], cwd=recipe, check=True,
-                   env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True)
+    # speed perturbation (stage 2 builds data/train_sp): the same statistics path, another training set
+    run(recipe, "--stage", "2", "--stop_stage", "2", "--nj", "1", "--speed_perturb_factors", "0.9 1.0",
+        python=sys.executable)
     sp = run(recipe, *opts, "--speed_perturb_factors", "0.9 1.0", python=sys.executable)
     assert "recomputing (changed: data/train_sp/wav.scp" in sp.stdout + sp.stderr
+
+
+def test_stage_2_speed_perturbs_the_training_set(recipe: Path) -> None:
+    run(recipe, "--stage", "2", "--stop_stage", "2", "--nj", "1", "--speed_perturb_factors", "0.9 1.0",
+        python=sys.executable)
+    sp = recipe / "data" / "train_sp"
+    utts = [line.split()[0] for line in (sp / "wav.scp").read_text().splitlines()]
+    originals = [line.split()[0] for line in (recipe / "data" / "train" / "wav.scp").read_text().splitlines()]
+    assert len(utts) == 2 * len(originals)
+    paths = [recipe / line.split()[1] for line in (sp / "wav.scp").read_text().splitlines()]
+    assert all(p.is_file() for p in paths)  # the audio is not inside the data dir, which is replaced whole

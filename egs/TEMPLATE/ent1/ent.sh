@@ -338,8 +338,8 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
   if [ -n "${speed_perturb_factors}" ]; then
     log "Stage 2: speed perturbation of ${datadir}/${train_set}: factors ${speed_perturb_factors}"
     ${python} -m ent.bin.speed_perturb_data_dir \
-      --data-dir "${datadir}/${train_set}" --out-dir "${datadir}/${train_sp_set}" \
-      --factors ${speed_perturb_factors} --nj "${nj}"
+      --src "${datadir}/${train_set}" --dst "${datadir}/${train_sp_set}" \
+      --audio-dir "${datadir}/${train_sp_set}_wav" --factors ${speed_perturb_factors} --nj "${nj}"
   else
     log "Stage 2: speed perturbation skipped (no --speed_perturb_factors)"
   fi
