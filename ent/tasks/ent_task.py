@@ -29,7 +29,6 @@ from espnet2.iterators.sequence_iter_factory import SequenceIterFactory  # noqa:
 from espnet2.tasks.abs_task import AbsTask  # noqa: E402
 from espnet2.train.class_choices import ClassChoices  # noqa: E402
 from espnet2.train.distributed_utils import DistributedOption  # noqa: E402
-from espnet2.train.trainer import Trainer  # noqa: E402
 from espnet2.utils.get_default_kwargs import get_default_kwargs  # noqa: E402
 from espnet2.utils.nested_dict_action import NestedDictAction  # noqa: E402
 from espnet2.utils.types import str2bool, str_or_none  # noqa: E402
@@ -46,6 +45,7 @@ from ent.models.transducer import EmotionTransducer  # noqa: E402
 from ent.nets.dropout import use_fast_dropout  # noqa: E402
 from ent.nets.encoder import ConformerEncoder  # noqa: E402
 from ent.nets.predictor import RNNPredictor, StatelessPredictor  # noqa: E402
+from ent.tasks.trainer import ENTTrainer, weights_only_init_param  # noqa: E402
 from ent.text.tokenizer import Tokenizer  # noqa: E402
 from ent.utils.errors import DataError  # noqa: E402
 
@@ -63,7 +63,13 @@ class ENTTask(AbsTask):
 
     num_optimizers: int = 1
     class_choices_list = [frontend_choices, encoder_choices, predictor_choices]
-    trainer = Trainer
+    trainer = ENTTrainer  # atomic, ordered checkpoints; weights-only resume and averaging
+
+    @classmethod
+    def main_worker(cls, args: argparse.Namespace) -> None:
+        """ESPnet's main_worker, reading ``--init_param`` files weights-only (``ent.tasks.trainer``)."""
+        with weights_only_init_param():
+            super().main_worker(args)
 
     # ------------------------------------------------------------- arguments
     @classmethod
