@@ -88,7 +88,7 @@ class ENTTrainer(Trainer):
                 fit the model or optimizers being trained (a changed config).
         """
         map_location = f"cuda:{torch.cuda.current_device()}" if ngpu > 0 else "cpu"
-        states, used = load_resume_state(Path(checkpoint), map_location)
+        states, used = load_resume_state(Path(checkpoint), map_location, repair=_is_rank0())
         try:
             model.load_state_dict(states["model"], strict=strict)
             reporter.load_state_dict(states["reporter"])
@@ -119,6 +119,8 @@ class ENTTrainer(Trainer):
             remove_temporaries(output_dir)
             if trainer_options.resume:
                 restore_missing_checkpoint(output_dir)
+        if distributed_option.distributed and torch.distributed.is_initialized():
+            torch.distributed.barrier()  # the other ranks look for checkpoint.pth once rank 0 has restored it
         writer = CheckpointWriter(output_dir, trust_existing=bool(trainer_options.resume))
         with _replaced(espnet_trainer, "torch", _TorchFiles(writer.save)), \
                 _replaced(espnet_trainer, "average_nbest_models", average_available_models):
@@ -130,10 +132,12 @@ class ENTTrainer(Trainer):
             )
 
 
-def load_resume_state(checkpoint: Path, map_location: Any = "cpu") -> "tuple[Dict[str, Any], Path]":
+def load_resume_state(checkpoint: Path, map_location: Any = "cpu",
+                      repair: bool = True) -> "tuple[Dict[str, Any], Path]":
     """Load ``checkpoint``, else the previous checkpoint beside it (with a warning).
 
-    When the previous checkpoint is used, the unreadable one is moved to
+    When the previous checkpoint is used and ``repair`` is set (the process
+    that writes checkpoints: rank 0), the unreadable one is moved to
     ``checkpoint.pth.bad`` and ``checkpoint.pth`` becomes a copy of the
     previous one, so that the next save keeps a good previous checkpoint.
 
@@ -159,6 +163,8 @@ def load_resume_state(checkpoint: Path, map_location: Any = "cpu") -> "tuple[Dic
                 f"{checkpoint}: {problems[0]}; resuming from {path.name} (end of epoch "
                 f"{states['reporter']['epoch']}) instead, keeping the unreadable file as {BAD_CHECKPOINT}"
             )
+            if not repair:
+                return states, path
             if checkpoint.exists():
                 os.replace(checkpoint, checkpoint.with_name(BAD_CHECKPOINT))
             _copy_atomic(previous, checkpoint)
@@ -168,6 +174,12 @@ def load_resume_state(checkpoint: Path, map_location: Any = "cpu") -> "tuple[Dic
     detail = problems[0] + (f"; {previous.name}: {problems[1]}" if len(problems) > 1 else f"; no {previous.name}")
     raise DataError(checkpoint, None, f"cannot resume: {detail}. Move the checkpoint files away "
                                       f"to train again from epoch 1")
+
+
+def _is_rank0() -> bool:
+    """Whether this process writes the checkpoints (not distributed, or rank 0)."""
+    dist = torch.distributed
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 def _checked_layout(path: Path, states: Any) -> Dict[str, Any]:
