@@ -8,7 +8,8 @@ touches the disk:
   truncated file behind.
 - At the end of epoch N, ``{N}epoch.pth`` is written before ``checkpoint.pth``
   (ESPnet writes them the other way round), and the checkpoint it replaces is
-  kept as ``checkpoint.prev.pth``. Replacing ``checkpoint.pth`` is the moment
+  renamed to ``checkpoint.prev.pth`` (a run killed between the two renames
+  resumes from it). Replacing ``checkpoint.pth`` is the moment
   epoch N counts as done: a run killed before it trains epoch N again on
   resumption, one killed after it starts at epoch N + 1.
 - ``--resume true`` loads ``checkpoint.pth`` weights-only; when it is
@@ -61,8 +62,8 @@ PREVIOUS_CHECKPOINT = "checkpoint.prev.pth"
 #: Where an unreadable ``checkpoint.pth`` is moved when resuming falls back.
 BAD_CHECKPOINT = "checkpoint.pth.bad"
 EPOCH_FILE = re.compile(r"(\d+)epoch\.pth")
-#: Temporary files of :func:`ent.utils.fileio.atomic_write` and of the
-#: previous-checkpoint link, as a kill leaves them.
+#: Temporary files of :func:`ent.utils.fileio.atomic_write` and of
+#: :func:`_copy_atomic`, as a kill leaves them.
 _TEMPORARY = re.compile(r"\..+\.pth\.[^/]+\.tmp")
 
 
@@ -246,23 +247,18 @@ class CheckpointWriter:
     def _replace_checkpoint(self, obj: Any, path: Path) -> None:
         previous = path.with_name(PREVIOUS_CHECKPOINT)
 
-        def keep_previous() -> None:
+        def keep_previous() -> None:  # the new checkpoint is complete in its temporary file
             if self._trusted and path.exists():
-                _copy_atomic(path, previous)
+                os.replace(path, previous)  # a kill right after this: restore_missing_checkpoint
 
         save_checkpoint(obj, path, before_replace=keep_previous)
         self._trusted = True
 
 
 def _copy_atomic(source: Path, target: Path) -> None:
-    """Make ``target`` a copy of ``source`` in one rename (a hard link where the file system allows)."""
+    """Make ``target`` a copy of ``source`` in one rename (a copy, not a link: damage to one spares the other)."""
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    try:
-        os.link(source, tmp)
-    except OSError:
-        shutil.copyfile(source, tmp)
+    shutil.copyfile(source, tmp)
     os.replace(tmp, target)
 
 

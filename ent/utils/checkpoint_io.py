@@ -97,9 +97,9 @@ def save_checkpoint(obj: Any, path: PathLike, before_replace: Optional[Callable[
     with atomic_write(path, "wb") as fh:
         torch.save(obj, fh)
         fh.flush()
+        _test_pause()
         if before_replace is not None:
             before_replace()
-        _test_pause()
 
 
 def _test_pause() -> None:

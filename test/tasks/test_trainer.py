@@ -178,3 +178,19 @@ def test_crafted_or_truncated_model_file_is_refused_when_decoding_and_packing(ti
     with pytest.raises(DataError, match=r"cut.pth: unreadable \(truncated"):
         EmotionRecognizer.from_model_dir(model_dir, "cut.pth")
     assert not marker.exists() and not (tmp_path / "packed").exists()
+
+
+def test_killed_between_the_two_renames_resumes_from_the_previous_checkpoint(tmp_path: Path, caplog) -> None:
+    from ent.tasks.trainer import restore_missing_checkpoint
+
+    # What a kill leaves after checkpoint.pth became checkpoint.prev.pth and before the new one took its place.
+    torch.save(_states(1, 1.0), tmp_path / "checkpoint.prev.pth")
+    (tmp_path / ".checkpoint.pth.abc123.tmp").write_bytes(b"complete or not")
+    with caplog.at_level(logging.WARNING):
+        restore_missing_checkpoint(tmp_path)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path / 'checkpoint.pth'}: missing; resuming from checkpoint.prev.pth"]
+    assert load_checkpoint(tmp_path / "checkpoint.pth")["reporter"]["epoch"] == 1
+    assert os.stat(tmp_path / "checkpoint.pth").st_ino != os.stat(tmp_path / "checkpoint.prev.pth").st_ino
+    trainer_module.remove_temporaries(tmp_path)
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint.prev.pth", "checkpoint.pth"]
