@@ -35,6 +35,7 @@ from typing import List, Optional
 import yaml
 
 from ent.lm.ngram import PACKED_LM_NAME
+from ent.utils.checkpoint_io import load_checkpoint
 from ent.utils.cli import setup_logging
 from ent.utils.errors import DataError
 
@@ -79,7 +80,8 @@ def pack_model(
 
     Raises:
         DataError: If the config, checkpoint, token dir, statistics,
-            pretrained model dir, decoding config or LM are missing.
+            pretrained model dir, decoding config or LM are missing, or the
+            checkpoint is refused or unreadable (``load_checkpoint``).
     """
     if ssl_model not in SSL_MODES:
         raise ValueError(f"ssl_model must be one of {SSL_MODES}, got {ssl_model!r}")
@@ -88,6 +90,7 @@ def pack_model(
     for path in (config_file, checkpoint, decode_config, lm):
         if path is not None and not path.is_file():
             raise DataError(path, None, "not found")
+    load_checkpoint(checkpoint)  # refuse a crafted or truncated model file before packing it
     with open(config_file, encoding="utf-8") as fh:
         config = yaml.safe_load(fh)
     token_dir = Path(config["token_dir"])

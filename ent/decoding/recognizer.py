@@ -36,6 +36,7 @@ from ent.decoding.segmentation import piece_frames, split_at_pauses, stitch_fram
 from ent.decoding.streaming import encode_chunked_feats, min_samples
 from ent.decoding.writer import DecodeResult, make_result
 from ent.lm.ngram import PACKED_LM_NAME, NgramLM, NgramScorer
+from ent.utils.checkpoint_io import load_checkpoint
 from ent.utils.errors import DataError
 
 PathLike = Union[str, Path]
@@ -208,7 +209,8 @@ class EmotionRecognizer:
         Raises:
             DataError: If a file is missing, naming it, or the config or the
                 checkpoint does not give a model (e.g. an option this version
-                does not know).
+                does not know), or the checkpoint is refused (it holds more
+                than tensors and plain data) or unreadable (truncated).
         """
         from ent.tasks.ent_task import ENTTask
         from ent.text.tokenizer import Tokenizer
@@ -240,7 +242,7 @@ class EmotionRecognizer:
         except (TypeError, ValueError) as exc:
             # e.g. a key a later version no longer knows (frontend_conf, model_conf, ...)
             raise DataError(config_file, None, f"cannot build the model from this config: {exc}") from exc
-        state = torch.load(checkpoint, map_location="cpu")
+        state = load_checkpoint(checkpoint)  # weights only: a crafted file is refused, not run
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:

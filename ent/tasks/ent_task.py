@@ -28,7 +28,6 @@ from espnet2.iterators.abs_iter_factory import AbsIterFactory  # noqa: E402
 from espnet2.tasks.abs_task import AbsTask  # noqa: E402
 from espnet2.train.class_choices import ClassChoices  # noqa: E402
 from espnet2.train.distributed_utils import DistributedOption  # noqa: E402
-from espnet2.train.trainer import Trainer  # noqa: E402
 from espnet2.utils.get_default_kwargs import get_default_kwargs  # noqa: E402
 from espnet2.utils.nested_dict_action import NestedDictAction  # noqa: E402
 from espnet2.utils.types import str2bool, str_or_none  # noqa: E402
@@ -47,6 +46,7 @@ from ent.nets.dropout import use_fast_dropout  # noqa: E402
 from ent.nets.encoder import ConformerEncoder  # noqa: E402
 from ent.nets.predictor import RNNPredictor, StatelessPredictor  # noqa: E402
 from ent.tasks.iter_factory import ShardedIterFactory  # noqa: E402
+from ent.tasks.trainer import ENTTrainer, weights_only_init_param  # noqa: E402
 from ent.text.tokenizer import Tokenizer  # noqa: E402
 from ent.utils.distributed import computed_on_rank0, sync_from_rank0, world_and_rank  # noqa: E402
 from ent.utils.errors import DataError  # noqa: E402
@@ -79,7 +79,13 @@ class ENTTask(AbsTask):
 
     num_optimizers: int = 1
     class_choices_list = [frontend_choices, encoder_choices, predictor_choices]
-    trainer = Trainer
+    trainer = ENTTrainer  # atomic, ordered checkpoints; weights-only resume and averaging
+
+    @classmethod
+    def main_worker(cls, args: argparse.Namespace) -> None:
+        """ESPnet's main_worker, reading ``--init_param`` files weights-only (``ent.tasks.trainer``)."""
+        with weights_only_init_param():
+            super().main_worker(args)
 
     # ------------------------------------------------------------- arguments
     @classmethod
