@@ -113,5 +113,5 @@ class LoggedBatches:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for utt_ids, batch in self.batches:
             with self.path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(dict(self.fields, utts=list(utt_ids))) + "\n")
+                f.write(json.dumps(dict(self.fields, utts=list(utt_ids)), allow_nan=False) + "\n")
             yield utt_ids, batch
