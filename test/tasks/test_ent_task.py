@@ -81,7 +81,8 @@ def test_prosody_expert_is_fitted_before_training_and_stays_fixed(tiny_recipe: d
     # decoding reads the speakers' prosody statistics
     rec = EmotionRecognizer.from_model_dir(exp, "1epoch.pth")
     stats_by_utt = rec.speaker_stats(dd, dd.utt_ids)
-    assert next(iter(stats_by_utt.values())).shape == (2, 82 + x.size(1))
+    first = next(iter(stats_by_utt.values()))  # SpeakerStats: CMVN and prosody statistics
+    assert first.cmvn.shape == (2, 82) and first.prosody.shape == (2, x.size(1))
     utt = dd.utt_ids[0]
     (result,) = rec.decode([utt], [dd.load_audio(utt)], cmvn=[stats_by_utt[utt]])
     assert result.emotion in emotions
