@@ -284,6 +284,7 @@ def compare(base: Dict[str, object], backends: Sequence[str], max_plain_gb: floa
 
 def train_throughput(config: Path, token_dir: Path, steps: int, device: torch.device) -> List[List[str]]:
     """ms per training step of the mini_emo ENT model, lattice_backend torch vs auto."""
+    from ent.kernels.backends import ComputeBackends
     from ent.tasks.ent_task import ENTTask
 
     g = torch.Generator().manual_seed(0)
@@ -306,9 +307,9 @@ def train_throughput(config: Path, token_dir: Path, steps: int, device: torch.de
         args = ENTTask.get_parser().parse_args([
             "--config", str(config), "--token_dir", str(token_dir), "--output_dir", "unused",
         ])
-        args.model_conf = dict(args.model_conf, lattice_backend=backend)
         torch.manual_seed(0)
         model = ENTTask.build_model(args).to(device).train()
+        model.set_backends(ComputeBackends(lattice=backend))  # a run-time choice, not a model option
         models[backend] = (model, torch.optim.Adam(model.parameters(), lr=1e-4))
 
     def train_step(backend: str) -> float:
@@ -324,7 +325,8 @@ def train_throughput(config: Path, token_dir: Path, steps: int, device: torch.de
     def lattice_step(backend: str) -> float:
         model, _ = models[backend]
         with torch.no_grad():
-            enc_out, enc_lens = model.encode(inputs[0], inputs[1])
+            enc = model.encode(inputs[0], inputs[1])
+            enc_out, enc_lens = enc.enc, enc.lengths
             _, emo_pred = model.predict(inputs[2])
         enc_out.requires_grad_(True)
         emo_pred.requires_grad_(True)

@@ -3,7 +3,11 @@
 The packed directory holds ``config.yaml`` (paths rewritten to point inside
 it), ``model.pth``, the token list and sentencepiece model (``tokens/``) and the
 CMVN statistics, so that ``ent-transcribe --model DIR`` works from anywhere.
-It is built under a temporary name and renamed into place.
+It is built under a temporary name and renamed into place. A model trained
+before the model options were grouped is packed with its config migrated to
+the current layout (:func:`ent.models.model_config.migrate_model_config`);
+repacking an old pack the same way (``--model-dir OLD_PACK --model-file
+model.pth``) updates it.
 
 A model with a pretrained front end (``frontend: ssl``) reads the pretrained
 model's files from ``frontend_conf.model_dir`` whenever it is built (a frozen
@@ -36,6 +40,7 @@ import yaml
 
 from ent.lm.ngram import PACKED_LM_NAME
 from ent.utils.checkpoint_io import load_checkpoint
+from ent.models.model_config import migrate_model_config
 from ent.utils.cli import setup_logging
 from ent.utils.errors import DataError
 
@@ -93,6 +98,10 @@ def pack_model(
     load_checkpoint(checkpoint)  # refuse a crafted or truncated model file before packing it
     with open(config_file, encoding="utf-8") as fh:
         config = yaml.safe_load(fh)
+    try:  # the pack holds the current layout of the model options
+        config = migrate_model_config(config, str(config_file))
+    except ValueError as exc:
+        raise DataError(config_file, None, str(exc)) from None
     token_dir = Path(config["token_dir"])
     if not token_dir.is_dir():
         raise DataError(config_file, None, f"token_dir '{token_dir}' not found (run from the recipe dir)")

@@ -18,6 +18,8 @@ emo_intervals    float32 (K, 3)             rows ``[start_s, end_s, emotion inde
                                             ``emo_segments`` (K = 0: no interval labels)
 speech_cmvn      float32 (2, D)             only with ``speaker_cmvn``: mean and std of the
                                             utterance's speaker's features
+speaker_prosody  float32 (2, K)             only with ``speaker_cmvn`` holding prosody statistics:
+                                            mean and std of the speaker's prosody functionals
 ===============  =========================  ====================================================
 
 :func:`collate` pads a list of items into a batch dict:
@@ -33,6 +35,7 @@ emotion                (B,) int64
 emo_intervals          (B, K_max, 3) f32    rows of -1 (K_max = 0 when no item has intervals)
 emo_intervals_lengths  (B,) int64           number of real rows per item
 speech_cmvn            (B, 2, D) float32    only when every item has it
+speaker_prosody        (B, 2, K) float32    only when every item has it
 utt_id                 list of B str
 =====================  ===================  ================================================
 
@@ -73,9 +76,11 @@ class EmotionASRDataset(Dataset):
         utt_ids: Restrict to these utterances (default: all, sorted).
         use_intervals: Read ``emo_segments``; False: every utterance comes
             without intervals (K = 0), as if the file were absent.
-        speaker_cmvn: Per-utterance feature statistics (2, D) of its speaker
-            (:func:`ent.features.cmvn.speaker_cmvn`), given to the model as
-            ``speech_cmvn``; None: the model's global CMVN.
+        speaker_cmvn: Per-utterance statistics of its speaker: a
+            :class:`~ent.features.cmvn.SpeakerStats` (:func:`ent.features.cmvn.speaker_cmvn`),
+            whose ``cmvn`` (2, D) is given to the model as ``speech_cmvn`` and
+            ``prosody`` (2, K), if any, as ``speaker_prosody``; or a (2, D)
+            array, the CMVN statistics alone. None: the model's global CMVN.
 
     Raises:
         DataError: On a transcript that is empty after normalization or
@@ -91,7 +96,7 @@ class EmotionASRDataset(Dataset):
         emotions: Sequence[str] = DEFAULT_EMOTIONS,
         utt_ids: Optional[Sequence[str]] = None,
         use_intervals: bool = True,
-        speaker_cmvn: Optional[Mapping[str, np.ndarray]] = None,
+        speaker_cmvn: Optional[Mapping[str, Any]] = None,
     ) -> None:
         self.data = data_dir if isinstance(data_dir, DataDir) else DataDir.load(data_dir, allow_empty_text=True)
         self.tokenizer = tokenizer
@@ -170,7 +175,13 @@ class EmotionASRDataset(Dataset):
             "emo_intervals": self._intervals[i],
         }
         if self.speaker_cmvn is not None:
-            item["speech_cmvn"] = self.speaker_cmvn[utt]
+            stats = self.speaker_cmvn[utt]
+            if isinstance(stats, tuple):  # SpeakerStats(cmvn, prosody)
+                item["speech_cmvn"] = stats[0]
+                if stats[1] is not None:
+                    item["speaker_prosody"] = stats[1]
+            else:
+                item["speech_cmvn"] = stats
         return item
 
     def token_ids(self, key: Union[int, str]) -> np.ndarray:
@@ -208,11 +219,12 @@ def collate(batch: List[Dict[str, Any]]) -> Dict[str, Any]:
         "emo_intervals_lengths": torch.tensor([iv.shape[0] for iv in intervals], dtype=torch.long),
         "utt_id": [b["utt_id"] for b in batch],
     }
-    has_cmvn = ["speech_cmvn" in b for b in batch]
-    if any(has_cmvn):
-        if not all(has_cmvn):
-            raise ValueError("some items of the batch have speech_cmvn and some do not")
-        out["speech_cmvn"] = torch.as_tensor(np.stack([np.asarray(b["speech_cmvn"], dtype=np.float32) for b in batch]))
+    for key in ("speech_cmvn", "speaker_prosody"):
+        has = [key in b for b in batch]
+        if any(has):
+            if not all(has):
+                raise ValueError(f"some items of the batch have {key} and some do not")
+            out[key] = torch.as_tensor(np.stack([np.asarray(b[key], dtype=np.float32) for b in batch]))
     return out
 
 

@@ -116,6 +116,7 @@ def modified_beam_search(
     lm_weight: float = 0.0,
     token_bonus: float = 0.0,
     max_symbols_per_frame: int = 1,
+    enc_blank: Optional[Tensor] = None,
 ) -> List[Hypothesis]:
     """Best hypothesis of each utterance by modified beam search.
 
@@ -129,6 +130,8 @@ def modified_beam_search(
         token_bonus: Added to the score of every emitted token.
         max_symbols_per_frame: Most tokens a hypothesis emits at one frame
             (1: icefall's modified beam search).
+        enc_blank: FENT's blank-branch stream (see
+            :class:`~ent.decoding.greedy.StepScorer`). (B, T, D_e)
 
     Returns:
         One hypothesis per utterance, in batch order (the highest score).
@@ -136,7 +139,7 @@ def modified_beam_search(
     return [
         nbest[0]
         for nbest in modified_beam_search_nbest(
-            model, enc_out, enc_lens, beam, lm, lm_weight, token_bonus, max_symbols_per_frame
+            model, enc_out, enc_lens, beam, lm, lm_weight, token_bonus, max_symbols_per_frame, enc_blank
         )
     ]
 
@@ -150,6 +153,7 @@ def modified_beam_search_nbest(
     lm_weight: float = 0.0,
     token_bonus: float = 0.0,
     max_symbols_per_frame: int = 1,
+    enc_blank: Optional[Tensor] = None,
 ) -> List[List[Hypothesis]]:
     """All final hypotheses of each utterance by modified beam search.
 
@@ -163,6 +167,8 @@ def modified_beam_search_nbest(
         token_bonus: Added to the score of every emitted token.
         max_symbols_per_frame: Most tokens a hypothesis emits at one frame
             (>= 1; 1: icefall's modified beam search).
+        enc_blank: FENT's blank-branch stream (see
+            :class:`~ent.decoding.greedy.StepScorer`). (B, T, D_e)
 
     Returns:
         For each utterance (batch order), its hypotheses (at most ``beam``,
@@ -178,7 +184,7 @@ def modified_beam_search_nbest(
     lens = check_inputs(enc_out, enc_lens)
     fusion = _Fusion(lm if lm_weight > 0 else None, lm_weight, token_bonus)
     with evaluating(model):
-        return _search(model, enc_out, lens, beam, fusion, max_symbols_per_frame)
+        return _search(model, enc_out, lens, beam, fusion, max_symbols_per_frame, enc_blank)
 
 
 @dataclass
@@ -214,14 +220,15 @@ class _Fusion:
 
 
 def _search(
-    model: torch.nn.Module, enc_out: Tensor, lens: Tensor, beam: int, fusion: _Fusion, max_symbols: int
+    model: torch.nn.Module, enc_out: Tensor, lens: Tensor, beam: int, fusion: _Fusion, max_symbols: int,
+    enc_blank: Optional[Tensor] = None,
 ) -> List[List[Hypothesis]]:
     """:func:`modified_beam_search_nbest` without the checks."""
     batch, max_t = enc_out.shape[:2]
     device = enc_out.device
     blank_id = model.blank_id
     num_classes = len(model.emotions)
-    scorer = StepScorer(model, enc_out)
+    scorer = StepScorer(model, enc_out, enc_blank)
     rows: PredictorRows = scorer.start(batch)
     start_state = fusion.initial_state()
     hyps: List[List[_Beam]] = [[_Beam((), 0.0, None, (0, b), start_state)] for b in range(batch)]

@@ -66,23 +66,28 @@ class StepScorer:
     Args:
         model: An :class:`~ent.models.transducer.EmotionTransducer` (``variant``
             ``"ent"`` or ``"fent"``).
-        enc_out: Encoder outputs. (B, T, D_e)
+        enc_out: Encoder outputs (:attr:`~ent.models.encoder_output.EncoderOutput.enc`). (B, T, D_e)
+        enc_blank: What the blank and emotion joints read
+            (:attr:`~ent.models.encoder_output.EncoderOutput.enc_blank`); None:
+            ``enc_out``. Required for FENT with a blank-branch layer weighting. (B, T, D_e)
     """
 
-    def __init__(self, model: torch.nn.Module, enc_out: Tensor) -> None:
+    def __init__(self, model: torch.nn.Module, enc_out: Tensor, enc_blank: Optional[Tensor] = None) -> None:
         if enc_out.dim() != 3:
             raise ValueError(f"enc_out must have shape (B, T, D_e), got {tuple(enc_out.shape)}")
+        check_blank_stream(model, enc_out, enc_blank)
+        blank_in = enc_out if enc_blank is None else enc_blank
         self.model = model
         self.fent = model.variant == "fent"
         self.device = enc_out.device
         if self.fent:
             self.enc_proj: Tuple[Tensor, ...] = (
-                model.blank_joint.project_encoder(enc_out),
+                model.blank_joint.project_encoder(blank_in),
                 model.vocab_joint.project_encoder(enc_out),
             )
         else:
             self.enc_proj = (model.joint.project_encoder(enc_out),)
-        self.enc_emo = model.emotion_joint.project_encoder(enc_out)
+        self.enc_emo = model.emotion_joint.project_encoder(blank_in)
 
     # ------------------------------------------------------------ predictors
     def _project(self, token_out: Tensor, blank_out: Optional[Tensor]) -> Tuple[Tensor, ...]:
@@ -175,6 +180,20 @@ class StepScorer:
         return self.model.emotion_joint.joint_from_projected(self.enc_emo[utt, frame], rows.proj[-1])
 
 
+def check_blank_stream(model: torch.nn.Module, enc_out: Tensor, enc_blank: Optional[Tensor]) -> None:
+    """Refuse a missing or misshapen ``enc_blank`` (B, T, D_e) for a model with a blank-branch layer weighting.
+
+    Raises:
+        ValueError: If the model reads a blank stream and ``enc_blank`` is None or not shaped as ``enc_out``.
+    """
+    if getattr(model, "blank_branch", None) is not None and enc_blank is None:
+        raise ValueError("this FENT reads a second encoder stream in its blank branch: pass enc_blank "
+                         "(EncoderOutput.enc_blank of model.encode)")
+    if enc_blank is not None and enc_blank.shape != enc_out.shape:
+        raise ValueError(f"enc_blank must have the shape of enc_out {tuple(enc_out.shape)}, "
+                         f"got {tuple(enc_blank.shape)}")
+
+
 def check_inputs(enc_out: Tensor, enc_lens: Tensor) -> Tensor:
     """Validate ``enc_out`` (B, T, D) and ``enc_lens`` (B,).
 
@@ -196,6 +215,7 @@ def greedy_search(
     enc_out: Tensor,
     enc_lens: Tensor,
     max_symbols_per_frame: int = 3,
+    enc_blank: Optional[Tensor] = None,
 ) -> List[Hypothesis]:
     """Greedy search over a padded batch, batched over utterances.
 
@@ -210,6 +230,7 @@ def greedy_search(
         enc_out: Encoder outputs. (B, T, D_e)
         enc_lens: Encoder lengths T_b. (B,)
         max_symbols_per_frame: Most tokens emitted at one frame (>= 1).
+        enc_blank: FENT's blank-branch stream, see :class:`StepScorer`. (B, T, D_e)
 
     Returns:
         One hypothesis per utterance, in batch order (tensors on the CPU).
@@ -218,16 +239,17 @@ def greedy_search(
         raise ValueError(f"max_symbols_per_frame must be >= 1, got {max_symbols_per_frame}")
     lens = check_inputs(enc_out, enc_lens)
     with evaluating(model):
-        return _greedy(model, enc_out, lens, max_symbols_per_frame)
+        return _greedy(model, enc_out, lens, max_symbols_per_frame, enc_blank)
 
 
-def _greedy(model: torch.nn.Module, enc_out: Tensor, lens: Tensor, max_symbols: int) -> List[Hypothesis]:
+def _greedy(model: torch.nn.Module, enc_out: Tensor, lens: Tensor, max_symbols: int,
+            enc_blank: Optional[Tensor] = None) -> List[Hypothesis]:
     """:func:`greedy_search` without the checks (model in eval mode, no grad)."""
     batch, max_t = enc_out.shape[:2]
     device = enc_out.device
     num_classes = len(model.emotions)
     blank_id = model.blank_id
-    scorer = StepScorer(model, enc_out)
+    scorer = StepScorer(model, enc_out, enc_blank)
     rows = scorer.start(batch)
 
     cap = max_t * max_symbols

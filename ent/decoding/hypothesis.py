@@ -352,7 +352,8 @@ def head_utterance_posteriors(
     Args:
         model: An :class:`~ent.models.transducer.EmotionTransducer`.
         hyps: One hypothesis per utterance (B).
-        enc_out: Encoder outputs. (B, T, D_e)
+        enc_out: The encoder outputs the head reads
+            (:attr:`~ent.models.encoder_output.EncoderOutput.blank`). (B, T, D_e)
         enc_lens: Encoder lengths. (B,)
         prosody: Normalized prosody functionals, for a head with a prosody
             expert (:meth:`~ent.models.transducer.EmotionTransducer.encode_with_prosody`). (B, K)
@@ -392,7 +393,8 @@ def utterance_emotion(
         model: The EmotionTransducer (gives ``emotions``, ``neutral_id`` and,
             for ``"head"``, the head).
         hyps: One hypothesis per utterance (B).
-        enc_out: Encoder outputs (B, T, D_e); needed for ``"head"``.
+        enc_out: The encoder outputs the head reads (B, T, D_e)
+            (:attr:`~ent.models.encoder_output.EncoderOutput.blank`); needed for ``"head"``.
         enc_lens: Encoder lengths (B,); needed for ``"head"``.
         utt_emotion_from: ``"head"``: argmax of the utterance head run on the
             encoder output and the decoded tokens (what the model was trained

@@ -37,10 +37,14 @@ from ent.decoding.streaming import encode_chunked_feats, min_samples
 from ent.decoding.writer import DecodeResult, make_result
 from ent.lm.ngram import PACKED_LM_NAME, NgramLM, NgramScorer
 from ent.utils.checkpoint_io import load_checkpoint
+from ent.models.encoder_output import EncoderOutput
+from ent.models.model_config import migrate_model_config
 from ent.utils.errors import DataError
 
 PathLike = Union[str, Path]
 SEARCHES = ("greedy", "modified_beam_search")
+BatchStats = Tuple[torch.Tensor, Optional[torch.Tensor]]
+"""Speaker statistics of a batch: CMVN (B, 2, F) and prosody (B, 2, K) or None."""
 MIN_PIECE_S = 0.2
 """Shortest piece for the frame emotions (frame_emotion_min_piece), in seconds."""
 
@@ -197,6 +201,9 @@ class EmotionRecognizer:
         The language model is ``lm_file``, else ``<model_dir>/lm.arpa`` when a
         packed model holds one; it is read only if ``options.lm_weight > 0``.
 
+        A config of the old layout (every model option in ``model_conf``) is
+        migrated (:func:`ent.models.model_config.migrate_model_config`).
+
         Relative paths in the config (token list, CMVN statistics, a
         pretrained front end's ``model_dir``) of a packed model
         (``ent.bin.pack_model``; its config has ``packed_from``) are taken
@@ -223,6 +230,10 @@ class EmotionRecognizer:
                 raise DataError(path, None, "not found (is this a trained ENT model directory?)")
         with open(config_file, encoding="utf-8") as fh:
             args = yaml.safe_load(fh)
+        try:  # a model trained before the model options were grouped
+            args = migrate_model_config(args, str(config_file))
+        except ValueError as exc:
+            raise DataError(config_file, None, str(exc)) from None
         packed = "packed_from" in args
         args["token_dir"] = str(_resolve(args["token_dir"], model_dir, config_file, packed))
         stats = (args.get("normalize_conf") or {}).get("stats_file")
@@ -263,7 +274,7 @@ class EmotionRecognizer:
         return cls(model, tokenizer, options, device,
                    speaker_cmvn=bool(args.get("speaker_cmvn", False)), lm=lm)
 
-    def speaker_stats(self, data: Any, utt_ids: Sequence[str], nj: int = 1) -> Dict[str, np.ndarray]:
+    def speaker_stats(self, data: Any, utt_ids: Sequence[str], nj: int = 1) -> Dict[str, Any]:
         """Per-speaker CMVN statistics of a data directory for :meth:`decode`.
 
         Args:
@@ -272,8 +283,8 @@ class EmotionRecognizer:
                 ``utt2spk`` entry is its own speaker).
 
         Returns:
-            ``{utt: (2, F) float32}``, ``(2, F + K)`` for a model with ``head_prosody``
-            (see :func:`ent.features.cmvn.speaker_cmvn`).
+            ``{utt: SpeakerStats}``, with the prosody statistics for a model whose
+            head has a prosody expert (see :func:`ent.features.cmvn.speaker_cmvn`).
         """
         from ent.features.cmvn import speaker_cmvn
 
@@ -287,7 +298,7 @@ class EmotionRecognizer:
         waves: Sequence[np.ndarray],
         chunk_size: Optional[int] = None,
         num_left_chunks: Optional[int] = None,
-        cmvn: Optional[Sequence[np.ndarray]] = None,
+        cmvn: Optional[Sequence[Any]] = None,
     ) -> List[DecodeResult]:
         """Decode one batch of waveforms.
 
@@ -299,8 +310,9 @@ class EmotionRecognizer:
                 :func:`~ent.decoding.streaming.encode_chunked`). None: full context.
             num_left_chunks: Earlier chunks visible with ``chunk_size`` (0:
                 all); default the encoder's.
-            cmvn: Per-utterance speaker statistics (B of (2, F) or (2, F + K), from
-                :meth:`speaker_stats`) for a model trained with per-speaker
+            cmvn: Per-utterance speaker statistics (B :class:`~ent.features.cmvn.SpeakerStats`
+                from :meth:`speaker_stats`, or B (2, F) CMVN statistics alone)
+                for a model trained with per-speaker
                 CMVN. Without them such a model uses its global CMVN (on
                 ``mini_emo`` test, ENT before pitch: UA 67.0 % against 76.8 % with the
                 speaker statistics, and 49.8 % with each utterance's own
@@ -317,24 +329,24 @@ class EmotionRecognizer:
             return decode_long_batch(self, utt_ids, waves, chunk_size, num_left_chunks, cmvn)
         model = self.model
         speech, lengths = self._pad(waves)
-        stats: Optional[torch.Tensor] = None
+        stats: Optional[BatchStats] = None
         if self.speaker_cmvn and cmvn is not None:
             if len(cmvn) != len(waves):
                 raise ValueError(f"{len(cmvn)} cmvn statistics for {len(waves)} waveforms")
-            stats = torch.as_tensor(np.stack([np.asarray(c, dtype=np.float32) for c in cmvn])).to(self.device)
+            stats = batch_speaker_stats(cmvn, self.device)
         elif self.speaker_cmvn and not self._warned_global_cmvn:
             logging.warning("this model was trained with per-speaker CMVN; without speaker statistics "
                             "it uses its global CMVN (emotions are less accurate)")
             self._warned_global_cmvn = True
-        enc_out, enc_lens, prosody = self._encode(speech, lengths, stats, chunk_size, num_left_chunks)
+        enc, prosody = self._encode(speech, lengths, stats, chunk_size, num_left_chunks)
         opts = self.options
-        hyps = self._search(enc_out, enc_lens)
+        hyps = self._search(enc)
         if opts.frame_emotion_pause > 0:
             hyps = self._frame_emotions_by_pieces(hyps, waves, stats, chunk_size, num_left_chunks)
         if opts.frame_switch_penalty > 0:
             hyps = [smooth_hypothesis(hyp, opts.frame_switch_penalty) for hyp in hyps]
         utt_emos = utterance_emotion(
-            model, hyps, enc_out, enc_lens, utt_emotion_from=opts.utt_emotion_from,
+            model, hyps, enc.blank, enc.lengths, utt_emotion_from=opts.utt_emotion_from,
             lattice_rule=opts.lattice_rule, threshold=opts.lattice_threshold, prosody=prosody,
         )
         neutral = model.emotions[model.neutral_id]
@@ -352,33 +364,35 @@ class EmotionRecognizer:
         return speech.to(self.device), lengths.to(self.device)
 
     def _encode(
-        self, speech: torch.Tensor, lengths: torch.Tensor, stats: Optional[torch.Tensor],
+        self, speech: torch.Tensor, lengths: torch.Tensor, stats: Optional[BatchStats],
         chunk_size: Optional[int], num_left_chunks: Optional[int], with_prosody: bool = True,
-    ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
-        """Encoder output (B, T, D), lengths (B,) and the head's prosody functionals (B, K) or None."""
+    ) -> Tuple[EncoderOutput, Optional[torch.Tensor]]:
+        """Encoder outputs and the head's prosody functionals (B, K) or None."""
         model = self.model
+        cmvn, prosody_stats = stats if stats is not None else (None, None)
         if chunk_size is None:
             if not with_prosody:
-                return (*model.encode(speech, lengths, stats), None)
-            return model.encode_with_prosody(speech, lengths, stats)
+                return model.encode(speech, lengths, cmvn), None
+            return model.encode_with_prosody(speech, lengths, cmvn, prosody_stats)
         feats, feats_lens = model.frontend(speech, lengths)
         prosody = None
         if with_prosody and model.head_prosody:  # the functionals read the whole utterance's features
-            prosody = model.utterance_prosody(feats, feats_lens, stats)
-        enc_out, enc_lens = encode_chunked_feats(model, feats, feats_lens, chunk_size, num_left_chunks, stats)
-        return enc_out, enc_lens, prosody
+            prosody = model.utterance_prosody(feats, feats_lens, prosody_stats)
+        enc = encode_chunked_feats(model, feats, feats_lens, chunk_size, num_left_chunks, cmvn)
+        return enc, prosody
 
-    def _search(self, enc_out: torch.Tensor, enc_lens: torch.Tensor) -> List[Hypothesis]:
-        """The configured search over encoder outputs (B, T, D) of lengths (B,)."""
+    def _search(self, enc: EncoderOutput) -> List[Hypothesis]:
+        """The configured search over encoder outputs."""
         opts = self.options
         if opts.search == "greedy":
-            return greedy_search(self.model, enc_out, enc_lens, opts.max_symbols_per_frame)
-        return modified_beam_search(self.model, enc_out, enc_lens, beam=opts.beam, lm=self.lm,
+            return greedy_search(self.model, enc.enc, enc.lengths, opts.max_symbols_per_frame,
+                                 enc_blank=enc.enc_blank)
+        return modified_beam_search(self.model, enc.enc, enc.lengths, beam=opts.beam, lm=self.lm,
                                     lm_weight=opts.lm_weight, token_bonus=opts.token_bonus,
-                                    max_symbols_per_frame=opts.max_symbols_per_frame)
+                                    max_symbols_per_frame=opts.max_symbols_per_frame, enc_blank=enc.enc_blank)
 
     def _frame_emotions_by_pieces(
-        self, hyps: List[Hypothesis], waves: Sequence[np.ndarray], stats: Optional[torch.Tensor],
+        self, hyps: List[Hypothesis], waves: Sequence[np.ndarray], stats: Optional[BatchStats],
         chunk_size: Optional[int], num_left_chunks: Optional[int],
     ) -> List[Hypothesis]:
         """``hyps`` with the frame emotions of their pause-delimited pieces (``frame_emotion_pause``).
@@ -389,7 +403,7 @@ class EmotionRecognizer:
         Args:
             hyps: Hypotheses of the whole utterances (B).
             waves: Their waveforms (B).
-            stats: Speaker statistics of each utterance (B, 2, F'), or None.
+            stats: Speaker statistics of each utterance (:func:`batch_speaker_stats`), or None.
         """
         opts = self.options
         sample_rate = int(self.model.frontend.sample_rate)
@@ -401,10 +415,13 @@ class EmotionRecognizer:
             return hyps
         owners = [b for b in cut for _ in spans[b]]
         speech, lengths = self._pad([waves[b][s:e] for b in cut for s, e in spans[b]])
-        piece_stats = None if stats is None else stats[torch.tensor(owners, device=stats.device)]
-        enc_out, enc_lens, _ = self._encode(speech, lengths, piece_stats, chunk_size, num_left_chunks,
-                                            with_prosody=False)
-        pieces = greedy_search(self.model, enc_out, enc_lens, opts.max_symbols_per_frame)
+        piece_stats = None
+        if stats is not None:
+            owner_index = torch.tensor(owners, device=stats[0].device)
+            piece_stats = tuple(None if x is None else x[owner_index] for x in stats)
+        enc, _ = self._encode(speech, lengths, piece_stats, chunk_size, num_left_chunks, with_prosody=False)
+        pieces = greedy_search(self.model, enc.enc, enc.lengths, opts.max_symbols_per_frame,
+                               enc_blank=enc.enc_blank)
         out, k = list(hyps), 0
         for b in cut:
             n = len(spans[b])
@@ -417,6 +434,27 @@ class EmotionRecognizer:
     def min_samples(self) -> int:
         """Shortest waveform the encoder accepts (shorter ones are padded with silence)."""
         return min_samples(self.model)
+
+
+def batch_speaker_stats(stats: Sequence[Any], device: Union[str, torch.device] = "cpu") -> BatchStats:
+    """Stack the speaker statistics of a batch: ``(speech_cmvn (B, 2, F), speaker_prosody (B, 2, K) or None)``.
+
+    Args:
+        stats: One :class:`~ent.features.cmvn.SpeakerStats` per utterance, or
+            one (2, F) array of CMVN statistics alone.
+
+    Raises:
+        ValueError: If some utterances have prosody statistics and some do not.
+    """
+    parts = [s if isinstance(s, tuple) else (s, None) for s in stats]
+    cmvn = torch.as_tensor(np.stack([np.asarray(c, dtype=np.float32) for c, _ in parts])).to(device)
+    has_prosody = [p is not None for _, p in parts]
+    if any(has_prosody) and not all(has_prosody):
+        raise ValueError("some speaker statistics of the batch have prosody statistics and some do not")
+    prosody = None
+    if parts and all(has_prosody):
+        prosody = torch.as_tensor(np.stack([np.asarray(p, dtype=np.float32) for _, p in parts])).to(device)
+    return cmvn, prosody
 
 
 def _resolve(path: str, model_dir: Path, config_file: Path, packed: bool = False) -> Path:

@@ -80,6 +80,7 @@ from ent.decoding.long_audio import (
 )
 from ent.decoding.writer import DecodeResult, make_result
 from ent.features.online_fbank import OnlineFbank
+from ent.models.encoder_output import EncoderOutput
 
 
 def chunk_frames(chunk_ms: float, frame_shift: float) -> int:
@@ -106,8 +107,11 @@ def check_streaming_model(model: torch.nn.Module) -> None:
 
     Raises:
         ValueError: If the encoder has no chunk-wise mode or its convolutions
-            look ahead (trained without ``dynamic_chunk_training``).
+            look ahead (trained without ``dynamic_chunk_training``), or the
+            model has a blank-branch layer weighting.
     """
+    if getattr(model, "blank_branch", None) is not None:
+        raise ValueError("FENT with a blank-branch layer weighting (a pretrained front end) does not stream")
     encoder = model.encoder
     if not hasattr(encoder, "init_streaming_state") or not getattr(encoder, "is_causal", False):
         raise ValueError(
@@ -123,7 +127,7 @@ def encode_chunked(
     chunk_size: int,
     num_left_chunks: Optional[int] = None,
     speech_cmvn: Optional[Tensor] = None,
-) -> Tuple[Tensor, Tensor]:
+) -> EncoderOutput:
     """Simulated streaming: whole utterances through the encoder with chunk attention masks.
 
     Args:
@@ -137,7 +141,8 @@ def encode_chunked(
             global CMVN. (B, 2, F)
 
     Returns:
-        enc_out: (B, T, D_e); enc_lens: (B,).
+        The encoder outputs (without ``enc_blank``: a blank-branch layer
+        weighting does not stream).
     """
     feats, feats_lens = model.frontend(speech, speech_lengths)
     return encode_chunked_feats(model, feats, feats_lens, chunk_size, num_left_chunks, speech_cmvn)
@@ -150,7 +155,7 @@ def encode_chunked_feats(
     chunk_size: int,
     num_left_chunks: Optional[int] = None,
     speech_cmvn: Optional[Tensor] = None,
-) -> Tuple[Tensor, Tensor]:
+) -> EncoderOutput:
     """:func:`encode_chunked` from frontend features (B, T0, F) of lengths (B,).
 
     For a caller that reads the features for something else too (the
@@ -158,7 +163,8 @@ def encode_chunked_feats(
     """
     check_streaming_model(model)
     feats = model.normalize_feats(feats, feats_lens, speech_cmvn)
-    return model.encoder(feats, feats_lens, chunk_size=chunk_size, num_left_chunks=num_left_chunks)
+    enc_out, enc_lens = model.encoder(feats, feats_lens, chunk_size=chunk_size, num_left_chunks=num_left_chunks)
+    return EncoderOutput(enc_out, enc_lens)
 
 
 def min_samples(model: torch.nn.Module) -> int:
@@ -353,16 +359,19 @@ class StreamingSession:
         lattice_threshold: Peak posterior an emotion needs under ``max``.
         utt_id: Id of the final :class:`DecodeResult`.
         long_audio_max: Longest segment in seconds (0: one segment, memory
-            unbounded); default the recognizer's options, else 30.
+            unbounded); default the recognizer's options, else 60.
         long_audio_min: A segment may end at a pause once this long (s);
-            default the recognizer's options, else 10.
+            default the recognizer's options, else 30.
         long_audio_pause: Pause that ends a segment (s); default the
             recognizer's options, else 0.3.
-        speaker_cmvn: Feature mean and standard deviation of the speaker
-            (2, F), for a model trained with per-speaker CMVN ((2, F + K) with
-            its prosody statistics for a model with ``head_prosody``; e.g. one row of
+        speaker_cmvn: Statistics of the speaker, for a model trained with
+            per-speaker CMVN: a :class:`~ent.features.cmvn.SpeakerStats`
+            (feature mean and standard deviation (2, F), and for a model whose
+            head has a prosody expert those of the prosody functionals
+            (2, K); e.g. one value of
             :meth:`~ent.decoding.recognizer.EmotionRecognizer.speaker_stats`,
-            or statistics of earlier audio of the same speaker). Without
+            or statistics of earlier audio of the same speaker), or a (2, F)
+            array, the CMVN statistics alone. Without
             them the model's global CMVN is used (the utterance's own
             statistics are not known before its end).
 
@@ -382,7 +391,7 @@ class StreamingSession:
         lattice_rule: Optional[str] = None,
         lattice_threshold: Optional[float] = None,
         utt_id: str = "stream",
-        speaker_cmvn: Optional[np.ndarray] = None,
+        speaker_cmvn: Optional[Any] = None,
         long_audio_max: Optional[float] = None,
         long_audio_min: Optional[float] = None,
         long_audio_pause: Optional[float] = None,
@@ -416,6 +425,7 @@ class StreamingSession:
         self.sample_rate = int(model.frontend.sample_rate)
         self.min_samples = min_samples(model)
         self.speaker_cmvn: Optional[Tensor] = None
+        self.speaker_prosody: Optional[Tensor] = None
         self._align = frame_samples(model)
         # checks the segment lengths at once
         self._splitter = None if not self.long_audio_max > 0 else PieceSplitter(
@@ -431,23 +441,31 @@ class StreamingSession:
         """Duration of one chunk (whole encoder frames)."""
         return self.chunk_size * self.frame_shift
 
-    def reset(self, utt_id: Optional[str] = None, speaker_cmvn: Optional[np.ndarray] = None) -> None:
+    def reset(self, utt_id: Optional[str] = None, speaker_cmvn: Optional[Any] = None) -> None:
         """Forget the stream: the session is ready for a new one.
 
         Args:
             utt_id: Name of the new stream (default: keep).
-            speaker_cmvn: Speaker statistics (2, F) or (2, F + K) for the new
-                stream (default: keep); see the class arguments.
+            speaker_cmvn: Speaker statistics for the new stream (default:
+                keep); see the class arguments.
         """
         if utt_id is not None:
             self.utt_id = utt_id
         if speaker_cmvn is not None:
-            stats = torch.as_tensor(np.asarray(speaker_cmvn, dtype=np.float32))
-            widths = {self.model.frontend.output_size(), getattr(self.model, "speaker_stats_dim", 0)}
-            if stats.dim() != 2 or stats.size(0) != 2 or stats.size(1) not in widths:
-                raise ValueError(f"speaker_cmvn must have shape (2, N) with N in {sorted(widths)}, "
+            cmvn, prosody = speaker_cmvn if isinstance(speaker_cmvn, tuple) else (speaker_cmvn, None)
+            width = self.model.frontend.output_size()
+            stats = torch.as_tensor(np.asarray(cmvn, dtype=np.float32))
+            if tuple(stats.shape) != (2, width):
+                raise ValueError(f"speaker_cmvn: the CMVN statistics must have shape (2, {width}), "
                                  f"got {tuple(stats.shape)}")
-            self.speaker_cmvn = stats.to(self.device)
+            pros = None
+            if prosody is not None:
+                pros = torch.as_tensor(np.asarray(prosody, dtype=np.float32))
+                if pros.dim() != 2 or pros.size(0) != 2:
+                    raise ValueError(f"speaker_cmvn: the prosody statistics must have shape (2, K), "
+                                     f"got {tuple(pros.shape)}")
+                pros = pros.to(self.device)
+            self.speaker_cmvn, self.speaker_prosody = stats.to(self.device), pros
         if self._splitter is not None:
             self._splitter.reset()
         model = self.model
@@ -680,7 +698,7 @@ class StreamingSession:
             prosody = None
             if getattr(model, "head_prosody", False):
                 feats = torch.cat(self._feat_chunks, dim=1)
-                stats = None if self.speaker_cmvn is None else self.speaker_cmvn[None]
+                stats = None if self.speaker_prosody is None else self.speaker_prosody[None]
                 prosody = model.utterance_prosody(feats, torch.tensor([feats.size(1)], device=self.device), stats)
             (utt_emo,) = utterance_emotion(
                 model, [hyp], enc_out, enc_lens, utt_emotion_from=self.utt_emotion_from,
@@ -720,7 +738,7 @@ def decode_stream(
     wave: np.ndarray,
     piece_samples: int,
     utt_id: Optional[str] = None,
-    speaker_cmvn: Optional[np.ndarray] = None,
+    speaker_cmvn: Optional[Any] = None,
 ) -> Tuple[DecodeResult, List[PartialResult]]:
     """Feed a whole waveform to a fresh stream in pieces and finalize it.
 
@@ -729,8 +747,8 @@ def decode_stream(
         wave: The waveform. (N,)
         piece_samples: Samples per piece (>= 1).
         utt_id: Id of the result (default: the session's).
-        speaker_cmvn: Speaker statistics (2, F) for this stream (default:
-            the session's).
+        speaker_cmvn: Speaker statistics for this stream (default: the
+            session's; see :class:`StreamingSession`).
 
     Returns:
         The final result and every partial result (the last one is final).

@@ -21,7 +21,7 @@ evaluation mode (no dither), i.e. exactly what the model sees at test time.
 Per-speaker CMVN (Kaldi's ``compute-cmvn-stats --spk2utt`` followed by
 ``apply-cmvn --utt2spk``): :func:`speaker_cmvn` gives every utterance the
 mean and standard deviation of all frames of its speaker (``utt2spk``) in
-its data directory, as a ``(2, D)`` float32 array; the model subtracts and
+its data directory, a ``(2, D)`` float32 array (:attr:`SpeakerStats.cmvn`); the model subtracts and
 divides by them instead of the global statistics (``speaker_cmvn: true`` in
 a training config). This removes each voice's habitual level and spectral
 envelope, which speech emotion recognition otherwise confuses with emotion
@@ -32,10 +32,10 @@ frontend change).
 
 With ``prosody=True`` (a model whose utterance head reads prosody
 functionals, :mod:`ent.features.prosody`) the same pass also computes every
-utterance's functionals, and each utterance's array grows to ``(2, D + K)``:
-columns ``D:`` hold the mean and standard deviation of the ``K``
-functionals over the utterances of its speaker. The model reads the first
-``D`` columns as CMVN statistics and the rest as the prosody normalization.
+utterance's functionals, and each utterance's :class:`SpeakerStats` also
+holds the mean and standard deviation of the ``K`` functionals over the
+utterances of its speaker, ``(2, K)`` (:attr:`SpeakerStats.prosody`), which
+normalize the functionals the head reads.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -70,6 +70,21 @@ Stats = Tuple[int, np.ndarray, np.ndarray]
 
 UttFunctionals = Optional[np.ndarray]
 """Prosody functionals of each utterance, (N, K) float64, or None when not asked for."""
+
+
+class SpeakerStats(NamedTuple):
+    """The normalization statistics of one speaker, as a model reads them (:func:`speaker_cmvn`).
+
+    Attributes:
+        cmvn: Mean (row 0) and standard deviation (row 1) of the speaker's
+            feature frames, for per-speaker CMVN. (2, D) float32
+        prosody: Mean and standard deviation of the speaker's utterance
+            prosody functionals (:mod:`ent.features.prosody`), for a head with
+            a prosody expert; None when not computed. (2, K) float32
+    """
+
+    cmvn: np.ndarray
+    prosody: Optional[np.ndarray] = None
 
 
 def select_utterances(utt_ids: Sequence[str], max_utts: Optional[int]) -> List[str]:
@@ -352,7 +367,7 @@ def speaker_cmvn(
     eps: float = 1.0e-20,
     utt_ids: Optional[Sequence[str]] = None,
     prosody: bool = False,
-) -> Dict[str, np.ndarray]:
+) -> Dict[str, SpeakerStats]:
     """Per-utterance normalization statistics from the utterance's speaker.
 
     The per-speaker sums are cached in ``<data_dir>/spk_cmvn.npz`` (written
@@ -370,25 +385,23 @@ def speaker_cmvn(
         eps: Variance floor (as :func:`load_cmvn_stats`).
         utt_ids: The utterances (default: all, the keys of ``text``); one
             without ``utt2spk`` entry is its own speaker.
-        prosody: Append the speaker's mean and standard deviation of the
+        prosody: Also give the speaker's mean and standard deviation of the
             utterance prosody functionals (module docstring; the variance
             floor is :data:`ent.features.prosody.VAR_FLOOR`).
 
     Returns:
-        ``{utt: array (2, D) float32}``: row 0 the speaker's mean, row 1 its
-        standard deviation; ``(2, D + K)`` with ``prosody``.
+        ``{utt: SpeakerStats}`` of the utterance's speaker (``prosody`` None
+        without ``prosody``).
     """
     fbank = Fbank() if fbank is None else fbank
     data = data_dir if isinstance(data_dir, DataDir) else DataDir.load(data_dir, allow_empty_text=True)
     utt_ids = data.utt_ids if utt_ids is None else list(utt_ids)
     totals, _ = _speaker_totals(data, fbank, nj, utt_ids, prosody, cache)
-    per_speaker: Dict[str, np.ndarray] = {}
+    per_speaker: Dict[str, SpeakerStats] = {}
     for spk, (stats, pros) in totals.items():
-        arr = _mean_std(stats, eps)
         if prosody:
             assert pros is not None
-            arr = np.concatenate([arr, _mean_std(pros, VAR_FLOOR)], axis=1)
-        per_speaker[spk] = arr
+        per_speaker[spk] = SpeakerStats(_mean_std(stats, eps), _mean_std(pros, VAR_FLOOR) if prosody else None)
     return {utt: per_speaker[_speaker_of(data, utt)] for utt in utt_ids}
 
 

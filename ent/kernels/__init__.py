@@ -2,7 +2,9 @@
 
 * :mod:`ent.kernels.backends`: which back end runs for a device (``auto`` ->
   numba / cuda / numba_cuda / torch for the lattice losses, numba /
-  torchaudio for the transducer loss) and the lattice kernels of each.
+  torchaudio for the transducer loss) and the lattice kernels of each;
+  :class:`ComputeBackends`, a model's run-time choice (environment variables
+  ``ENT_RNNT_BACKEND``, ``ENT_LATTICE_BACKEND``, ``ENT_FUSED_JOINT``).
 * :mod:`ent.kernels.availability`: whether numba (CPU, CUDA) can run here;
   :class:`BackendUnavailableError`.
 * :mod:`ent.kernels.extension`: the CUDA C++ extension of ``ent/csrc``,
@@ -23,6 +25,7 @@ from ent.kernels.availability import BackendUnavailableError, numba_available
 from ent.kernels.backends import (
     LATTICE_BACKENDS,
     RNNT_BACKENDS,
+    ComputeBackends,
     lattice_kernels,
     resolve_backend,
     resolve_rnnt_backend,
@@ -30,6 +33,7 @@ from ent.kernels.backends import (
 
 __all__ = [
     "BackendUnavailableError",
+    "ComputeBackends",
     "LATTICE_BACKENDS",
     "RNNT_BACKENDS",
     "lattice_kernels",

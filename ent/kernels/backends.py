@@ -11,6 +11,13 @@
   ``numba`` (:mod:`ent.kernels.rnnt_numba`, CPU only) or ``torchaudio``;
   ``auto``: ``numba`` for CPU tensors (without the numba package
   ``torchaudio``), ``torchaudio`` for CUDA ones.
+* The run-time choice of a model (:class:`ComputeBackends`): the two above and
+  whether CPU joint lattices use the fused kernels. It is not part of a
+  model's saved configuration; the defaults (``auto``, ``auto``, fused) are
+  overridden with the environment variables ``ENT_RNNT_BACKEND``,
+  ``ENT_LATTICE_BACKEND`` and ``ENT_FUSED_JOINT`` (``true``/``false``), read
+  when a model is built, or in Python with
+  :meth:`ent.models.transducer.EmotionTransducer.set_backends`.
 
 Nothing here imports numba or builds the extension before it is needed.
 """
@@ -18,8 +25,10 @@ Nothing here imports numba or builds the extension before it is needed.
 from __future__ import annotations
 
 import logging
+import os
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Tuple
+from typing import Mapping, Optional, Tuple
 
 import torch
 
@@ -34,6 +43,60 @@ LATTICE_BACKENDS: Tuple[str, ...] = ("auto", "torch", "numba", "cuda", "numba_cu
 
 #: Names accepted by ``backend=`` of :func:`ent.losses.rnnt.rnnt_loss`.
 RNNT_BACKENDS = ("auto", "torchaudio", "numba")
+
+#: Environment variables of :meth:`ComputeBackends.from_env`.
+RNNT_BACKEND_ENV = "ENT_RNNT_BACKEND"
+LATTICE_BACKEND_ENV = "ENT_LATTICE_BACKEND"
+FUSED_JOINT_ENV = "ENT_FUSED_JOINT"
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class ComputeBackends:
+    """Which implementations compute a model's losses and joint lattices (the results agree up to float rounding).
+
+    Attributes:
+        rnnt: The transducer loss, one of :data:`RNNT_BACKENDS`.
+        lattice: The emotion lattice losses, one of :data:`LATTICE_BACKENDS`.
+        fused_joint: On CPU tensors, compute whole lattices of joints with at
+            most 64 outputs with the fused kernels of :mod:`ent.kernels.fused_joint`;
+            False: plain PyTorch.
+    """
+
+    rnnt: str = "auto"
+    lattice: str = "auto"
+    fused_joint: bool = True
+
+    def __post_init__(self) -> None:
+        if self.rnnt not in RNNT_BACKENDS:
+            raise ValueError(f"unknown RNN-T loss backend {self.rnnt!r}; valid: {list(RNNT_BACKENDS)}")
+        if self.lattice not in LATTICE_BACKENDS:
+            raise ValueError(f"unknown lattice backend {self.lattice!r}; valid: {list(LATTICE_BACKENDS)}")
+        if not isinstance(self.fused_joint, bool):
+            raise ValueError(f"fused_joint must be true or false, got {self.fused_joint!r}")
+
+    @classmethod
+    def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "ComputeBackends":
+        """The defaults, overridden by ``ENT_RNNT_BACKEND``, ``ENT_LATTICE_BACKEND`` and ``ENT_FUSED_JOINT``.
+
+        Raises:
+            ValueError: On a value the variable does not accept, naming the variable.
+        """
+        env = os.environ if environ is None else environ
+        default = cls()
+        fused = env.get(FUSED_JOINT_ENV, "").strip().lower()
+        if fused and fused not in _TRUE + _FALSE:
+            raise ValueError(f"{FUSED_JOINT_ENV}={env[FUSED_JOINT_ENV]!r}: expected true or false")
+        try:
+            return cls(
+                rnnt=env.get(RNNT_BACKEND_ENV) or default.rnnt,
+                lattice=env.get(LATTICE_BACKEND_ENV) or default.lattice,
+                fused_joint=default.fused_joint if not fused else fused in _TRUE,
+            )
+        except ValueError as exc:
+            raise ValueError(f"{exc} (environment: {RNNT_BACKEND_ENV}, {LATTICE_BACKEND_ENV})") from None
 
 
 @lru_cache(maxsize=None)

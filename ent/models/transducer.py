@@ -19,39 +19,44 @@ V tokens in the vocabulary including blank = 0, C emotion classes)::
           head(enc, blank_pred[, prosody])  -> utterance emotion (B, C)
           lm_head(vocab_pred)               -> next-token logits (optional LM loss)
 
-With ``head_prosody: true`` the head also has a prosody expert reading the
-utterance's prosody functionals of the fbank + pitch features, normalized per
-speaker (:mod:`ent.features.prosody`)::
+With ``head_conf: {prosody: true}`` the head also has a prosody expert reading
+the utterance's prosody functionals of the fbank + pitch features, normalized
+per speaker (:mod:`ent.features.prosody`)::
 
     fbank (B, T0, F) -> functionals (B, K) -> speaker z-norm -> prosody (B, K)
 
-Loss::
+Loss (:class:`~ent.models.model_config.LossConf`)::
 
     rnnt_weight * L_rnnt + head_weight * L_ce + lattice_weight * L_lattice
-      (+ lm_weight * L_lm, FENT only)
+      + ctc_weight * L_ctc (+ predictor_lm_weight * L_lm, FENT only)
 
 where ``L_ce`` is the head's cross entropy, plus that of the prosody expert
-alone when there is one and it is not fitted before training
-(``head_prosody_fit``).
+alone while it is trainable (training fits it before the first step and
+freezes it, :meth:`EmotionTransducer.fit_prosody_expert`).
 
 ``L_lattice`` is lattice max pooling (:mod:`ent.losses.lattice_max_pool`) for
 utterances labelled at utterance level, and the supervised interval loss for
 utterances that carry emotion intervals (``emo_segments``).
+
+The model's options are grouped in :mod:`ent.models.model_config`
+(``model_conf``, ``joint_conf``, ``head_conf``, ``loss_conf``); the compute
+back ends are a run-time choice (:class:`~ent.kernels.backends.ComputeBackends`).
 
 FENT with a second layer weighting of a pretrained front end
 (:class:`~ent.features.ssl.SSLFrontend` with ``blank_weighting: true``)::
 
     speech -> SSL model -> weighted sum 1 -> encoder -> enc        (B, T, D_e)
                         -> weighted sum 2 -> pool, Linear, + enc -> enc_blank
-    encode() returns [enc | enc_blank] (B, T, 2 D_e); the vocabulary joint and
-    CTC read enc, the blank joint, emotion joint and head read enc_blank
-    (:mod:`ent.nets.blank_branch`).
+    encode() returns EncoderOutput(enc, lengths, enc_blank): the vocabulary
+    joint and CTC read enc, the blank joint, emotion joint and head read
+    enc_blank (:mod:`ent.nets.blank_branch`). Without that weighting
+    ``enc_blank`` is None and every branch reads ``enc``.
 """
 
 from __future__ import annotations
 
 from functools import partial
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from espnet2.torch_utils.device_funcs import force_gatherable
@@ -60,7 +65,7 @@ from torch.nn import functional as F
 
 from ent.features.cmvn import apply_cmvn
 from ent.features.prosody import NUM_PROSODY, normalize_prosody, prosody_functionals
-from ent.kernels.backends import LATTICE_BACKENDS, RNNT_BACKENDS, resolve_backend
+from ent.kernels.backends import ComputeBackends, resolve_backend
 from ent.losses.fused_lattice import fused_lattice_max_pool_loss, fused_supervised_lattice_loss
 from ent.losses.lattice_max_pool import (
     check_topk,
@@ -70,13 +75,9 @@ from ent.losses.lattice_max_pool import (
     supervised_lattice_loss,
 )
 from ent.losses.rnnt import rnnt_loss
-from ent.nets.blank_branch import (
-    BlankBranchInput,
-    Channels,
-    SlicedJointNetwork,
-    SlicedLinear,
-    SlicedUtteranceHead,
-)
+from ent.models.encoder_output import EncoderOutput
+from ent.models.model_config import HeadConf, JointConf, LossConf, group_conf
+from ent.nets.blank_branch import BlankBranchInput
 from ent.nets.joint import JointNetwork
 from ent.nets.utterance_head import UtteranceEmotionHead, combine_experts
 
@@ -110,7 +111,7 @@ class EmotionTransducer(AbsESPnetModel):
         frontend: Feature extractor ``(speech (B, N), lens) -> (feats (B, T0, F), lens)``.
             A frontend with ``num_weightings == 2`` (an SSL front end with
             ``blank_weighting``; FENT only) also feeds FENT's blank/emotion
-            branch, and :meth:`encode` then returns packed outputs (see the
+            branch, and :meth:`encode` then returns ``enc_blank`` too (see the
             module docstring).
         normalize: Feature normalization (global CMVN) or ``None``.
         specaug: SpecAugment, applied in training only, or ``None``.
@@ -118,63 +119,19 @@ class EmotionTransducer(AbsESPnetModel):
         predictor: Token predictor (ENT), or the vocabulary predictor (FENT).
         blank_predictor: FENT's blank predictor (``None`` for ENT).
         variant: ``"ent"`` or ``"fent"``.
-        joint_dim: Size of the joint spaces.
-        emotion_joint_dim: Size of the emotion joint space (default ``joint_dim``).
-        joint_activation: Activation of the joint networks.
         neutral: Name of the neutral class (lattice max pooling's "no emotion").
-        lattice_mode: How utterances without intervals train the emotion
-            lattice (:mod:`ent.losses.lattice_max_pool`): the authors' lattice
-            max pooling ``one``, ``full_t`` or ``full_u``, which on utterance
-            labels alone ends with every frame neutral, or a ranked mode that
-            does not: ``mil`` (the most emotional node of an emotional
-            utterance, the least neutral node of a neutral one) or ``topk``
-            (the ``lattice_topk`` share of such nodes).
-        lattice_topk: Share of the lattice nodes pooled by ``lattice_mode: topk``, in (0, 1].
-        rnnt_weight: Weight of the RNN-T loss.
-        head_weight: Weight of the utterance head's cross entropy.
-        lattice_weight: Weight of the lattice loss.
-        lm_weight: Weight of FENT's LM loss on the vocabulary predictor.
-        head_dropout: Dropout before the utterance head's classifier.
-        head_pooling: The head's encoder pooling, ``mean`` or ``stats``
-            (mean and standard deviation; see
-            :class:`~ent.nets.utterance_head.UtteranceEmotionHead`).
-        head_hidden_dim: Size of the head's hidden layer (0: a linear head).
-        label_smoothing: Label smoothing of the utterance head's cross entropy.
-        head_prosody: Give the utterance head a prosody expert
-            (:class:`~ent.nets.utterance_head.UtteranceEmotionHead`) reading the
-            :data:`~ent.features.prosody.PROSODY_FUNCTIONALS` of the fbank +
-            pitch features (needs ``pitch: true``). They are normalized with
-            the speaker's statistics when ``speech_cmvn`` carries them
-            (:func:`ent.features.cmvn.speaker_cmvn` with ``prosody=True``),
-            else with global statistics accumulated over the training
-            utterances (buffers ``prosody_stats``).
-        head_prosody_fit: Fit the prosody expert on the training set before
-            training, as a logistic regression (``ENTTask`` does it when it
-            builds the optimizer; :meth:`fit_prosody_expert`), and keep it
-            fixed. False: train it by gradient with its own cross entropy.
-        head_prosody_l2: L2 weight of that logistic regression.
-        head_skip_mixed: Leave utterances whose emotion intervals hold more
-            than one emotion (e.g. neutral, then happy) out of the utterance
-            head's cross entropy: their label names only a part of them, and
-            pooling the whole utterance against it teaches the head that
-            neutral-sounding speech is emotional. The supervised lattice loss
-            still learns them frame by frame.
-        frame_shift: Encoder frame shift in seconds (for interval labels).
-        ctc_weight: Weight of an auxiliary CTC loss on the encoder output
-            (a linear layer to the V tokens, blank shared). It speeds up the
-            learning of the alignment, as ESPnet's transducer and icefall
-            recipes use it; it is not used in decoding.
-        lattice_backend: How the lattice losses are computed: ``auto`` (the
-            fused kernels of :mod:`ent.losses.fused_lattice`: numba on CPU,
-            the CUDA extension or numba CUDA on GPU), ``torch`` (materialize
-            the emotion lattice), ``numba``, ``cuda`` or ``numba_cuda``. The
-            fused kernels need ``joint_activation: tanh``; with another
-            activation ``auto`` uses ``torch``.
-        rnnt_backend: How the RNN-T loss is computed (:func:`ent.losses.rnnt.rnnt_loss`):
-            ``auto`` (numba on CPU, torchaudio on GPU), ``torchaudio`` or ``numba``.
-        fused_joint: On CPU tensors, compute whole lattices of joints with at
-            most 64 outputs with the fused kernels of :mod:`ent.kernels.fused_joint`
-            (the same results up to float rounding, faster); False: plain PyTorch.
+        joint_conf: The joint networks (:class:`~ent.models.model_config.JointConf`
+            or its mapping; None: the defaults).
+        head_conf: The utterance head (:class:`~ent.models.model_config.HeadConf`).
+        loss_conf: The loss (:class:`~ent.models.model_config.LossConf`).
+        backends: Compute back ends of the losses and joints (not part of the
+            model's configuration; None: :meth:`ComputeBackends.from_env`,
+            i.e. ``auto`` unless the environment says otherwise). With a joint
+            activation other than ``tanh`` the ``auto`` lattice back end is ``torch``.
+
+    The encoder frame shift :attr:`frame_shift` (seconds, for interval
+    labels and output times) is the frontend's frame shift times the
+    encoder's subsampling factor.
     """
 
     def __init__(
@@ -188,69 +145,44 @@ class EmotionTransducer(AbsESPnetModel):
         predictor: torch.nn.Module,
         blank_predictor: Optional[torch.nn.Module] = None,
         variant: str = "ent",
-        joint_dim: int = 256,
-        emotion_joint_dim: Optional[int] = None,
-        joint_activation: str = "tanh",
         neutral: str = "neutral",
-        lattice_mode: str = "one",
-        lattice_topk: float = 0.5,
-        rnnt_weight: float = 1.0,
-        head_weight: float = 1.0,
-        lattice_weight: float = 1.0,
-        lm_weight: float = 0.0,
-        head_dropout: float = 0.0,
-        head_pooling: str = "mean",
-        head_hidden_dim: int = 0,
-        label_smoothing: float = 0.0,
-        head_skip_mixed: bool = False,
-        head_prosody: bool = False,
-        head_prosody_fit: bool = True,
-        head_prosody_l2: float = 1.0e-3,
-        frame_shift: float = 0.04,
-        ctc_weight: float = 0.0,
-        lattice_backend: str = "auto",
-        rnnt_backend: str = "auto",
-        fused_joint: bool = True,
+        joint_conf: Union[None, JointConf, Mapping[str, Any]] = None,
+        head_conf: Union[None, HeadConf, Mapping[str, Any]] = None,
+        loss_conf: Union[None, LossConf, Mapping[str, Any]] = None,
+        backends: Optional[ComputeBackends] = None,
     ) -> None:
         super().__init__()
+        joint = group_conf(JointConf, joint_conf, "joint_conf")
+        head = group_conf(HeadConf, head_conf, "head_conf")
+        loss = group_conf(LossConf, loss_conf, "loss_conf")
         if variant not in VARIANTS:
             raise ValueError(f"unknown model variant {variant!r}; valid: {list(VARIANTS)}")
         if (variant == "fent") != (blank_predictor is not None):
             raise ValueError("a blank predictor is required for FENT and not allowed for ENT")
         if neutral not in emotions:
             raise ValueError(f"neutral class {neutral!r} is not among the emotions {list(emotions)}")
-        if lm_weight > 0 and variant != "fent":
-            raise ValueError("lm_weight > 0 needs the factorized model (variant: fent)")
-        if lattice_backend not in LATTICE_BACKENDS:
-            raise ValueError(f"unknown lattice backend {lattice_backend!r}; valid: {list(LATTICE_BACKENDS)}")
-        if rnnt_backend not in RNNT_BACKENDS:
-            raise ValueError(f"unknown RNN-T loss backend {rnnt_backend!r}; valid: {list(RNNT_BACKENDS)}")
-        if joint_activation != "tanh" and lattice_backend not in ("auto", "torch"):
-            raise ValueError(f"lattice_backend {lattice_backend!r} needs joint_activation 'tanh'")
+        if loss.predictor_lm_weight > 0 and variant != "fent":
+            raise ValueError("loss_conf.predictor_lm_weight > 0 needs the factorized model (variant: fent)")
         blank_branch = getattr(frontend, "num_weightings", 1) > 1
         if blank_branch and variant != "fent":
             raise ValueError("a frontend with a second (blank-branch) layer weighting needs variant: fent")
         if blank_branch and normalize is not None:
             raise ValueError("global CMVN is not supported with a blank-branch layer weighting")
-        if head_prosody and not getattr(frontend, "pitch", False):
-            raise ValueError("head_prosody needs the fbank frontend with pitch features (frontend_conf: {pitch: true})")
+        if head.prosody and not getattr(frontend, "pitch", False):
+            raise ValueError("head_conf.prosody needs the fbank frontend with pitch features "
+                             "(frontend_conf: {pitch: true})")
+        self.joint_conf, self.head_conf, self.loss_conf = joint, head, loss
         self.blank_id = 0
         self.vocab_size = vocab_size
         self.emotions = list(emotions)
         self.neutral_id = self.emotions.index(neutral)
         self.variant = variant
-        self.lattice_mode = normalize_lattice_mode(lattice_mode)
-        self.lattice_topk = check_topk(lattice_topk)
-        self.rnnt_weight = rnnt_weight
-        self.head_weight = head_weight
-        self.lattice_weight = lattice_weight
-        self.lm_weight = lm_weight
-        self.label_smoothing = label_smoothing
-        self.head_skip_mixed = head_skip_mixed
-        self.frame_shift = frame_shift
-        self.ctc_weight = ctc_weight
-        self.lattice_backend = lattice_backend if joint_activation == "tanh" else "torch"
-        self.rnnt_backend = rnnt_backend
+        self.lattice_mode = normalize_lattice_mode(loss.lattice_mode)
+        self.lattice_topk = check_topk(loss.lattice_topk)
+        self.head_prosody = bool(head.prosody)
+        self.head_skip_mixed = bool(head.skip_mixed)
+        #: Encoder frame shift in seconds (derived, not an option).
+        self.frame_shift = frontend.frame_shift_ms / 1000.0 * encoder.subsampling_factor
 
         self.frontend = frontend
         self.normalize = normalize
@@ -261,48 +193,50 @@ class EmotionTransducer(AbsESPnetModel):
         enc_dim = encoder.output_size()
         pred_dim = predictor.output_size()
         num_classes = len(self.emotions)
-        # Branch modules: the plain classes, or with a blank-branch weighting the
-        # same classes reading their half of the packed [enc | enc_blank] output.
-        vocab_joint_cls = blank_joint_cls = JointNetwork
-        head_cls, ctc_cls = UtteranceEmotionHead, torch.nn.Linear
-        if blank_branch:
-            vocab_half = Channels(0, enc_dim, 2 * enc_dim)
-            blank_half = Channels(enc_dim, 2 * enc_dim, 2 * enc_dim)
-            vocab_joint_cls = partial(SlicedJointNetwork, vocab_half)
-            blank_joint_cls = partial(SlicedJointNetwork, blank_half)
-            head_cls, ctc_cls = partial(SlicedUtteranceHead, blank_half), partial(SlicedLinear, vocab_half)
         if variant == "ent":
-            self.joint = JointNetwork(enc_dim, pred_dim, joint_dim, vocab_size, joint_activation)
+            self.joint = JointNetwork(enc_dim, pred_dim, joint.dim, vocab_size, joint.activation)
             emo_pred_dim = pred_dim
         else:
             blank_dim = blank_predictor.output_size()
-            self.blank_joint = blank_joint_cls(enc_dim, blank_dim, joint_dim, 1, joint_activation)
-            self.vocab_joint = vocab_joint_cls(enc_dim, pred_dim, joint_dim, vocab_size - 1, joint_activation)
-            self.lm_head = torch.nn.Linear(pred_dim, vocab_size - 1) if lm_weight > 0 else None
+            self.blank_joint = JointNetwork(enc_dim, blank_dim, joint.dim, 1, joint.activation)
+            self.vocab_joint = JointNetwork(enc_dim, pred_dim, joint.dim, vocab_size - 1, joint.activation)
+            self.lm_head = torch.nn.Linear(pred_dim, vocab_size - 1) if loss.predictor_lm_weight > 0 else None
             emo_pred_dim = blank_dim
-        self.emotion_joint = blank_joint_cls(
-            enc_dim, emo_pred_dim, emotion_joint_dim or joint_dim, num_classes, joint_activation
+        self.emotion_joint = JointNetwork(
+            enc_dim, emo_pred_dim, joint.emotion_dim or joint.dim, num_classes, joint.activation
         )
-        for module in self.modules():
-            if isinstance(module, JointNetwork):
-                module.fused = bool(fused_joint)
-        self.head_prosody = bool(head_prosody)
-        self.head_prosody_fit = bool(head_prosody_fit)
-        self.head_prosody_l2 = float(head_prosody_l2)
-        self.head = head_cls(
-            enc_dim, emo_pred_dim, num_classes, dropout=head_dropout,
-            pooling=head_pooling, hidden_dim=head_hidden_dim,
-            prosody_dim=NUM_PROSODY if head_prosody else 0,
+        self.head = UtteranceEmotionHead(
+            enc_dim, emo_pred_dim, num_classes, dropout=head.dropout,
+            prosody_dim=NUM_PROSODY if head.prosody else 0,
         )
-        if head_prosody:
+        if head.prosody:
             # Global normalization of the functionals (when no speaker statistics
             # are given): utterance count, sum and sum of squares over training.
             self.register_buffer("prosody_stats", torch.zeros(3, NUM_PROSODY, dtype=torch.float64))
-        self.ctc_lin = ctc_cls(enc_dim, vocab_size) if ctc_weight > 0 else None
+        self.ctc_lin = torch.nn.Linear(enc_dim, vocab_size) if loss.ctc_weight > 0 else None
         #: FENT's blank-branch input from the frontend's second weighting (None: no such branch).
         self.blank_branch = (
             BlankBranchInput.for_encoder(frontend.output_size(), encoder) if blank_branch else None
         )
+        self.set_backends(ComputeBackends.from_env() if backends is None else backends)
+
+    def set_backends(self, backends: ComputeBackends) -> None:
+        """Choose the compute back ends (a run-time choice, not saved with the model).
+
+        Raises:
+            ValueError: If a fused lattice back end is asked for with a joint
+                activation other than ``tanh``.
+        """
+        tanh = self.joint_conf.activation == "tanh"
+        if not tanh and backends.lattice not in ("auto", "torch"):
+            raise ValueError(f"lattice backend {backends.lattice!r} needs joint_conf.activation 'tanh'")
+        self.backends = backends
+        #: The lattice back end in use (``torch`` for a joint activation other than tanh).
+        self.lattice_backend = backends.lattice if tanh else "torch"
+        self.rnnt_backend = backends.rnnt
+        for module in self.modules():
+            if isinstance(module, JointNetwork):
+                module.fused = bool(backends.fused_joint)
 
     # ----------------------------------------------------------------- encoder
     def encode(
@@ -310,7 +244,7 @@ class EmotionTransducer(AbsESPnetModel):
         speech: torch.Tensor,
         speech_lengths: torch.Tensor,
         speech_cmvn: Optional[torch.Tensor] = None,
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
+    ) -> EncoderOutput:
         """Waveforms to encoder outputs.
 
         Args:
@@ -318,49 +252,57 @@ class EmotionTransducer(AbsESPnetModel):
             speech_lengths: (B,) samples per utterance.
             speech_cmvn: (B, 2, F) per-utterance feature mean and standard
                 deviation (per-speaker CMVN) used instead of ``normalize``;
-                None: ``normalize``. (B, 2, F + K) with ``head_prosody``: the
-                speaker's prosody statistics follow (:meth:`utterance_prosody`).
+                None: ``normalize``.
 
         Returns:
-            enc_out: (B, T, D_e), or (B, T, 2 D_e) ``[enc | enc_blank]`` with a
-                blank-branch weighting (module docstring); enc_lens: (B,).
+            The encoder outputs (with ``enc_blank`` for a blank-branch layer
+            weighting, see the module docstring).
         """
-        enc_out, enc_lens, _ = self._encode(speech, speech_lengths, speech_cmvn, with_prosody=False)
-        return enc_out, enc_lens
+        enc, _ = self._encode(speech, speech_lengths, speech_cmvn, None, with_prosody=False)
+        return enc
 
     def encode_with_prosody(
         self,
         speech: torch.Tensor,
         speech_lengths: torch.Tensor,
         speech_cmvn: Optional[torch.Tensor] = None,
-    ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+        speaker_prosody: Optional[torch.Tensor] = None,
+    ) -> Tuple[EncoderOutput, Optional[torch.Tensor]]:
         """:meth:`encode`, and the normalized prosody functionals the head reads.
 
+        Args:
+            speaker_prosody: (B, 2, K) the speaker's mean and standard
+                deviation of the prosody functionals (:meth:`utterance_prosody`);
+                None: the global statistics.
+
         Returns:
-            enc_out, enc_lens as :meth:`encode`; prosody (B, K), or None for a
-            model without ``head_prosody``.
+            The encoder outputs as :meth:`encode`; prosody (B, K), or None for a
+            model without ``head_conf.prosody``.
         """
-        return self._encode(speech, speech_lengths, speech_cmvn, with_prosody=True)
+        return self._encode(speech, speech_lengths, speech_cmvn, speaker_prosody, with_prosody=True)
 
     def _encode(
         self, speech: torch.Tensor, speech_lengths: torch.Tensor, speech_cmvn: Optional[torch.Tensor],
-        with_prosody: bool,
-    ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+        speaker_prosody: Optional[torch.Tensor], with_prosody: bool,
+    ) -> Tuple[EncoderOutput, Optional[torch.Tensor]]:
         if self.blank_branch is not None:
             if speech_cmvn is not None:
                 raise ValueError("speech_cmvn (per-speaker CMVN) is not supported with a blank-branch weighting")
-            enc_out, enc_lens = self._encode_with_blank_branch(speech, speech_lengths)
-            return enc_out, enc_lens, None
+            return self._encode_with_blank_branch(speech, speech_lengths), None
         feats, feats_lens = self.frontend(speech, speech_lengths)
-        prosody = self.utterance_prosody(feats, feats_lens, speech_cmvn) if with_prosody else None
+        prosody = self.utterance_prosody(feats, feats_lens, speaker_prosody) if with_prosody else None
         feats = self.normalize_feats(feats, feats_lens, speech_cmvn)
         if self.specaug is not None and self.training:
             feats, feats_lens = self.specaug(feats, feats_lens)
         enc_out, enc_lens = self.encoder(feats, feats_lens)
-        return enc_out, enc_lens, prosody
+        return EncoderOutput(enc_out, enc_lens), prosody
 
     def fit_prosody_expert(self, prosody: torch.Tensor, labels: torch.Tensor) -> float:
         """Fit the head's prosody expert on normalized training functionals and freeze it.
+
+        ``ENTTask`` does it on the training set when it builds the optimizer;
+        until then the expert is trainable and learns by gradient with its
+        own cross entropy.
 
         Args:
             prosody: (N, K) functionals normalized as :meth:`utterance_prosody`
@@ -372,31 +314,26 @@ class EmotionTransducer(AbsESPnetModel):
             :meth:`~ent.nets.utterance_head.UtteranceEmotionHead.fit_prosody_expert`).
         """
         if not self.head_prosody:
-            raise ValueError("this model has no prosody expert (head_prosody: false)")
-        return self.head.fit_prosody_expert(prosody, labels, l2=self.head_prosody_l2)
-
-    @property
-    def speaker_stats_dim(self) -> int:
-        """Columns of the per-speaker statistics (``speech_cmvn``) the model reads: F, or F + K with prosody."""
-        return self.frontend.output_size() + (NUM_PROSODY if self.head_prosody else 0)
+            raise ValueError("this model has no prosody expert (head_conf.prosody: false)")
+        return self.head.fit_prosody_expert(prosody, labels, l2=self.head_conf.prosody_l2)
 
     @torch.no_grad()
     def utterance_prosody(
-        self, feats: torch.Tensor, feats_lens: torch.Tensor, speech_cmvn: Optional[torch.Tensor] = None
+        self, feats: torch.Tensor, feats_lens: torch.Tensor, speaker_prosody: Optional[torch.Tensor] = None
     ) -> Optional[torch.Tensor]:
-        """Normalized prosody functionals of unnormalized frontend features (``head_prosody`` only).
+        """Normalized prosody functionals of unnormalized frontend features (``head_conf.prosody`` only).
 
         In training mode the global statistics (buffer ``prosody_stats``) are
         updated with the batch first.
 
         Args:
             feats: (B, T0, F) frontend features before CMVN; feats_lens: (B,).
-            speech_cmvn: (B, 2, F + K) speaker statistics whose last K columns
-                normalize the functionals; None or (B, 2, F): the global
-                statistics.
+            speaker_prosody: (B, 2, K) the speaker's mean and standard
+                deviation of the functionals (:class:`ent.features.cmvn.SpeakerStats`);
+                None: the global statistics.
 
         Returns:
-            (B, K) normalized functionals, or None without ``head_prosody``.
+            (B, K) normalized functionals, or None without ``head_conf.prosody``.
         """
         if not self.head_prosody:
             return None
@@ -405,9 +342,11 @@ class EmotionTransducer(AbsESPnetModel):
             f64 = funcs.double()
             update = torch.stack([torch.ones_like(f64), f64, f64 * f64]).sum(dim=1)
             self.prosody_stats += update
-        num_feats = self.frontend.output_size()
-        if speech_cmvn is not None and speech_cmvn.size(-1) == num_feats + NUM_PROSODY:
-            mean, std = speech_cmvn[:, 0, num_feats:], speech_cmvn[:, 1, num_feats:]
+        if speaker_prosody is not None:
+            if tuple(speaker_prosody.shape) != (funcs.size(0), 2, NUM_PROSODY):
+                raise ValueError(f"speaker_prosody must have shape ({funcs.size(0)}, 2, {NUM_PROSODY}), "
+                                 f"got {tuple(speaker_prosody.shape)}")
+            mean, std = speaker_prosody[:, 0], speaker_prosody[:, 1]
         else:
             count, total, total_sq = self.prosody_stats
             if float(count[0]) == 0:
@@ -430,15 +369,16 @@ class EmotionTransducer(AbsESPnetModel):
             (B, T, F) normalized features (unchanged without any statistics).
         """
         if speech_cmvn is not None:
-            return apply_cmvn(feats, feats_lens, speech_cmvn[..., : feats.size(-1)])
+            if speech_cmvn.dim() != 3 or speech_cmvn.size(1) != 2 or speech_cmvn.size(-1) != feats.size(-1):
+                raise ValueError(f"speech_cmvn must have shape (B, 2, {feats.size(-1)}), "
+                                 f"got {tuple(speech_cmvn.shape)}")
+            return apply_cmvn(feats, feats_lens, speech_cmvn)
         if self.normalize is not None:
             feats, _ = self.normalize(feats, feats_lens)
         return feats
 
-    def _encode_with_blank_branch(
-        self, speech: torch.Tensor, speech_lengths: torch.Tensor
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """FENT with a second layer weighting: packed ``[enc | enc_blank]`` (B, T, 2 D_e).
+    def _encode_with_blank_branch(self, speech: torch.Tensor, speech_lengths: torch.Tensor) -> EncoderOutput:
+        """FENT with a second layer weighting: ``enc`` and ``enc_blank``, each (B, T, D_e).
 
         SpecAugment (training only) sees both weighted sums concatenated, so
         its time warping and time masks are the same for the two streams
@@ -450,7 +390,7 @@ class EmotionTransducer(AbsESPnetModel):
             feats, blank_feats = both.split(feats.size(-1), dim=-1)
         enc_out, enc_lens = self.encoder(feats, feats_lens)
         enc_blank = self.blank_branch(enc_out, enc_lens, blank_feats, feats_lens)
-        return torch.cat([enc_out, enc_blank], dim=-1), enc_lens
+        return EncoderOutput(enc_out, enc_lens, enc_blank)
 
     # -------------------------------------------------------------- predictors
     def predict(self, text: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -469,23 +409,35 @@ class EmotionTransducer(AbsESPnetModel):
         return token_pred, emo_pred
 
     def token_logits(
-        self, enc_out: torch.Tensor, token_pred: torch.Tensor, emo_pred: torch.Tensor
+        self, enc_out: torch.Tensor, token_pred: torch.Tensor, emo_pred: torch.Tensor,
+        enc_blank: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         """Token logits for every pair of encoder frame and predictor position.
 
         Leading dimensions broadcast, e.g. enc_out (B, T, 1, D_e) with
         predictor outputs (B, 1, U+1, D_p) give the lattice (B, T, U+1, V);
         enc_out (B, D_e) with (B, D_p) give one step (B, V).
+
+        Args:
+            enc_out: :attr:`EncoderOutput.enc`.
+            token_pred, emo_pred: :meth:`predict`'s outputs.
+            enc_blank: What FENT's blank joint reads, shaped as ``enc_out``
+                (:attr:`EncoderOutput.enc_blank`); None: ``enc_out``.
         """
         if self.variant == "ent":
             return self.joint(enc_out, token_pred)
-        blank = self.blank_joint(enc_out, emo_pred)
+        blank = self.blank_joint(enc_out if enc_blank is None else enc_blank, emo_pred)
         vocab = self.vocab_joint(enc_out, token_pred)
         return torch.cat([blank, vocab], dim=-1)
 
-    def emotion_logits(self, enc_out: torch.Tensor, emo_pred: torch.Tensor) -> torch.Tensor:
-        """Emotion logits (the emotion lattice when given lattice-shaped inputs)."""
-        return self.emotion_joint(enc_out, emo_pred)
+    def emotion_logits(self, enc_blank: torch.Tensor, emo_pred: torch.Tensor) -> torch.Tensor:
+        """Emotion logits (the emotion lattice when given lattice-shaped inputs).
+
+        Args:
+            enc_blank: What the emotion branch reads: :attr:`EncoderOutput.blank`.
+            emo_pred: The emotion branch's predictor outputs (:meth:`predict`).
+        """
+        return self.emotion_joint(enc_blank, emo_pred)
 
     # ---------------------------------------------------------------- training
     def forward(
@@ -497,6 +449,7 @@ class EmotionTransducer(AbsESPnetModel):
         emotion: torch.Tensor,
         emo_intervals: Optional[torch.Tensor] = None,
         speech_cmvn: Optional[torch.Tensor] = None,
+        speaker_prosody: Optional[torch.Tensor] = None,
         **kwargs: torch.Tensor,
     ) -> Tuple[torch.Tensor, Dict[str, Optional[torch.Tensor]], torch.Tensor]:
         """Compute the training loss.
@@ -512,26 +465,32 @@ class EmotionTransducer(AbsESPnetModel):
                 supervised lattice loss instead of lattice max pooling.
             speech_cmvn: optional (B, 2, F) per-speaker feature statistics
                 (see :meth:`encode`).
+            speaker_prosody: optional (B, 2, K) per-speaker prosody statistics
+                (see :meth:`encode_with_prosody`).
 
         Returns:
             loss, stats (loss terms and the head's accuracy), batch size.
         """
         batch = speech.shape[0]
+        loss_conf = self.loss_conf
         text = text[:, : int(text_lengths.max())] if text.shape[1] > 0 else text
-        enc_out, enc_lens, prosody = self.encode_with_prosody(speech, speech_lengths, speech_cmvn)
+        enc, prosody = self.encode_with_prosody(speech, speech_lengths, speech_cmvn, speaker_prosody)
+        enc_out, enc_lens, enc_blank = enc.enc, enc.lengths, enc.blank
         token_pred, emo_pred = self.predict(text)
-        enc4 = enc_out.unsqueeze(2)
 
-        logits = self.token_logits(enc4, token_pred.unsqueeze(1), emo_pred.unsqueeze(1))
+        logits = self.token_logits(
+            enc_out.unsqueeze(2), token_pred.unsqueeze(1), emo_pred.unsqueeze(1),
+            enc_blank=None if enc.enc_blank is None else enc_blank.unsqueeze(2),
+        )
         labels = text.clamp(min=0)
         loss_rnnt = rnnt_loss(
             logits, labels, enc_lens, text_lengths, blank_id=self.blank_id, backend=self.rnnt_backend
         )
         loss_ctc = self._ctc_loss(enc_out, enc_lens, text, text_lengths) if self.ctc_lin is not None else None
 
-        loss_lattice = self._lattice_loss(enc_out, emo_pred, enc_lens, text_lengths, emotion, emo_intervals)
+        loss_lattice = self._lattice_loss(enc_blank, emo_pred, enc_lens, text_lengths, emotion, emo_intervals)
 
-        expert_logits = self.head.forward_parts(enc_out, enc_lens, emo_pred, text_lengths, prosody)
+        expert_logits = self.head.forward_parts(enc_blank, enc_lens, emo_pred, text_lengths, prosody)
         head_logits = combine_experts(*expert_logits)
         head_target = emotion
         if self.head_skip_mixed and emo_intervals is not None:
@@ -540,15 +499,15 @@ class EmotionTransducer(AbsESPnetModel):
         experts = [expert_logits[0]] + ([expert_logits[1]] if self.head.prosody_trainable else [])
         if bool((head_target >= 0).any()):
             loss_ce = sum(
-                F.cross_entropy(logits, head_target, ignore_index=-1, label_smoothing=self.label_smoothing)
+                F.cross_entropy(logits, head_target, ignore_index=-1, label_smoothing=loss_conf.label_smoothing)
                 for logits in experts
             )
         else:  # no utterance of the batch trains the head (a mean over none would be NaN)
             loss_ce = sum(logits.sum() * 0.0 for logits in experts)
         loss = (
-            self.rnnt_weight * loss_rnnt
-            + self.head_weight * loss_ce
-            + self.lattice_weight * loss_lattice
+            loss_conf.rnnt_weight * loss_rnnt
+            + loss_conf.head_weight * loss_ce
+            + loss_conf.lattice_weight * loss_lattice
         )
         stats: Dict[str, Optional[torch.Tensor]] = {
             "loss_rnnt": loss_rnnt.detach(),
@@ -556,11 +515,11 @@ class EmotionTransducer(AbsESPnetModel):
             "loss_lattice": loss_lattice.detach(),
         }
         if loss_ctc is not None:
-            loss = loss + self.ctc_weight * loss_ctc
+            loss = loss + loss_conf.ctc_weight * loss_ctc
             stats["loss_ctc"] = loss_ctc.detach()
-        if self.variant == "fent" and self.lm_head is not None and self.lm_weight > 0:
+        if self.variant == "fent" and self.lm_head is not None and loss_conf.predictor_lm_weight > 0:
             loss_lm = self._lm_loss(token_pred, text)
-            loss = loss + self.lm_weight * loss_lm
+            loss = loss + loss_conf.predictor_lm_weight * loss_lm
             stats["loss_lm"] = loss_lm.detach()
         known = emotion >= 0
         acc = (head_logits.argmax(-1)[known] == emotion[known]).float().mean() if known.any() else None
@@ -584,7 +543,7 @@ class EmotionTransducer(AbsESPnetModel):
         ``lattice_backend: torch`` does (see :mod:`ent.losses.fused_lattice`).
 
         Args:
-            enc_out: (B, T, D_e) encoder outputs.
+            enc_out: (B, T, D_e) what the emotion branch reads (:attr:`EncoderOutput.blank`).
             emo_pred: (B, U+1, D_p') predictor outputs of the emotion branch.
             enc_lens, label_lens, emotion: (B,).
             emo_intervals: (B, K, 3) or None.

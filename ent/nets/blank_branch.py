@@ -16,96 +16,17 @@ the encoder output::
 The blank joint, the emotion joint and the utterance head read ``enc_blank``;
 the vocabulary joint and the auxiliary CTC layer read ``enc_out``.
 
-Packed encoder output
----------------------
-Every consumer of the encoder output (training losses, greedy and beam
-search, streaming search, the utterance head at decoding time) receives one
-tensor and hands it to the model's joint networks and head. So that they all
-keep working unchanged, :meth:`EmotionTransducer.encode` returns both
-streams packed along the feature axis, ``[enc_out | enc_blank]``
-(B, T, 2 D_e), and each branch module selects its half: the ``Sliced*``
-classes below are the plain modules (same parameters, same names) with their
-encoder input restricted to a channel range.
+:meth:`EmotionTransducer.encode` returns both streams, ``enc`` and
+``enc_blank``, in an :class:`~ent.models.encoder_output.EncoderOutput`; searches
+and the training losses hand each branch its stream.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Tuple
+from typing import Tuple
 
 import torch
 from torch.nn import functional as F
-
-from ent.nets.joint import JointNetwork
-from ent.nets.utterance_head import UtteranceEmotionHead
-
-
-class Channels(NamedTuple):
-    """The half ``[start, end)`` of a packed encoder output of ``total`` channels."""
-
-    start: int
-    end: int
-    total: int
-
-
-def select_channels(enc_out: torch.Tensor, channels: Channels) -> torch.Tensor:
-    """``enc_out[..., start:end]`` after checking that ``enc_out`` is a packed output.
-
-    Raises:
-        ValueError: If the last dimension is not ``channels.total``.
-    """
-    if enc_out.size(-1) != channels.total:
-        raise ValueError(
-            f"expected a packed encoder output of {channels.total} channels "
-            f"([vocabulary branch | blank branch], from EmotionTransducer.encode), got "
-            f"{enc_out.size(-1)}; FENT with a blank-branch layer weighting needs model.encode "
-            "(chunked/streaming encoding does not support it)"
-        )
-    return enc_out[..., channels.start : channels.end]
-
-
-class SlicedJointNetwork(JointNetwork):
-    """A :class:`JointNetwork` whose encoder input is one half of a packed encoder output.
-
-    Args:
-        channels: The half it reads.
-        *args, **kwargs: :class:`JointNetwork`'s arguments (``enc_dim`` is the
-            size of the half).
-    """
-
-    def __init__(self, channels: Channels, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.channels = channels
-
-    def project_encoder(self, enc_out: torch.Tensor) -> torch.Tensor:
-        """(..., total) packed encoder outputs -> (..., joint_dim)."""
-        return super().project_encoder(select_channels(enc_out, self.channels))
-
-
-class SlicedUtteranceHead(UtteranceEmotionHead):
-    """An :class:`UtteranceEmotionHead` that reads one half of a packed encoder output."""
-
-    def __init__(self, channels: Channels, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.channels = channels
-
-    def forward_parts(self, enc_out: torch.Tensor, enc_lens: torch.Tensor, pred_out: torch.Tensor,
-                      label_lens: torch.Tensor, prosody: Optional[torch.Tensor] = None
-                      ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """Expert logits from packed ``enc_out`` (B, T, total); see the parent class."""
-        return super().forward_parts(select_channels(enc_out, self.channels), enc_lens, pred_out, label_lens,
-                                     prosody)
-
-
-class SlicedLinear(torch.nn.Linear):
-    """A linear layer on one half of a packed encoder output (the auxiliary CTC layer)."""
-
-    def __init__(self, channels: Channels, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.channels = channels
-
-    def forward(self, enc_out: torch.Tensor) -> torch.Tensor:
-        """(..., total) -> (..., out_features)."""
-        return super().forward(select_channels(enc_out, self.channels))
 
 
 class BlankBranchInput(torch.nn.Module):

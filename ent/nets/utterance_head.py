@@ -6,10 +6,6 @@ from typing import Optional, Tuple
 
 import torch
 
-POOLINGS: Tuple[str, ...] = ("mean", "stats")
-"""Encoder poolings of :class:`UtteranceEmotionHead`: the mean, or mean and
-standard deviation (x-vector statistics pooling)."""
-
 
 def masked_mean(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Mean over the first ``lengths[b]`` frames of each sequence.
@@ -26,27 +22,6 @@ def masked_mean(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return summed / lengths.unsqueeze(1).to(x.dtype)
 
 
-def masked_mean_std(
-    x: torch.Tensor, lengths: torch.Tensor, eps: float = 1e-5
-) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Mean and standard deviation over the first ``lengths[b]`` frames.
-
-    The deviation is the population one, ``sqrt(mean((x - mean)**2) + eps)``,
-    so a single frame gives ``sqrt(eps)`` and a finite gradient.
-
-    Args:
-        x: Padded sequences. (B, N, D)
-        lengths: Number of valid frames, each in ``[1, N]``. (B,)
-        eps: Added to the variance before the square root.
-
-    Returns:
-        Means (B, D) and standard deviations (B, D).
-    """
-    mean = masked_mean(x, lengths)
-    var = masked_mean((x - mean.unsqueeze(1)).pow(2), lengths)
-    return mean, torch.sqrt(var + eps)
-
-
 def combine_experts(logits: torch.Tensor, prosody_logits: Optional[torch.Tensor]) -> torch.Tensor:
     """The head's logits from its experts': ``logits`` alone, or the sum of both log-posteriors. (B, C)"""
     if prosody_logits is None:
@@ -55,15 +30,11 @@ def combine_experts(logits: torch.Tensor, prosody_logits: Optional[torch.Tensor]
 
 
 class UtteranceEmotionHead(torch.nn.Module):
-    """``Linear(dropout(LayerNorm([pool(enc_out), mean(pred_out)])))`` -> (B, C).
+    """``Linear(dropout(LayerNorm([mean(enc_out), mean(pred_out)])))`` -> (B, C).
 
-    ``pool`` is the mean over the T_b real encoder frames (``pooling="mean"``,
-    the ENT paper's head) or their mean and standard deviation concatenated
-    (``"stats"``: the spread of the frames carries prosodic range, e.g. of
-    pitch and loudness, that a mean averages away). The predictor mean runs
-    over the U_b + 1 positions of the label prefix (start symbol included), so
-    padding never affects the logits. With ``hidden_dim > 0`` the classifier
-    is ``Linear(dropout(ReLU(Linear(...))))`` instead of one linear layer.
+    The encoder mean runs over the T_b real encoder frames (the ENT paper's
+    head), the predictor mean over the U_b + 1 positions of the label prefix
+    (start symbol included), so padding never affects the logits.
 
     With ``prosody_dim = K > 0`` a second expert, ``Linear(K, C)``, classifies
     the utterance's normalized prosody functionals
@@ -79,8 +50,6 @@ class UtteranceEmotionHead(torch.nn.Module):
         pred_dim: Predictor output size D_p.
         num_classes: Number of emotion classes C.
         dropout: Dropout before the output layer.
-        pooling: ``"mean"`` or ``"stats"`` (see :data:`POOLINGS`).
-        hidden_dim: Size of an optional hidden layer (0: none).
         prosody_dim: Number K of prosody functionals of the prosody expert
             (0: none).
     """
@@ -91,27 +60,15 @@ class UtteranceEmotionHead(torch.nn.Module):
         pred_dim: int,
         num_classes: int,
         dropout: float = 0.0,
-        pooling: str = "mean",
-        hidden_dim: int = 0,
         prosody_dim: int = 0,
     ) -> None:
         super().__init__()
-        if pooling not in POOLINGS:
-            raise ValueError(f"unknown utterance head pooling {pooling!r}; valid: {list(POOLINGS)}")
-        if hidden_dim < 0:
-            raise ValueError(f"hidden_dim must be >= 0, got {hidden_dim}")
         if prosody_dim < 0:
             raise ValueError(f"prosody_dim must be >= 0, got {prosody_dim}")
-        self.pooling = pooling
-        in_dim = (2 if pooling == "stats" else 1) * enc_dim + pred_dim
+        in_dim = enc_dim + pred_dim
         self.norm = torch.nn.LayerNorm(in_dim)
-        self.hidden = (
-            torch.nn.Sequential(torch.nn.Linear(in_dim, hidden_dim), torch.nn.ReLU())
-            if hidden_dim > 0
-            else None
-        )
         self.dropout = torch.nn.Dropout(dropout)
-        self.output = torch.nn.Linear(hidden_dim or in_dim, num_classes)
+        self.output = torch.nn.Linear(in_dim, num_classes)
         self.prosody_dim = prosody_dim
         self.prosody = torch.nn.Linear(prosody_dim, num_classes) if prosody_dim > 0 else None
 
@@ -227,13 +184,7 @@ class UtteranceEmotionHead(torch.nn.Module):
             raise ValueError(
                 f"label_lens must lie in [0, {pred_out.size(1) - 1}], got {label_lens.tolist()}"
             )
-        if self.pooling == "stats":
-            enc_pooled = torch.cat(masked_mean_std(enc_out, enc_lens), dim=-1)
-        else:
-            enc_pooled = masked_mean(enc_out, enc_lens)
-        x = self.norm(torch.cat([enc_pooled, masked_mean(pred_out, label_lens + 1)], dim=-1))
-        if self.hidden is not None:
-            x = self.hidden(x)
+        x = self.norm(torch.cat([masked_mean(enc_out, enc_lens), masked_mean(pred_out, label_lens + 1)], dim=-1))
         logits = self.output(self.dropout(x))
         if self.prosody is None:
             return logits, None

@@ -28,7 +28,6 @@ from espnet2.iterators.abs_iter_factory import AbsIterFactory  # noqa: E402
 from espnet2.tasks.abs_task import AbsTask  # noqa: E402
 from espnet2.train.class_choices import ClassChoices  # noqa: E402
 from espnet2.train.distributed_utils import DistributedOption  # noqa: E402
-from espnet2.utils.get_default_kwargs import get_default_kwargs  # noqa: E402
 from espnet2.utils.nested_dict_action import NestedDictAction  # noqa: E402
 from espnet2.utils.types import str2bool, str_or_none  # noqa: E402
 
@@ -41,6 +40,14 @@ from ent.features.cmvn import build_global_cmvn, normalized_prosody_table, speak
 from ent.features.fbank import Fbank  # noqa: E402
 from ent.features.ssl import SSLFrontend  # noqa: E402
 from ent.features.specaug import build_specaug  # noqa: E402
+from ent.models.model_config import (  # noqa: E402
+    GROUPS,
+    MODEL_CONF_DEFAULTS,
+    HeadConf,
+    group_conf,
+    group_defaults,
+    migrate_model_config,
+)
 from ent.models.transducer import EmotionTransducer  # noqa: E402
 from ent.nets.dropout import use_fast_dropout  # noqa: E402
 from ent.nets.encoder import ConformerEncoder  # noqa: E402
@@ -131,9 +138,23 @@ class ENTTask(AbsTask):
         group.add_argument("--blank_predictor_conf", action=NestedDictAction, default=dict(),
                            help="FENT's blank predictor (same class as --predictor); "
                                 "empty: same options as --predictor_conf")
-        group.add_argument("--model_conf", action=NestedDictAction,
-                           default=get_default_kwargs(EmotionTransducer),
-                           help="EmotionTransducer options (variant, loss weights, lattice_mode, ...)")
+        group.add_argument("--model_conf", action=NestedDictAction, default=dict(MODEL_CONF_DEFAULTS),
+                           help="the core of EmotionTransducer: variant (ent | fent) and neutral (the "
+                                "neutral class); the other options are in --joint_conf, --head_conf and "
+                                "--loss_conf (ent/models/model_config.py). Configs of the old layout, "
+                                "with every option here, are migrated")
+        group.add_argument("--joint_conf", action=NestedDictAction, default=group_defaults("joint_conf"),
+                           help="joint networks: dim, emotion_dim (None: dim), activation (tanh | relu)")
+        group.add_argument("--head_conf", action=NestedDictAction, default=group_defaults("head_conf"),
+                           help="utterance emotion head: dropout, prosody (a prosody expert, needs "
+                                "frontend_conf pitch: true), prosody_l2, skip_mixed (mixes do not train "
+                                "the head)")
+        group.add_argument("--loss_conf", action=NestedDictAction, default=group_defaults("loss_conf"),
+                           help="loss: rnnt_weight, head_weight, lattice_weight, ctc_weight, "
+                                "predictor_lm_weight (FENT's LM loss), lattice_mode (one | full_t | full_u "
+                                "| mil | topk), lattice_topk, label_smoothing. The compute back ends are "
+                                "no option: environment ENT_RNNT_BACKEND, ENT_LATTICE_BACKEND, "
+                                "ENT_FUSED_JOINT (docs/kernels_and_benchmarks.md)")
         for class_choices in cls.class_choices_list:
             class_choices.add_arguments(group)
 
@@ -195,7 +216,7 @@ class ENTTask(AbsTask):
         spk_cmvn = None
         if getattr(args, "speaker_cmvn", False):
             spk_cmvn = computed_on_rank0(speaker_cmvn, data, cls.speaker_cmvn_frontend(args),
-                                         prosody=bool((args.model_conf or {}).get("head_prosody", False)))
+                                         prosody=cls.head_conf(args).prosody)
         dataset = EmotionASRDataset(data, tokenizer, parse_emotion_list(args.emotions), utt_ids=keep,
                                     use_intervals=getattr(args, "use_emo_segments", True),
                                     speaker_cmvn=spk_cmvn)
@@ -233,15 +254,15 @@ class ENTTask(AbsTask):
 
     @classmethod
     def build_optimizers(cls, args: argparse.Namespace, model: torch.nn.Module) -> List[torch.optim.Optimizer]:
-        """ESPnet's optimizers, after fitting a ``head_prosody`` model's prosody expert.
+        """ESPnet's optimizers, after fitting the prosody expert of a model with ``head_conf.prosody``.
 
         ESPnet calls this only when it trains, after building the model and
         before loading a checkpoint to resume from, so this is where the
-        prosody expert (``head_prosody_fit``) is fitted on the training set;
-        a resumed run fits it again and then loads the checkpoint's weights.
-        In distributed training rank 0 fits it and the others receive it.
+        prosody expert is fitted on the training set; a resumed run fits it
+        again and then loads the checkpoint's weights. In distributed training
+        rank 0 fits it and the others receive it.
         """
-        if getattr(model, "head_prosody", False) and getattr(model, "head_prosody_fit", False):
+        if getattr(model, "head_prosody", False):
             computed_on_rank0(cls.fit_prosody_expert, args, model)
             sync_from_rank0(model)
         return super().build_optimizers(args, model)
@@ -250,7 +271,7 @@ class ENTTask(AbsTask):
     def fit_prosody_expert(cls, args: argparse.Namespace, model: EmotionTransducer) -> None:
         """Fit the prosody expert on the training utterances with a known emotion (see the model).
 
-        With ``head_skip_mixed`` utterances whose intervals hold more than
+        With ``head_conf.skip_mixed`` utterances whose intervals hold more than
         one emotion are left out, as from the head's cross entropy.
         """
         data = DataDir.load(args.train_data_dir, allow_empty_text=True)
@@ -286,8 +307,29 @@ class ENTTask(AbsTask):
 
     # ----------------------------------------------------------------- model
     @classmethod
+    def head_conf(cls, args: argparse.Namespace) -> HeadConf:
+        """The utterance head's options of a config of either layout (:mod:`ent.models.model_config`)."""
+        return group_conf(HeadConf, migrate_model_config(vars(args)).get("head_conf"), "head_conf")
+
+    @classmethod
     def build_model(cls, args: argparse.Namespace) -> EmotionTransducer:
-        """Build ENT or FENT from the parsed options."""
+        """Build ENT or FENT from the parsed options.
+
+        A config of the old layout (every model option in ``model_conf``) is
+        migrated first (:func:`~ent.models.model_config.migrate_model_config`),
+        in ``args`` too, so that the ``config.yaml`` training writes is in the
+        current layout.
+
+        Raises:
+            DataError: One line naming the config, on a bad model option or
+                an option this version removed.
+        """
+        try:
+            migrated = migrate_model_config(vars(args), getattr(args, "config", None))
+        except ValueError as exc:
+            raise DataError(getattr(args, "config", None), None, str(exc)) from exc
+        for key in ("model_conf", *GROUPS):
+            setattr(args, key, migrated.get(key))
         tokenizer = Tokenizer.from_dir(args.token_dir)
         vocab_size = tokenizer.vocab_size
         emotions = parse_emotion_list(args.emotions)
@@ -313,14 +355,11 @@ class ENTTask(AbsTask):
         )
         predictor_class = predictor_choices.get_class(args.predictor)
         predictor = predictor_class(vocab_size=vocab_size, **args.predictor_conf)
-        model_conf = dict(args.model_conf)
+        model_conf = dict(args.model_conf or {})
         blank_predictor = None
         if model_conf.get("variant", "ent") == "fent":
             conf = args.blank_predictor_conf or args.predictor_conf
             blank_predictor = predictor_class(vocab_size=vocab_size, **conf)
-        model_conf.setdefault(
-            "frame_shift", frontend.frame_shift_ms / 1000.0 * encoder.subsampling_factor
-        )
         try:
             model = EmotionTransducer(
                 vocab_size=vocab_size,
@@ -331,10 +370,16 @@ class ENTTask(AbsTask):
                 encoder=encoder,
                 predictor=predictor,
                 blank_predictor=blank_predictor,
+                joint_conf=args.joint_conf,
+                head_conf=args.head_conf,
+                loss_conf=args.loss_conf,
                 **model_conf,
             )
-        except ValueError as exc:  # a bad model_conf value: one line naming the config
-            raise DataError(getattr(args, "config", None), None, f"model_conf: {exc}") from exc
+        except TypeError as exc:  # an unknown model_conf key
+            raise DataError(getattr(args, "config", None), None,
+                            f"model_conf: {exc}; valid keys: {sorted(MODEL_CONF_DEFAULTS)}") from exc
+        except ValueError as exc:  # a bad option value: one line naming the config
+            raise DataError(getattr(args, "config", None), None, f"model options: {exc}") from exc
         # cheaper dropout masks on the CPU (the same torch.nn.Dropout elsewhere; ent/nets/dropout.py)
         use_fast_dropout(model)
         return model

@@ -80,7 +80,8 @@ STREAMING_CONFIG = """\
 encoder_conf: {num_blocks: 1, hidden_size: 32, linear_size: 64, heads: 2, conv_mod_kernel_size: 3,
                subsampling_factor: 6, conv_size: 8, dynamic_chunk_training: true, num_left_chunks: 2}
 predictor_conf: {embed_dim: 16, hidden_dim: 32}
-model_conf: {variant: fent, joint_dim: 32}
+model_conf: {variant: fent}
+joint_conf: {dim: 32}
 specaug_conf: {}
 max_frames_per_batch: 2000
 optim: adam

@@ -27,6 +27,8 @@ LENS = [12, 9, 7, 3, 1]
 class WaveFrames(nn.Module):
     """Trivial frontend: (B, N) waves -> (B, N // 80, 80) frames."""
 
+    frame_shift_ms = 5.0  # 80 samples at 16 kHz
+
     def forward(self, speech: Tensor, lens: Tensor) -> Tuple[Tensor, Tensor]:
         n = speech.size(1) // 80 * 80
         return speech[:, :n].reshape(speech.size(0), n // 80, 80), lens // 80
@@ -42,7 +44,7 @@ def make_model(variant: str, seed: int = 0, vocab: int = 6, blank_bias: float = 
     model = EmotionTransducer(
         vocab, EMOTIONS, WaveFrames(), None, None, encoder, RNNPredictor(vocab, 8, 12),
         blank_predictor=RNNPredictor(vocab, 8, 12) if variant == "fent" else None,
-        variant=variant, joint_dim=16,
+        variant=variant, joint_conf={"dim": 16},
     )
     with torch.no_grad():
         if variant == "ent":
@@ -224,14 +226,16 @@ def test_greedy_from_waveforms_batch_equals_single() -> None:
     speech_lens = torch.tensor(n_samples)
     model.eval()
     with torch.no_grad():
-        enc, enc_lens = model.encode(speech, speech_lens)
+        out = model.encode(speech, speech_lens)
+        enc, enc_lens = out.enc, out.lengths
     model.train()
     batched = greedy_search(model, enc, enc_lens)
     assert model.training
     model.eval()
     for b, n in enumerate(n_samples):
         with torch.no_grad():
-            e1, l1 = model.encode(speech[b : b + 1, :n], speech_lens[b : b + 1])
+            alone_out = model.encode(speech[b : b + 1, :n], speech_lens[b : b + 1])
+            e1, l1 = alone_out.enc, alone_out.lengths
         alone = greedy_search(model, e1, l1)[0]
         assert len(batched[b].frame_emotions) == int(enc_lens[b]) == int(l1[0])
         assert batched[b].tokens == alone.tokens
@@ -244,7 +248,7 @@ def test_stateless_predictors_batched_equals_reference() -> None:
     torch.manual_seed(5)
     model = EmotionTransducer(
         6, EMOTIONS, WaveFrames(), None, None, base.encoder, StatelessPredictor(6, 12, context_size=2),
-        blank_predictor=StatelessPredictor(6, 10, context_size=1), variant="fent", joint_dim=16,
+        blank_predictor=StatelessPredictor(6, 10, context_size=1), variant="fent", joint_conf={"dim": 16},
     ).eval()
     enc, lens = make_batch(seed=6)
     hyps = greedy_search(model, enc, lens, max_symbols_per_frame=2)

@@ -17,6 +17,7 @@ from ent.decoding.streaming import (
     decode_stream,
 )
 from ent.decoding.writer import DecodeResult
+from ent.features.cmvn import SpeakerStats
 from ent.features.fbank import Fbank
 from ent.features.prosody import NUM_PROSODY
 from ent.models.transducer import EmotionTransducer
@@ -103,9 +104,8 @@ def test_head_prosody_streams_like_simulated_streaming(tmp_path: Path) -> None:
     with torch.no_grad():  # global prosody statistics, as training leaves them
         model.prosody_stats.copy_(torch.tensor([[4.0] * NUM_PROSODY, [1.0] * NUM_PROSODY, [5.0] * NUM_PROSODY]))
     rec = EmotionRecognizer(model, CharTokenizer(), DecodeOptions(search="greedy"), speaker_cmvn=True)
-    spk = np.concatenate([np.stack([feats.mean(0), feats.std(0)]),
-                          np.stack([np.full(NUM_PROSODY, 0.5), np.full(NUM_PROSODY, 2.0)])], axis=1)
-    spk = spk.astype(np.float32)
+    spk = SpeakerStats(np.stack([feats.mean(0), feats.std(0)]).astype(np.float32),
+                       np.stack([np.full(NUM_PROSODY, 0.5), np.full(NUM_PROSODY, 2.0)]).astype(np.float32))
     results = {}
     for name, stats in (("speaker", spk), ("global", None)):
         session = StreamingSession(rec, chunk_ms=320, speaker_cmvn=stats)
@@ -116,18 +116,21 @@ def test_head_prosody_streams_like_simulated_streaming(tmp_path: Path) -> None:
         assert result.emotion_scores == pytest.approx(simulated.emotion_scores, abs=1e-4)
         results[name] = result
     # the prosody statistics matter: the speaker's and the global ones give other posteriors
-    spk_cmvn_only = StreamingSession(rec, chunk_ms=320, speaker_cmvn=spk[:, :82])
+    spk_cmvn_only = StreamingSession(rec, chunk_ms=320, speaker_cmvn=spk.cmvn)
     only, _ = decode_stream(spk_cmvn_only, WAVE, 3000, utt_id="u")
     assert only.emotion_scores != pytest.approx(results["speaker"].emotion_scores, abs=1e-4)
     with pytest.raises(ValueError, match="shape"):
-        spk_cmvn_only.reset(speaker_cmvn=spk[:, :90])
+        spk_cmvn_only.reset(speaker_cmvn=np.concatenate([spk.cmvn, spk.prosody], axis=1))
+    with pytest.raises(ValueError, match="shape"):
+        spk_cmvn_only.reset(speaker_cmvn=SpeakerStats(spk.cmvn, spk.prosody[0]))
 
 
 @pytest.mark.parametrize("max_symbols", [1, 3])
 def test_streaming_greedy_equals_greedy_search(models: Dict[str, EmotionRecognizer], max_symbols: int) -> None:
     model = models["ent"].model
     with torch.no_grad():
-        enc, lens = model.encode(torch.from_numpy(WAVE)[None], torch.tensor([len(WAVE)]))
+        out = model.encode(torch.from_numpy(WAVE)[None], torch.tensor([len(WAVE)]))
+        enc, lens = out.enc, out.lengths
     (ref,) = greedy_search(model, enc, lens, max_symbols)
     search = StreamingGreedy(model, max_symbols)
     pos = 0

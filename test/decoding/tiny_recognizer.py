@@ -77,12 +77,13 @@ def build_model(variant: str, stats: Path, seed: int, num_left_chunks: int = 2,
     )
     model = EmotionTransducer(
         vocab, EMOTIONS, frontend, build_global_cmvn(stats), None, encoder, RNNPredictor(vocab, 16, 32),
-        RNNPredictor(vocab, 16, 32) if variant == "fent" else None, variant=variant, joint_dim=32,
-        frame_shift=0.06, head_prosody=head_prosody,
+        RNNPredictor(vocab, 16, 32) if variant == "fent" else None, variant=variant, joint_conf={"dim": 32},
+        head_conf={"prosody": head_prosody},
     ).eval()
+    assert abs(model.frame_shift - 0.06) < 1e-12  # 10 ms fbank frames, subsampling 6
     with torch.no_grad():
         model.emotion_joint.lin_out.weight.mul_(5.0)
-        enc, _ = model.encode(torch.from_numpy(WAVE)[None], torch.tensor([len(WAVE)]))
+        enc = model.encode(torch.from_numpy(WAVE)[None], torch.tensor([len(WAVE)])).enc
         scorer = StepScorer(model, enc)
         frames = enc.size(1)
         zeros = torch.zeros(frames, dtype=torch.long)

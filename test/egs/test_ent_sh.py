@@ -138,9 +138,9 @@ def test_tags_name_what_changes_the_result(recipe: Path) -> None:
         ["conf/tuning/train_fent.yaml", "fent_fbank_pitch_char", "decode_decode_lm8gram_valid.loss.ave"],
     ]
     assert tags("--token_type", "bpe", "--nbpe", "300", "--speed_perturb_factors", "0.9 1.0 1.1",
-                "--train_args", "--max_epoch 3 --model_conf lattice_weight=0.5", "--inference_args", "--beam 8",
+                "--train_args", "--max_epoch 3 --loss_conf lattice_weight=0.5", "--inference_args", "--beam 8",
                 "--inference_model", "valid.acc.best.pth")[0] == [
-        "conf/train_ent.yaml", "ent_fbank_bpe300_sp_max_epoch3_model_conflattice_weight0.5",
+        "conf/train_ent.yaml", "ent_fbank_bpe300_sp_max_epoch3_loss_conflattice_weight0.5",
         "decode_decode_beam8_nolm_valid.acc.best"]
     # the mixing stage changes the training data: --mix true and false train different models
     assert [t[1] for t in tags("--mix", "true")] == ["ent_fbank_char_mix", "fent_fbank_char_mix"]
@@ -253,14 +253,15 @@ def test_a_changed_token_type_or_training_option_trains_a_new_model(recipe: Path
     bpe_dir = recipe / "exp" / "tiny_fbank_bpe25"
     assert "token_dir: data/token_list/bpe25" in (bpe_dir / "config.yaml").read_text()
     assert (bpe_dir / "valid.loss.ave.pth").is_file()
-    # --train_args override the config's values (a nested key of model_conf alone) and name a new dir.
+    # --train_args override the config's values (a nested key of loss_conf alone) and name a new dir.
     args = run(recipe, *opts, "--stage", "7", "--stop_stage", "7", "--train_args",
-               "--model_conf lattice_weight=0.25 --keep_nbest_models 1")
+               "--loss_conf lattice_weight=0.25 --keep_nbest_models 1")
     assert args.returncode == 0, args.stdout[-3000:] + args.stderr[-3000:]
-    args_dir = recipe / "exp" / "tiny_fbank_char_model_conflattice_weight0.25_keep_nbest_models1"
+    args_dir = recipe / "exp" / "tiny_fbank_char_loss_conflattice_weight0.25_keep_nbest_models1"
     config = yaml.safe_load((args_dir / "config.yaml").read_text())
-    assert config["model_conf"]["lattice_weight"] == 0.25 and config["model_conf"]["variant"] == "fent"
+    assert config["loss_conf"]["lattice_weight"] == 0.25 and config["loss_conf"]["predictor_lm_weight"] == 0.1
+    assert config["model_conf"]["variant"] == "fent"
     assert config["keep_nbest_models"] == [1]  # a list in ESPnet's config
-    assert yaml.safe_load((char_dir / "config.yaml").read_text())["model_conf"]["lattice_weight"] == 0.5
+    assert yaml.safe_load((char_dir / "config.yaml").read_text())["loss_conf"]["lattice_weight"] == 0.5
     same = run(recipe, *opts, "--stage", "7", "--stop_stage", "7")
     assert same.returncode == 0 and "exp/tiny_fbank_char already trained" in same.stdout

@@ -19,7 +19,9 @@ TINY_CONFIG = """\
 frontend_conf: {{n_mels: 80}}
 encoder_conf: {{num_blocks: 1, hidden_size: 32, linear_size: 64, heads: 2, conv_mod_kernel_size: 3}}
 predictor_conf: {{embed_dim: 16, hidden_dim: 32}}
-model_conf: {{variant: {variant}, joint_dim: 32, lattice_weight: 0.5}}
+model_conf: {{variant: {variant}}}
+joint_conf: {{dim: 32}}
+loss_conf: {{lattice_weight: 0.5}}
 specaug_conf: {{}}
 max_frames_per_batch: 2000
 optim: adam

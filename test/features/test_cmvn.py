@@ -173,6 +173,14 @@ def _two_speaker_dir(tmp_path):
     return d
 
 
+def assert_stats_close(got, want, **tol) -> None:
+    """Two SpeakerStats agree field by field (prosody statistics on both or on neither)."""
+    np.testing.assert_allclose(got.cmvn, want.cmvn, **tol)
+    assert (got.prosody is None) == (want.prosody is None)
+    if want.prosody is not None:
+        np.testing.assert_allclose(got.prosody, want.prosody, **tol)
+
+
 def _frames_of(d, utts):
     data = DataDir.load(d)
     fbank = Fbank().eval()
@@ -186,13 +194,13 @@ def test_speaker_cmvn_is_each_speakers_mean_and_std(tmp_path):
     for spk_utts in (["utt0", "utt2", "utt4"], ["utt1", "utt3"]):
         frames = _frames_of(d, spk_utts)
         for utt in spk_utts:
-            assert stats[utt].shape == (2, 80) and stats[utt].dtype == np.float32
-            np.testing.assert_allclose(stats[utt][0], frames.mean(0), rtol=1e-5, atol=1e-5)
-            np.testing.assert_allclose(stats[utt][1], frames.std(0), rtol=1e-4, atol=1e-5)
-    assert not np.allclose(stats["utt0"], stats["utt1"])
+            assert stats[utt].cmvn.shape == (2, 80) and stats[utt].cmvn.dtype == np.float32 and stats[utt].prosody is None
+            np.testing.assert_allclose(stats[utt].cmvn[0], frames.mean(0), rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(stats[utt].cmvn[1], frames.std(0), rtol=1e-4, atol=1e-5)
+    assert not np.allclose(stats["utt0"].cmvn, stats["utt1"].cmvn)
     parallel = speaker_cmvn(d, Fbank(), nj=2, cache=False)
     for utt in stats:
-        np.testing.assert_allclose(parallel[utt], stats[utt], rtol=1e-6)
+        assert_stats_close(parallel[utt], stats[utt], rtol=1e-6)
 
 
 def test_speaker_cmvn_cache_is_reused_and_invalidated(tmp_path, monkeypatch):
@@ -205,15 +213,15 @@ def test_speaker_cmvn_cache_is_reused_and_invalidated(tmp_path, monkeypatch):
     real = cmvn.compute_speaker_cmvn_stats
     monkeypatch.setattr(cmvn, "compute_speaker_cmvn_stats", lambda *a, **k: calls.append(1) or real(*a, **k))
     again = cmvn.speaker_cmvn(d, Fbank())
-    assert calls == [] and all(np.array_equal(again[u], first[u]) for u in first)
+    assert calls == [] and all(np.array_equal(again[u].cmvn, first[u].cmvn) for u in first)
     cmvn.speaker_cmvn(d, Fbank(n_mels=40))  # another frontend: recomputed
     assert calls == [1]
     (d / "utt2spk").write_text("utt0 a\nutt1 a\nutt2 a\nutt3 b\nutt4 a\n", encoding="utf-8")
     moved = cmvn.speaker_cmvn(d, Fbank())  # speakers changed: recomputed
-    assert calls == [1, 1] and not np.allclose(moved["utt1"], first["utt1"])
+    assert calls == [1, 1] and not np.allclose(moved["utt1"].cmvn, first["utt1"].cmvn)
 
 
-def test_speaker_cmvn_with_prosody_appends_each_speakers_functional_statistics(tmp_path, monkeypatch):
+def test_speaker_cmvn_with_prosody_gives_each_speakers_functional_statistics(tmp_path, monkeypatch):
     import ent.features.cmvn as cmvn
 
     d = _two_speaker_dir(tmp_path)
@@ -231,19 +239,20 @@ def test_speaker_cmvn_with_prosody_appends_each_speakers_functional_statistics(t
             for f in (fbank.eval().extract(torch.from_numpy(data.load_audio(u))) for u in spk_utts)
         ])
         for utt in spk_utts:
-            assert stats[utt].shape == (2, 82 + NUM_PROSODY)
-            np.testing.assert_array_equal(stats[utt][:, :82], plain[utt])
-            np.testing.assert_allclose(stats[utt][0, 82:], funcs.mean(0), rtol=1e-5, atol=1e-6)
-            np.testing.assert_allclose(stats[utt][1, 82:], np.sqrt(np.maximum(funcs.var(0), VAR_FLOOR)),
+            assert stats[utt].cmvn.shape == (2, 82) and stats[utt].prosody.shape == (2, NUM_PROSODY)
+            assert stats[utt].prosody.dtype == np.float32
+            np.testing.assert_array_equal(stats[utt].cmvn, plain[utt].cmvn)
+            np.testing.assert_allclose(stats[utt].prosody[0], funcs.mean(0), rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(stats[utt].prosody[1], np.sqrt(np.maximum(funcs.var(0), VAR_FLOOR)),
                                        rtol=1e-4, atol=1e-6)
     cached = cmvn.speaker_cmvn(d, fbank, prosody=True)
     without = cmvn.speaker_cmvn(d, fbank)  # the cache with prosody serves this too
     parallel = cmvn.speaker_cmvn(d, fbank, prosody=True, nj=2, cache=False)
     assert calls == [1, 1]
-    assert all(np.array_equal(without[u], plain[u]) for u in plain)
+    assert all(np.array_equal(without[u].cmvn, plain[u].cmvn) and without[u].prosody is None for u in plain)
     for utt in stats:
-        np.testing.assert_array_equal(cached[utt], stats[utt])
-        np.testing.assert_allclose(parallel[utt], stats[utt], rtol=1e-6)
+        assert_stats_close(cached[utt], stats[utt], rtol=0.0, atol=0.0)
+        assert_stats_close(parallel[utt], stats[utt], rtol=1e-6)
     with pytest.raises(ValueError, match="pitch"):
         cmvn.speaker_cmvn(d, Fbank(), prosody=True, cache=False)
     # the table a prosody expert is fitted on is normalized as the model normalizes with these statistics
@@ -251,8 +260,8 @@ def test_speaker_cmvn_with_prosody_appends_each_speakers_functional_statistics(t
     for utt in stats:
         f = fbank.eval().extract(torch.from_numpy(data.load_audio(utt)))
         funcs = prosody_functionals(f[None], torch.tensor([len(f)]), 80)[0].double()
-        z = normalize_prosody(funcs, torch.from_numpy(stats[utt][0, 82:]).double(),
-                              torch.from_numpy(stats[utt][1, 82:]).double())
+        z = normalize_prosody(funcs, torch.from_numpy(stats[utt].prosody[0]).double(),
+                              torch.from_numpy(stats[utt].prosody[1]).double())
         np.testing.assert_allclose(table[utt], z.numpy(), rtol=1e-4, atol=1e-4)
 
 
@@ -268,21 +277,21 @@ def test_mixes_do_not_count_towards_their_speakers_statistics(tmp_path):
     (d / "mix_parts").write_text("utt2 utt0 utt4\n", encoding="utf-8")  # utt2 is now a mix of speaker a
     stats = speaker_cmvn(d, fbank, prosody=True)
     for utt in ("utt0", "utt2", "utt4"):  # speaker a: the statistics of utt0 and utt4 only
-        np.testing.assert_allclose(stats[utt], alone["utt0"], rtol=1e-6)
-    np.testing.assert_allclose(stats["utt1"], alone["utt1"], rtol=1e-6)
+        assert_stats_close(stats[utt], alone["utt0"], rtol=1e-6)
+    assert_stats_close(stats["utt1"], alone["utt1"], rtol=1e-6)
     # the mix keeps its own functionals in the table, normalized with those statistics
     table = cmvn.normalized_prosody_table(d, fbank, utt_ids=["utt2"])
     assert not np.allclose(table["utt2"], table_alone["utt2"])
     data = DataDir.load(d)
     f = fbank.eval().extract(torch.from_numpy(data.load_audio("utt2")))
     funcs = prosody_functionals(f[None], torch.tensor([len(f)]), 80)[0].double()
-    z = normalize_prosody(funcs, torch.from_numpy(stats["utt2"][0, 82:]).double(),
-                          torch.from_numpy(stats["utt2"][1, 82:]).double())
+    z = normalize_prosody(funcs, torch.from_numpy(stats["utt2"].prosody[0]).double(),
+                          torch.from_numpy(stats["utt2"].prosody[1]).double())
     np.testing.assert_allclose(table["utt2"], z.numpy(), rtol=1e-4, atol=1e-4)
     # a speaker with nothing but mixes keeps them
     only = speaker_cmvn(d, fbank, cache=False, utt_ids=["utt2"])
-    np.testing.assert_allclose(only["utt2"], speaker_cmvn(d, fbank, cache=False, utt_ids=["utt2", "utt1"])["utt2"])
-    assert not np.allclose(only["utt2"], stats["utt2"][:, :82])
+    assert_stats_close(only["utt2"], speaker_cmvn(d, fbank, cache=False, utt_ids=["utt2", "utt1"])["utt2"])
+    assert not np.allclose(only["utt2"].cmvn, stats["utt2"].cmvn)
 
 
 def test_prosody_table_and_speaker_statistics_read_the_audio_once(tmp_path, monkeypatch):
@@ -305,8 +314,8 @@ def test_prosody_table_and_speaker_statistics_read_the_audio_once(tmp_path, monk
     data = DataDir.load(d)
     f = fbank.eval().extract(torch.from_numpy(data.load_audio("utt0")))
     funcs = prosody_functionals(f[None], torch.tensor([len(f)]), 80)[0].double()
-    z = normalize_prosody(funcs, torch.from_numpy(stats["utt0"][0, 82:]).double(),
-                          torch.from_numpy(stats["utt0"][1, 82:]).double())
+    z = normalize_prosody(funcs, torch.from_numpy(stats["utt0"].prosody[0]).double(),
+                          torch.from_numpy(stats["utt0"].prosody[1]).double())
     np.testing.assert_allclose(subset["utt0"], z.numpy(), rtol=1e-5, atol=1e-5)
     # global normalization: zero mean over the directory
     pooled = cmvn.normalized_prosody_table(d, fbank, per_speaker=False)
@@ -322,7 +331,7 @@ def test_speaker_cmvn_without_utt2spk_entry_is_per_utterance(tmp_path):
     data.utt2spk.clear()
     stats = speaker_cmvn(data, Fbank(), cache=False)
     frames = _frames_of(d, ["utt3"])
-    np.testing.assert_allclose(stats["utt3"][0], frames.mean(0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(stats["utt3"].cmvn[0], frames.mean(0), rtol=1e-5, atol=1e-5)
 
 
 def test_apply_cmvn_ignores_padding():

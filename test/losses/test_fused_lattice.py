@@ -347,6 +347,7 @@ def test_inputs_are_checked() -> None:
 
 def tiny_model(backend: str):
     from ent.features.fbank import Fbank
+    from ent.kernels.backends import ComputeBackends
     from ent.models.transducer import EmotionTransducer
     from ent.nets.encoder import ConformerEncoder
     from ent.nets.predictor import RNNPredictor
@@ -358,8 +359,8 @@ def tiny_model(backend: str):
     )
     return EmotionTransducer(
         12, ("neutral", "happy", "angry", "sad"), Fbank(n_mels=20), None, None, encoder,
-        RNNPredictor(12, embed_dim=8, hidden_dim=16), None, joint_dim=16, lattice_mode="full_t",
-        lattice_backend=backend,
+        RNNPredictor(12, embed_dim=8, hidden_dim=16), None, joint_conf={"dim": 16}, loss_conf={"lattice_mode": "full_t"},
+        backends=ComputeBackends(lattice=backend),
     )
 
 

@@ -84,7 +84,7 @@ def train_and_decode_held_out(tmp_path: Path, lattice_mode: str) -> Dict[str, fl
     vocab = len(tokenizer.token_list)
     model = EmotionTransducer(
         vocab, EMOTIONS, Fbank(n_mels=20), None, None, encoder, RNNPredictor(vocab, embed_dim=16, hidden_dim=32),
-        None, joint_dim=32, lattice_mode=lattice_mode, lattice_topk=1.0, lattice_weight=1.0,
+        None, joint_conf={"dim": 32}, loss_conf={"lattice_mode": lattice_mode, "lattice_topk": 1.0, "lattice_weight": 1.0},
     )
     inputs = {k: batch[k] for k in ("speech", "speech_lengths", "text", "text_lengths", "emotion", "emo_intervals")}
     opt = torch.optim.Adam(model.parameters(), lr=0.005)
@@ -101,8 +101,8 @@ def train_and_decode_held_out(tmp_path: Path, lattice_mode: str) -> Dict[str, fl
     model.eval()
     with torch.no_grad():
         speech = torch.from_numpy(joined)[None]
-        enc, enc_lens = model.encode(speech, torch.tensor([speech.shape[1]]))
-        frames = greedy_search(model, enc, enc_lens)[0].frame_emotions
+        enc = model.encode(speech, torch.tensor([speech.shape[1]]))
+        frames = greedy_search(model, enc.enc, enc.lengths)[0].frame_emotions
     shift = model.frame_shift
     right: Dict[str, List[bool]] = {"neutral": [], "happy": []}
     for (a, b), kind in zip(bounds, ("neutral", "happy", "neutral")):

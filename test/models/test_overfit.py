@@ -7,6 +7,7 @@ import torch
 from ent.decoding.greedy import greedy_search
 from ent.decoding.hypothesis import utterance_emotion
 from ent.features.fbank import Fbank
+from ent.kernels.backends import ComputeBackends
 from ent.models.transducer import EmotionTransducer
 from ent.nets.encoder import ConformerEncoder
 from ent.nets.predictor import RNNPredictor
@@ -38,10 +39,10 @@ def test_tiny_model_overfits_four_utterances(variant: str) -> None:
     blank = RNNPredictor(VOCAB, embed_dim=16, hidden_dim=32) if variant == "fent" else None
     model = EmotionTransducer(
         VOCAB, EMOTIONS, Fbank(n_mels=40), None, None, encoder,
-        RNNPredictor(VOCAB, embed_dim=16, hidden_dim=32), blank, variant=variant, joint_dim=32,
+        RNNPredictor(VOCAB, embed_dim=16, hidden_dim=32), blank, variant=variant, joint_conf={"dim": 32},
         # The plain reference path is deterministic; the fused kernels are
         # checked against it in test/losses/test_fused_lattice.py.
-        lattice_backend="torch",
+        backends=ComputeBackends(lattice="torch"),
     )
     speech = chirps()
     lens = torch.full((4,), speech.shape[1])
@@ -73,7 +74,7 @@ def test_tiny_model_overfits_four_utterances(variant: str) -> None:
 def decode(model: EmotionTransducer, speech: torch.Tensor, lens: torch.Tensor):
     model.eval()
     with torch.no_grad():
-        enc, enc_lens = model.encode(speech, lens)
-        hyps = greedy_search(model, enc, enc_lens)
-        emotions = utterance_emotion(model, hyps, enc, enc_lens)
+        enc = model.encode(speech, lens)
+        hyps = greedy_search(model, enc.enc, enc.lengths)
+        emotions = utterance_emotion(model, hyps, enc.blank, enc.lengths)
     return [h.tokens for h in hyps], [e.emotion_id for e in emotions]

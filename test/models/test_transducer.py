@@ -1,11 +1,12 @@
 """EmotionTransducer (ENT and FENT): losses, gradients and padding invariance."""
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import pytest
 import torch
 
 from ent.features.fbank import Fbank
+from ent.kernels.backends import ComputeBackends
 from ent.losses.rnnt import rnnt_loss
 from ent.models.transducer import EmotionTransducer, mixed_intervals
 from ent.nets.encoder import ConformerEncoder
@@ -15,9 +16,10 @@ VOCAB = 12
 EMOTIONS = ("neutral", "happy", "angry", "sad")
 
 
-def tiny_model(variant: str, pitch: bool = False, **conf) -> EmotionTransducer:
+def tiny_model(variant: str, pitch: bool = False, head: Optional[dict] = None, loss: Optional[dict] = None,
+               backends: Optional[ComputeBackends] = None, **conf) -> EmotionTransducer:
     torch.manual_seed(0)
-    frontend = Fbank(n_mels=20, pitch=pitch or conf.get("head_prosody", False))
+    frontend = Fbank(n_mels=20, pitch=pitch or (head or {}).get("prosody", False))
     encoder = ConformerEncoder(
         frontend.output_size(), num_blocks=1, hidden_size=16, linear_size=32, heads=2, conv_mod_kernel_size=3,
         dropout_rate=0.0, att_dropout_rate=0.0, pos_wise_dropout_rate=0.0,
@@ -26,7 +28,7 @@ def tiny_model(variant: str, pitch: bool = False, **conf) -> EmotionTransducer:
     blank = RNNPredictor(VOCAB, embed_dim=8, hidden_dim=12) if variant == "fent" else None
     return EmotionTransducer(
         VOCAB, EMOTIONS, frontend, None, None, encoder, predictor, blank,
-        variant=variant, joint_dim=16, **conf,
+        variant=variant, joint_conf={"dim": 16}, head_conf=head, loss_conf=loss, backends=backends, **conf,
     )
 
 
@@ -45,8 +47,8 @@ def batch(lengths=(8000, 5600, 4000), tokens=(5, 3, 2), emotions=(1, 0, 3)) -> T
 
 @pytest.mark.parametrize("variant", ["ent", "fent"])
 def test_forward_backward_reaches_every_branch(variant: str) -> None:
-    conf = {"lm_weight": 0.5} if variant == "fent" else {}
-    model = tiny_model(variant, **conf)
+    loss_conf = {"predictor_lm_weight": 0.5} if variant == "fent" else {}
+    model = tiny_model(variant, loss=loss_conf)
     loss, stats, weight = model(*batch())
     assert torch.isfinite(loss) and int(weight) == 3
     for key in ("loss_rnnt", "loss_ce", "loss_lattice", "acc_emo"):
@@ -59,13 +61,9 @@ def test_forward_backward_reaches_every_branch(variant: str) -> None:
     assert model.emotion_joint.lin_out.weight.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize(
-    "variant,conf",
-    [("ent", {}), ("fent", {}), ("ent", {"head_pooling": "stats", "head_hidden_dim": 8}),
-     ("fent", {"head_pooling": "stats"})],
-)
-def test_loss_is_padding_invariant(variant: str, conf: dict) -> None:
-    model = tiny_model(variant, **conf).eval()
+@pytest.mark.parametrize("variant", ["ent", "fent"])
+def test_loss_is_padding_invariant(variant: str) -> None:
+    model = tiny_model(variant).eval()
     speech, lens, text, tlens, emo = batch()
     with torch.no_grad():
         full, _, _ = model(speech, lens, text, tlens, emo)
@@ -87,7 +85,7 @@ def test_fast_cpu_paths_equal_torchaudio_and_the_plain_joints(variant: str) -> N
     speech, lens, text, tlens, emo = batch()
     results = []
     for fast in (False, True):
-        model = tiny_model(variant, rnnt_backend="numba" if fast else "torchaudio", fused_joint=fast)
+        model = tiny_model(variant, backends=ComputeBackends(rnnt="numba" if fast else "torchaudio", fused_joint=fast))
         joints = [m for m in model.modules() if hasattr(m, "fused")]
         assert len(joints) == (2 if variant == "ent" else 3) and all(j.fused == fast for j in joints)
         _, stats, _ = model(speech, lens, text, tlens, emo)  # the whole float32 training loss
@@ -127,10 +125,11 @@ def test_head_skip_mixed_leaves_mixed_utterances_out_of_the_head_loss() -> None:
     iv[2, 0], iv[2, 1] = torch.tensor([0.0, 0.1, 3.0]), torch.tensor([0.1, 0.2, 3.0])  # two intervals, one emotion
     assert mixed_intervals(iv).tolist() == [True, False, False]
     assert mixed_intervals(iv.long()).tolist() == [True, False, False]
-    model = tiny_model("ent", head_skip_mixed=True).eval()
+    model = tiny_model("ent", head={"skip_mixed": True}).eval()
     with torch.no_grad():
         _, stats, _ = model(speech, lens, text, tlens, emo, emo_intervals=iv)
-        logits = model.head(*model.encode(speech, lens), model.predict(text)[1], tlens)
+        enc = model.encode(speech, lens)
+        logits = model.head(enc.blank, enc.lengths, model.predict(text)[1], tlens)
     expected = torch.nn.functional.cross_entropy(logits[1:], emo[1:])
     assert torch.isclose(stats["loss_ce"], expected, atol=1e-6)
     # without the option every utterance counts; with all utterances mixed the head loss is 0, not NaN
@@ -157,15 +156,25 @@ def test_bad_configuration_is_refused() -> None:
     with pytest.raises(ValueError, match="neutral"):
         tiny_model("ent", neutral="calm")
     with pytest.raises(ValueError, match="unknown RNN-T loss backend"):
-        tiny_model("ent", rnnt_backend="warp")
+        ComputeBackends(rnnt="warp")
+    with pytest.raises(ValueError, match=r"unknown head_conf option\(s\) \['pooling'\]"):
+        tiny_model("ent", head={"pooling": "stats"})
+    with pytest.raises(ValueError, match="needs joint_conf.activation 'tanh'"):
+        tiny_model("ent").__class__(
+            VOCAB, EMOTIONS, Fbank(n_mels=20), None, None,
+            ConformerEncoder(20, num_blocks=1, hidden_size=16, linear_size=32, heads=2),
+            RNNPredictor(VOCAB, embed_dim=8, hidden_dim=16), joint_conf={"activation": "relu"},
+            backends=ComputeBackends(lattice="numba"),
+        )
 
 
 def test_auxiliary_ctc_equals_per_utterance_ctc() -> None:
-    model = tiny_model("ent", ctc_weight=0.5).eval()
+    model = tiny_model("ent", loss={"ctc_weight": 0.5}).eval()
     speech, lens, text, tlens, emo = batch()
     with torch.no_grad():
         loss, stats, _ = model(speech, lens, text, tlens, emo)
-        enc, enc_lens = model.encode(speech, lens)
+        out = model.encode(speech, lens)
+        enc, enc_lens = out.enc, out.lengths
         expected = []
         for b in range(3):
             lp = torch.log_softmax(model.ctc_lin(enc[b, : enc_lens[b]]), -1)
@@ -180,13 +189,14 @@ def test_auxiliary_ctc_equals_per_utterance_ctc() -> None:
     assert torch.isclose(loss, loss0 + 0.5 * stats["loss_ctc"], atol=1e-4)
 
 
-def assert_batch_loss_is_mean_of_single_losses(model, speech, lens, text, tlens, emo, cmvn) -> None:
+def assert_batch_loss_is_mean_of_single_losses(model, speech, lens, text, tlens, emo, cmvn, pros=None) -> None:
     """Padding invariance with per-speaker statistics: the batch loss is the mean of the unpadded losses."""
     with torch.no_grad():
-        full, _, _ = model(speech, lens, text, tlens, emo, speech_cmvn=cmvn)
+        full, _, _ = model(speech, lens, text, tlens, emo, speech_cmvn=cmvn, speaker_prosody=pros)
         alone = [
             model(speech[i : i + 1, : lens[i]], lens[i : i + 1], text[i : i + 1, : tlens[i]], tlens[i : i + 1],
-                  emo[i : i + 1], speech_cmvn=cmvn[i : i + 1])[0]
+                  emo[i : i + 1], speech_cmvn=cmvn[i : i + 1],
+                  speaker_prosody=None if pros is None else pros[i : i + 1])[0]
             for i in range(len(lens))
         ]
     assert torch.allclose(full, torch.stack(alone).mean(), atol=1e-5)
@@ -198,7 +208,8 @@ def test_speaker_cmvn_replaces_the_global_normalization_and_keeps_padding_invari
     g = torch.Generator().manual_seed(3)
     cmvn = torch.stack([torch.randn(3, 20, generator=g), 0.5 + torch.rand(3, 20, generator=g)], dim=1)
     with torch.no_grad():
-        enc, enc_lens = model.encode(speech, lens, cmvn)
+        out = model.encode(speech, lens, cmvn)
+        enc, enc_lens = out.enc, out.lengths
         feats, feats_lens = model.frontend(speech, lens)
         manual = (feats - cmvn[:, 0:1]) / cmvn[:, 1:2]
         manual = manual * (torch.arange(feats.size(1))[None, :, None] < feats_lens[:, None, None])
@@ -206,7 +217,9 @@ def test_speaker_cmvn_replaces_the_global_normalization_and_keeps_padding_invari
         for i in range(3):
             t = int(enc_lens[i])
             torch.testing.assert_close(enc[i, :t], ref[i, :t])
-        assert not torch.allclose(enc[0, :5], model.encode(speech, lens)[0][0, :5])
+        assert not torch.allclose(enc[0, :5], model.encode(speech, lens).enc[0, :5])
+        with pytest.raises(ValueError, match="speech_cmvn must have shape"):
+            model.encode(speech, lens, cmvn[..., :10])
     assert_batch_loss_is_mean_of_single_losses(model, speech, lens, text, tlens, emo, cmvn)
 
 
@@ -214,12 +227,12 @@ def test_head_prosody_expert_reads_speaker_normalized_functionals() -> None:
     from ent.features.prosody import NUM_PROSODY, normalize_prosody, prosody_functionals
 
     with pytest.raises(ValueError, match="pitch"):
-        tiny_model("ent", pitch=False, head_prosody=False).__class__(
+        tiny_model("ent", pitch=False).__class__(
             VOCAB, EMOTIONS, Fbank(n_mels=20), None, None,
             ConformerEncoder(20, num_blocks=1, hidden_size=16, linear_size=32, heads=2),
-            RNNPredictor(VOCAB, embed_dim=8, hidden_dim=16), head_prosody=True,
+            RNNPredictor(VOCAB, embed_dim=8, hidden_dim=16), head_conf={"prosody": True},
         )
-    model = tiny_model("ent", head_prosody=True)
+    model = tiny_model("ent", head={"prosody": True})
     speech, lens, text, tlens, emo = batch()
     feats, feats_lens = model.frontend(speech, lens)
     funcs = prosody_functionals(feats, feats_lens, 20)
@@ -235,17 +248,20 @@ def test_head_prosody_expert_reads_speaker_normalized_functionals() -> None:
     model.eval()
     expected = normalize_prosody(funcs.double(), both.mean(0), both.std(0, unbiased=False)).float()
     torch.testing.assert_close(model.utterance_prosody(feats, feats_lens), expected, atol=1e-4, rtol=1e-4)
-    assert model.speaker_stats_dim == 22 + NUM_PROSODY
-    # speaker statistics (B, 2, F + K): CMVN from the first F columns, prosody from the rest
+    # speaker statistics: CMVN (B, 2, F) and prosody (B, 2, K), each normalizing its own
     g = torch.Generator().manual_seed(3)
-    cmvn = torch.stack([torch.randn(3, 22 + NUM_PROSODY, generator=g),
-                        0.5 + torch.rand(3, 22 + NUM_PROSODY, generator=g)], dim=1)
+    both_stats = torch.stack([torch.randn(3, 22 + NUM_PROSODY, generator=g),
+                              0.5 + torch.rand(3, 22 + NUM_PROSODY, generator=g)], dim=1)
+    cmvn, pros_stats = both_stats[..., :22], both_stats[..., 22:]
+    with pytest.raises(ValueError, match="speaker_prosody must have shape"):
+        model.utterance_prosody(feats, feats_lens, both_stats)
     with torch.no_grad():
-        enc, enc_lens, prosody = model.encode_with_prosody(speech, lens, cmvn)
-        torch.testing.assert_close(enc, model.encode(speech, lens, cmvn[..., :22])[0])
-        torch.testing.assert_close(prosody, normalize_prosody(funcs, cmvn[:, 0, 22:], cmvn[:, 1, 22:]))
+        out, prosody = model.encode_with_prosody(speech, lens, cmvn, pros_stats)
+        enc, enc_lens = out.enc, out.lengths
+        torch.testing.assert_close(enc, model.encode(speech, lens, cmvn).enc)
+        torch.testing.assert_close(prosody, normalize_prosody(funcs, pros_stats[:, 0], pros_stats[:, 1]))
         # the head's loss is the sum of both experts' cross entropies; the logits their product
-        _, stats, _ = model(speech, lens, text, tlens, emo, speech_cmvn=cmvn)
+        _, stats, _ = model(speech, lens, text, tlens, emo, speech_cmvn=cmvn, speaker_prosody=pros_stats)
         deep, pros = model.head.forward_parts(enc, enc_lens, model.predict(text)[1], tlens, prosody)
         ce = torch.nn.functional.cross_entropy
         assert torch.isclose(stats["loss_ce"], ce(deep, emo) + ce(pros, emo), atol=1e-5)
@@ -253,6 +269,6 @@ def test_head_prosody_expert_reads_speaker_normalized_functionals() -> None:
         product = torch.softmax(deep, -1) * torch.softmax(pros, -1)
         torch.testing.assert_close(fused, product / product.sum(-1, keepdim=True))
     # padding invariance with the prosody expert
-    assert_batch_loss_is_mean_of_single_losses(model, speech, lens, text, tlens, emo, cmvn)
+    assert_batch_loss_is_mean_of_single_losses(model, speech, lens, text, tlens, emo, cmvn, pros_stats)
     with pytest.raises(ValueError, match="prosody must be given"):
         model.head(enc, enc_lens, model.predict(text)[1], tlens)

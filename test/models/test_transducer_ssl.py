@@ -10,9 +10,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "features"))
 from ssl_factory import HIDDEN, save_tiny_ssl, waves  # noqa: E402
 
 from ent.decoding.beam_search import modified_beam_search  # noqa: E402
-from ent.decoding.greedy import greedy_search  # noqa: E402
+from ent.decoding.greedy import StepScorer, greedy_search  # noqa: E402
 from ent.decoding.hypothesis import utterance_emotion  # noqa: E402
 from ent.features.ssl import SSLFrontend  # noqa: E402
+from ent.kernels.backends import ComputeBackends  # noqa: E402
 from ent.models.transducer import EmotionTransducer  # noqa: E402
 from ent.nets.encoder import ConformerEncoder  # noqa: E402
 from ent.nets.predictor import RNNPredictor  # noqa: E402
@@ -37,7 +38,7 @@ def build(model_dir: Path, variant: str, blank_weighting: bool = False, **conf) 
     blank = RNNPredictor(VOCAB, embed_dim=16, hidden_dim=32) if variant == "fent" else None
     return EmotionTransducer(
         VOCAB, EMOTIONS, frontend, None, None, encoder, RNNPredictor(VOCAB, embed_dim=16, hidden_dim=32),
-        blank, variant=variant, joint_dim=32, lattice_backend="torch", **conf,
+        blank, variant=variant, joint_conf={"dim": 32}, loss_conf=conf, backends=ComputeBackends(lattice="torch"),
     )
 
 
@@ -76,17 +77,27 @@ def test_second_weighting_feeds_only_the_blank_branch(model_dir: Path) -> None:
     model = build(model_dir, "fent", blank_weighting=True).eval()
     speech, lens, text, tlens, emo = batch()
     with torch.no_grad():
-        enc, enc_lens = model.encode(speech, lens)
-        assert enc.shape[-1] == 2 * model.encoder.output_size()
+        enc = model.encode(speech, lens)
+        assert enc.enc.shape == enc.enc_blank.shape and enc.enc.shape[-1] == model.encoder.output_size()
         model.frontend.blank_weighting.weight_logits.copy_(torch.tensor([3.0, -2.0, 0.0]))
-        enc2, _ = model.encode(speech, lens)
-    d = model.encoder.output_size()
-    assert torch.equal(enc[..., :d], enc2[..., :d])  # vocabulary branch unchanged
-    assert not torch.allclose(enc[..., d:], enc2[..., d:])  # blank branch moved
-    # Decoding reads the packed output through the model's joints and head.
+        enc2 = model.encode(speech, lens)
+    assert torch.equal(enc.enc, enc2.enc)  # vocabulary branch unchanged
+    assert not torch.allclose(enc.enc_blank, enc2.enc_blank)  # blank branch moved
+    # Decoding hands each branch its stream: the blank and emotion joints read enc_blank.
     with torch.no_grad():
-        for hyps in (greedy_search(model, enc, enc_lens), modified_beam_search(model, enc, enc_lens, beam=2)):
-            assert len(utterance_emotion(model, hyps, enc, enc_lens)) == 4
+        for hyps in (greedy_search(model, enc.enc, enc.lengths, enc_blank=enc.enc_blank),
+                     modified_beam_search(model, enc.enc, enc.lengths, beam=2, enc_blank=enc.enc_blank)):
+            assert len(utterance_emotion(model, hyps, enc.blank, enc.lengths)) == 4
+        scorer = StepScorer(model, enc.enc, enc.enc_blank)
+        rows = scorer.start(4)
+        utt, frame = torch.arange(4), torch.zeros(4, dtype=torch.long)
+        pred = model.predict(torch.zeros(4, 0, dtype=torch.long))
+        expected = model.token_logits(enc.enc[:, 0], pred[0][:, 0], pred[1][:, 0], enc_blank=enc.enc_blank[:, 0])
+        torch.testing.assert_close(scorer.token_logits(utt, frame, rows), expected)
+        torch.testing.assert_close(scorer.emotion_logits(utt, frame, rows),
+                                   model.emotion_logits(enc.enc_blank[:, 0], pred[1][:, 0]))
+        with pytest.raises(ValueError, match="pass enc_blank"):
+            greedy_search(model, enc.enc, enc.lengths)
         loss, _, _ = model(speech, lens, text, tlens, emo)
     assert torch.isfinite(loss)
 

@@ -1,18 +1,10 @@
-"""FENT's blank-branch input: pooling matched to the encoder, padding, packed halves."""
+"""FENT's blank-branch input: pooling matched to the encoder, padding."""
 
 import pytest
 import torch
 
-from ent.nets.blank_branch import (
-    BlankBranchInput,
-    Channels,
-    SlicedJointNetwork,
-    SlicedLinear,
-    SlicedUtteranceHead,
-)
+from ent.nets.blank_branch import BlankBranchInput
 from ent.nets.encoder import ConformerEncoder
-from ent.nets.joint import JointNetwork
-from ent.nets.utterance_head import UtteranceEmotionHead
 
 
 @pytest.mark.parametrize("factor", [2, 4, 6])
@@ -46,23 +38,3 @@ def test_padding_does_not_leak_into_real_frames() -> None:
         alone = branch(enc1, lens1, feats[1:, :23], feats_lens[1:])
     assert torch.allclose(out[1, : lens1[0]], alone[0], atol=1e-5)
     assert out[1, lens1[0] :].abs().sum() == 0
-
-
-def test_sliced_modules_read_their_half_with_the_plain_parameter_names() -> None:
-    half = Channels(4, 8, 8)
-    torch.manual_seed(0)
-    plain = JointNetwork(4, 3, 5, 2)
-    torch.manual_seed(0)
-    sliced = SlicedJointNetwork(half, 4, 3, 5, 2)
-    assert list(plain.state_dict()) == list(sliced.state_dict())
-    packed = torch.randn(2, 6, 8)
-    pred = torch.randn(2, 6, 3)
-    assert torch.equal(sliced(packed, pred), plain(packed[..., 4:], pred))
-    head, sliced_head = UtteranceEmotionHead(4, 3, 2), SlicedUtteranceHead(half, 4, 3, 2)
-    sliced_head.load_state_dict(head.state_dict())
-    lens, plens = torch.tensor([6, 4]), torch.tensor([5, 2])
-    assert torch.equal(sliced_head(packed, lens, pred, plens), head(packed[..., 4:], lens, pred, plens))
-    lin = SlicedLinear(Channels(0, 4, 8), 4, 3)
-    assert torch.equal(lin(packed), torch.nn.functional.linear(packed[..., :4], lin.weight, lin.bias))
-    with pytest.raises(ValueError, match="packed encoder output"):
-        sliced.project_encoder(torch.randn(2, 6, 4))

@@ -72,61 +72,9 @@ def test_out_of_range_lengths_raise() -> None:
         head(enc, enc_lens, pred, torch.tensor([5, 0, 2]))
 
 
-def test_stats_pooling_with_hidden_layer_equals_reference() -> None:
-    torch.manual_seed(0)
-    head = UtteranceEmotionHead(6, 5, 4, dropout=0.3, pooling="stats", hidden_dim=8).eval()
-    enc, enc_lens, pred, label_lens = batch()
-    with torch.no_grad():
-        logits = head(enc, enc_lens, pred, label_lens)
-    assert logits.shape == (3, 4)
-    for b in range(3):
-        frames = enc[b, : enc_lens[b]]
-        std = torch.sqrt(frames.var(0, unbiased=False) + 1e-5)
-        p = pred[b, : label_lens[b] + 1].mean(0)
-        x = head.norm(torch.cat([frames.mean(0), std, p]))
-        ref = head.output(torch.relu(head.hidden[0](x)))
-        assert (logits[b] - ref).abs().max() < 1e-5, b
-
-
-def test_stats_pooling_is_padding_invariant_with_finite_gradients() -> None:
-    torch.manual_seed(0)
-    head = UtteranceEmotionHead(6, 5, 4, pooling="stats").eval()
-    enc, enc_lens, pred, label_lens = batch()
-    noisy = enc.clone()
-    for b in range(3):
-        noisy[b, enc_lens[b] :] = 1e3
-    with torch.no_grad():
-        assert (head(enc, enc_lens, pred, label_lens) - head(noisy, enc_lens, pred, label_lens)).abs().max() < 1e-5
-    # The single-frame utterance (b = 2) has zero spread: still a finite gradient.
-    noisy.requires_grad_(True)
-    head(noisy, enc_lens, pred, label_lens).pow(2).sum().backward()
-    assert torch.isfinite(noisy.grad).all()
-    assert noisy.grad[1, 4:].abs().max() == 0 and noisy.grad[2, 1:].abs().max() == 0
-    assert noisy.grad[2, 0].abs().max() > 0
-
-
-def test_stats_pooling_separates_equal_means_with_different_spread() -> None:
-    # Two utterances with the same frame mean but different spread: the mean
-    # head cannot tell them apart, the stats head can.
-    steady = torch.zeros(1, 4, 6)
-    varied = torch.tensor([1.0, -1.0, 1.0, -1.0]).view(1, 4, 1).expand(1, 4, 6).clone()
-    enc, lens = torch.cat([steady, varied]), torch.tensor([4, 4])
-    pred, label_lens = torch.zeros(2, 1, 5), torch.tensor([0, 0])
-    torch.manual_seed(0)
-    mean_head = UtteranceEmotionHead(6, 5, 4, pooling="mean").eval()
-    stats_head = UtteranceEmotionHead(6, 5, 4, pooling="stats").eval()
-    with torch.no_grad():
-        m = mean_head(enc, lens, pred, label_lens)
-        s = stats_head(enc, lens, pred, label_lens)
-    assert (m[0] - m[1]).abs().max() < 1e-6
-    assert (s[0] - s[1]).abs().max() > 1e-2
-
-
-def test_bad_pooling_or_hidden_size_raises() -> None:
-    with pytest.raises(ValueError, match="pooling"):
-        UtteranceEmotionHead(6, 5, 4, pooling="max")
-    with pytest.raises(ValueError, match="hidden_dim"):
-        UtteranceEmotionHead(6, 5, 4, hidden_dim=-1)
+def test_negative_prosody_size_raises() -> None:
+    with pytest.raises(ValueError, match="prosody_dim"):
+        UtteranceEmotionHead(6, 5, 4, prosody_dim=-1)
 
 
 def test_fitted_prosody_expert_is_the_regularized_logistic_regression_optimum() -> None:

@@ -57,7 +57,7 @@ def test_prosody_expert_is_fitted_before_training_and_stays_fixed(tiny_recipe: d
     compute_cmvn_stats.main(["--data-dir", str(data), "--out", str(stats), "--pitch"])
     config = tmp_path / "prosody.yaml"
     config.write_text(
-        TINY_TRAIN_CONFIG.replace("model_conf: {variant: fent,", "model_conf: {variant: fent, head_prosody: true,")
+        TINY_TRAIN_CONFIG.replace("model_conf: {variant: fent}", "model_conf: {variant: fent}\nhead_conf: {prosody: true}")
         + "frontend_conf: {pitch: true}\nspeaker_cmvn: true\n"
     )
     exp = tmp_path / "exp"
@@ -81,7 +81,8 @@ def test_prosody_expert_is_fitted_before_training_and_stays_fixed(tiny_recipe: d
     # decoding reads the speakers' prosody statistics
     rec = EmotionRecognizer.from_model_dir(exp, "1epoch.pth")
     stats_by_utt = rec.speaker_stats(dd, dd.utt_ids)
-    assert next(iter(stats_by_utt.values())).shape == (2, 82 + x.size(1))
+    first = next(iter(stats_by_utt.values()))  # SpeakerStats: CMVN and prosody statistics
+    assert first.cmvn.shape == (2, 82) and first.prosody.shape == (2, x.size(1))
     utt = dd.utt_ids[0]
     (result,) = rec.decode([utt], [dd.load_audio(utt)], cmvn=[stats_by_utt[utt]])
     assert result.emotion in emotions
@@ -93,13 +94,14 @@ def test_bad_model_conf_value_is_one_line_naming_the_config(tiny_recipe: dict, t
     config = tmp_path / "bad.yaml"
     text = tiny_recipe["config"].read_text()
     assert "model_conf: {" in text
-    config.write_text(text.replace("model_conf: {", "model_conf: {rnnt_backend: warp, "))
+    config.write_text(text.replace("model_conf: {", "model_conf: {neutral: calm, "))
     recipe = dict(tiny_recipe, config=config)
     with pytest.raises(SystemExit) as exit_info:
         run_training(recipe, tmp_path / "exp", max_epoch=1)
     assert exit_info.value.code == 1
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
-    assert errors == [f"{config}: model_conf: unknown RNN-T loss backend 'warp'; valid: ['auto', 'torchaudio', 'numba']"]
+    assert errors == [f"{config}: model options: neutral class 'calm' is not among the emotions "
+                      "['neutral', 'happy', 'angry', 'sad']"]
     assert not (tmp_path / "exp" / "checkpoint.pth").exists()
 
 

@@ -24,7 +24,9 @@ frontend_conf: {{model_dir: {model_dir}, blank_weighting: true, cache_dir: {cach
 encoder_conf: {{num_blocks: 1, hidden_size: 32, linear_size: 64, heads: 2, conv_mod_kernel_size: 3,
                subsampling_factor: 2}}
 predictor_conf: {{embed_dim: 16, hidden_dim: 32}}
-model_conf: {{variant: fent, joint_dim: 32, lattice_weight: 0.5, lattice_backend: torch}}
+model_conf: {{variant: fent}}
+joint_conf: {{dim: 32}}
+loss_conf: {{lattice_weight: 0.5}}
 max_frames_per_batch: 2000
 optim: adam
 optim_conf: {{lr: 0.002}}
@@ -36,6 +38,7 @@ use_tensorboard: false
 
 
 def test_train_and_decode_fent_with_a_pretrained_front_end(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("ENT_LATTICE_BACKEND", "torch")  # a run-time choice, not saved with the model
     model_dir = save_tiny_ssl(tmp_path, "wav2vec2")
     data = make_data_dir(tmp_path, n=4, name="train", durations=[0.6, 0.5, 0.45, 0.4])
     tokens, stats, config, exp = tmp_path / "tok", tmp_path / "stats.npz", tmp_path / "c.yaml", tmp_path / "exp"
@@ -52,6 +55,7 @@ def test_train_and_decode_fent_with_a_pretrained_front_end(tmp_path: Path, monke
     ])
     saved = yaml.safe_load((exp / "config.yaml").read_text())
     assert saved["frontend"] == "ssl" and saved["frontend_conf"]["blank_weighting"] is True
+    assert "lattice_backend" not in str(saved) and "torch" not in str(saved.get("loss_conf"))
     state = torch.load(exp / "valid.loss.ave.pth", map_location="cpu")
     frontend_keys = sorted(k for k in state if k.startswith("frontend."))
     assert frontend_keys == [

@@ -33,7 +33,7 @@
 #               e.g. exp/ent_fbank_pitch_char_mix; --model_tag overrides it.
 #   decode tag  decode_<decode config name>[<--inference_args folded>]_<lm<order>gram|nolm>_<checkpoint name>
 #               e.g. decode_decode_lm8gram_valid.loss.ave
-#   Folding: "--max_epoch 3 --model_conf lattice_weight=0.5" -> _max_epoch3_model_conflattice_weight0.5
+#   Folding: "--max_epoch 3 --loss_conf lattice_weight=0.5" -> _max_epoch3_loss_conflattice_weight0.5
 
 set -euo pipefail
 
@@ -80,7 +80,7 @@ mix_opts=""               # More options of python -m ent.bin.mix_data_dir (e.g.
 
 # Training and decoding options
 train_configs="conf/train_ent.yaml"  # One model per config, space separated.
-train_args=""                        # Training options over the configs' (e.g. "--max_epoch 3 --model_conf lattice_weight=0.5"), in the model tag.
+train_args=""                        # Training options over the configs' (e.g. "--max_epoch 3 --loss_conf lattice_weight=0.5"), in the model tag.
 model_tag=""                         # Model tags, one per config, instead of the derived ones.
 decode_config=conf/decode.yaml       # Decoding options.
 inference_args=""                    # Options of python -m ent.bin.inference over the decoding config's (e.g. "--beam 8"), in the decode tag.
@@ -141,7 +141,7 @@ Usage: $0 [options]
   --mix_seed N              mixing seed (default: ${mix_seed})
   --mix_opts "..."          more options of python -m ent.bin.mix_data_dir (default: "${mix_opts}")
   --train_configs "A B"     one training config per model (default: "${train_configs}")
-  --train_args "..."        training options over the configs', e.g. "--max_epoch 3 --model_conf
+  --train_args "..."        training options over the configs', e.g. "--max_epoch 3 --loss_conf
                             lattice_weight=0.5" (in the model tag; default: none)
   --model_tag "a b"         model tags, one per config (default: derived, see Tags)
   --decode_config FILE      decoding options (default: ${decode_config})
@@ -263,7 +263,7 @@ lm_opts=()
 [ "${lm_order}" -gt 0 ] && lm_opts=(--lm "${lm_file}")
 
 # Tags (see the header): what changes a model or a decoding names its directory.
-# fold_args "--max_epoch 3 --model_conf a=0.5" -> "_max_epoch3_model_confa0.5"
+# fold_args "--max_epoch 3 --loss_conf a=0.5" -> "_max_epoch3_loss_confa0.5"
 fold_args() { printf '%s' "$1" | sed -e 's/--/_/g' -e 's/[^A-Za-z0-9._+-]//g'; }
 if [ "${token_type}" = char ]; then token_tag=char; else token_tag="${token_type}${nbpe}"; fi
 read -r -a configs <<< "${train_configs}"
