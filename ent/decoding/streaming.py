@@ -527,7 +527,8 @@ class StreamingSession:
 
         Raises:
             ValueError: After :meth:`finalize` (call :meth:`reset` first), or
-                on samples that are not one-dimensional.
+                on samples that are not one-dimensional floats or hold NaN/Inf
+                values (the stream is then unchanged).
         """
         if self._finished:
             raise ValueError("the stream is finalized; call reset() to start a new one")
@@ -536,8 +537,8 @@ class StreamingSession:
             self._samples = self._fbank.num_samples
             return self._step(feats, final=False)
         piece = samples.detach().cpu() if isinstance(samples, Tensor) else torch.from_numpy(np.asarray(samples))
-        if piece.dim() != 1 or not piece.is_floating_point():  # OnlineFbank's message
-            self._fbank.accept(piece)
+        if piece.dim() != 1 or not piece.is_floating_point() or not bool(torch.isfinite(piece).all()):
+            self._fbank.accept(piece)  # raises OnlineFbank's message before anything changes
         updates, pos, first = [], 0, self._samples
         for cut in self._splitter.accept(piece):
             self._samples = cut
