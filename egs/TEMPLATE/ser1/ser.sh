@@ -50,6 +50,8 @@ model_tag=""           # Model tags, one per config, instead of the derived ones
 train_nj=2             # Models trained at a time (each job gets nproc/train_nj threads).
 inference_model=valid.acc_emo.ave.pth  # Checkpoint decoded (neural models).
 inference_nj=2         # Decoding jobs at a time.
+ent_model_dir=""       # The trained ENT experiment dir given to every config whose model_conf has ent_dir
+                       # (the frozen ASR encoder of CTA-RNN and the fusion models); empty: the configs'.
 ent_models=""          # ENT/FENT model dirs whose decodes of the same sets are scored beside the baselines.
 ent_decode_tag=""      # Their decode tag (e.g. decode_decode_lm8gram_valid.loss.ave).
 results=RESULTS.md     # Results table.
@@ -75,6 +77,7 @@ Usage: $0 --train_configs "conf/train_a.yaml ..." [options]
   --train_nj N              models trained at a time (default: ${train_nj})
   --inference_model FILE    checkpoint decoded (default: ${inference_model})
   --inference_nj N          decoding jobs at a time (default: ${inference_nj})
+  --ent_model_dir DIR       ENT experiment dir for the configs with model_conf.ent_dir (default: theirs)
   --ent_models "DIR ..."    ENT/FENT model dirs scored beside the baselines (default: none)
   --ent_decode_tag TAG      their decode dir name
   --results FILE            results table (default: ${results})
@@ -101,11 +104,14 @@ fi
 if [ "${#model_tags[@]}" -ne 0 ] && [ "${#model_tags[@]}" -ne "${#configs[@]}" ]; then
   log "Error: --model_tag has ${#model_tags[@]} tags for ${#configs[@]} --train_configs"; exit 2
 fi
-declare -A tag_of kind_of
+declare -A tag_of kind_of uses_ent
 for i in "${!configs[@]}"; do
   config=${configs[$i]}
   [ -f "${config}" ] || { log "Error: ${config} not found"; exit 2; }
-  kind=$(${python} -c "import sys, yaml; print((yaml.safe_load(open(sys.argv[1])) or {}).get('model') or '')" "${config}")
+  read -r kind ent <<< "$(${python} -c "import sys, yaml; c = yaml.safe_load(open(sys.argv[1])) or {}; \
+print(c.get('model') or '-', 'ent_dir' in (c.get('model_conf') or {}))" "${config}")"
+  [ "${kind}" != - ] || kind=""
+  uses_ent[${config}]=${ent}
   [ -n "${kind}" ] || { log "Error: ${config} names no model (model: ...)"; exit 2; }
   kind_of[${config}]=${kind}
   if [ "${#model_tags[@]}" -ne 0 ]; then
@@ -180,10 +186,15 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
         echo
         printf 'cp %q %q\n' "${config}" "${mdir}/config.yaml"
       else
+        ent_opts=()
+        if [ -n "${ent_model_dir}" ] && [ "${uses_ent[${config}]}" = True ]; then
+          [ -f "${ent_model_dir}/config.yaml" ] || { log "Error: --ent_model_dir ${ent_model_dir}: no config.yaml"; exit 1; }
+          ent_opts=(--model_conf "ent_dir=${ent_model_dir}")
+        fi
         printf '%q ' ${python} -m ent.bin.train_ser --config "${config}" --ngpu "${ngpu}" \
           --train_data_dir "${datadir}/${train_set}" --valid_data_dir "${datadir}/${valid_set}" \
           --token_dir "${token_dir}" --emotions "${emotions_csv}" --output_dir "${mdir}" --resume true \
-          "${train_opts[@]}"
+          "${ent_opts[@]}" "${train_opts[@]}"
         echo
       fi
     } > "${mdir}/train.sh"

@@ -12,8 +12,7 @@
 # Needs the ENT recipe's data (run first when missing, see local/data.sh) and, for the systems
 # on a pretrained ASR encoder (CTA-RNN, the ASR side of the ASR-output fusion), its trained ENT
 # model ../ent1/exp/ent_fbank_pitch_char_mix (cd ../ent1 && ./run.sh --stage 7 --stop_stage 9
-# --train_configs conf/train_ent.yaml); their configs name it (model_conf), override with
-# --train_args "--model_conf <key>=<dir>". ENT and FENT are scored from their own decodings of
+# --train_configs conf/train_ent.yaml), given to them as model_conf.ent_dir (ser.sh --ent_model_dir). ENT and FENT are scored from their own decodings of
 # the same sets (--ent_models; left out with a note when not decoded).
 #
 # Options: those of ser.sh (./ser.sh --help), and
@@ -51,6 +50,7 @@ done
     --train_configs "${configs}" \
     --train_nj 2 \
     --inference_nj 2 \
+    --ent_model_dir "${ent_dir}/exp/ent_fbank_pitch_char_mix" \
     --ent_models "${ent_models}" \
     --ent_decode_tag decode_decode_lm8gram_valid.loss.ave \
     "${args[@]}"
