@@ -70,6 +70,18 @@ def write_outputs(out_dir: Path, emotions: Sequence[str], utts: Sequence[str], p
     write_table(out_dir / "utt2emo", {u: emotions[int(k)] for u, k in zip(utts, best)})
 
 
+def find_token_dir(path: str, model_dir: Path, config_file: Path) -> Path:
+    """The token list named in a model config: as given (relative to the working dir), else in the model dir.
+
+    Raises:
+        DataError: If neither exists.
+    """
+    for candidate in (Path(path), model_dir / path, model_dir / Path(path).name):
+        if candidate.exists():
+            return candidate
+    raise DataError(config_file, None, f"token_dir '{path}' not found (looked in . and {model_dir})")
+
+
 def functional_posteriors(args: argparse.Namespace) -> Tuple[Tuple[str, ...], List[str], np.ndarray]:
     """Posteriors of the functional baseline (features cached as in training)."""
     from ent.bin.train_ser_functional import CACHE_NAME
@@ -87,7 +99,6 @@ def neural_posteriors(args: argparse.Namespace) -> Tuple[Tuple[str, ...], List[s
     import yaml
 
     from ent.data.datadir import DataDir
-    from ent.decoding.recognizer import _resolve
     from ent.tasks.ser_task import SERTask
 
     config_file, checkpoint = args.model_dir / "config.yaml", args.model_dir / args.model_file
@@ -96,7 +107,7 @@ def neural_posteriors(args: argparse.Namespace) -> Tuple[Tuple[str, ...], List[s
             raise DataError(path, None, "not found (is this a model dir of ent.bin.train_ser?)")
     with open(config_file, encoding="utf-8") as fh:
         conf = yaml.safe_load(fh)
-    conf["token_dir"] = str(_resolve(conf["token_dir"], args.model_dir, config_file))
+    conf["token_dir"] = str(find_token_dir(conf["token_dir"], args.model_dir, config_file))
     namespace = argparse.Namespace(**conf)
     model = SERTask.build_model(namespace)
     try:
