@@ -23,6 +23,8 @@ install_requires = [
     "matplotlib",
     "tensorboard",
     "protobuf",
+    "opensmile",     # eGeMAPS functionals of the functional SER baseline (ships the openSMILE binary)
+    "scikit-learn",  # its logistic regression
 ]
 
 extras_require = {

@@ -451,6 +451,57 @@ class ConformerEncoder(torch.nn.Module):
         chunk_size = (chunk_size % self.short_chunk_size) + 1
         return chunk_attention_mask(size, chunk_size, self.num_left_chunks, device=device)
 
+    def block_outputs(
+        self,
+        feats: torch.Tensor,
+        feats_lens: torch.Tensor,
+        chunk_size: Optional[int] = None,
+        num_left_chunks: Optional[int] = None,
+    ) -> Tuple[List[torch.Tensor], torch.Tensor]:
+        """The output of every Conformer block, for models that read the intermediate layers.
+
+        Runs :meth:`forward` unchanged (same arguments, same masks) and
+        records each block's output with forward hooks; the last entry is
+        taken after the encoder's final normalisation, so it is the encoder
+        output itself. A block skipped by stochastic depth (training with
+        ``blockdrop_rate``) passes its input on, as in :meth:`forward`.
+
+        Args:
+            feats: Features, padded with anything after each length. (B, T, F)
+            feats_lens: Number of real frames of each sequence. (B,)
+            chunk_size: As in :meth:`forward`.
+            num_left_chunks: As in :meth:`forward`.
+
+        Returns:
+            hidden: ``num_blocks`` tensors (B, T', D), zero at padding frames;
+                ``hidden[-1]`` equals the encoder output of :meth:`forward`.
+            enc_lens: Output lengths. (B,)
+        """
+        blocks = list(self.encoders.blocks)
+        recorded: dict = {}
+        handles = [self.encoders.register_forward_pre_hook(lambda _m, args: recorded.__setitem__("in", args[0]))]
+        for idx, block in enumerate(blocks):
+            handles.append(block.register_forward_hook(
+                lambda _m, _args, out, idx=idx: recorded.__setitem__(idx, out[0])
+            ))
+        handles.append(self.encoders.norm_blocks.register_forward_hook(
+            lambda _m, _args, out: recorded.__setitem__("out", out)
+        ))
+        try:
+            self.forward(feats, feats_lens, chunk_size=chunk_size, num_left_chunks=num_left_chunks)
+        finally:
+            for handle in handles:
+                handle.remove()
+        enc_lens = self.subsampled_lengths(feats_lens)
+        state = recorded["in"]
+        pad_mask = (torch.arange(state.size(1), device=state.device).unsqueeze(0) >= enc_lens.unsqueeze(1))
+        hidden: List[torch.Tensor] = []
+        for idx in range(len(blocks)):
+            state = recorded.get(idx, state)
+            hidden.append(state)
+        hidden[-1] = recorded["out"]
+        return [h.masked_fill(pad_mask.unsqueeze(-1), 0.0) for h in hidden], enc_lens
+
     # ---------------------------------------------------------------- streaming
     @property
     def is_causal(self) -> bool:
