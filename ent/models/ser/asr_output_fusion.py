@@ -199,7 +199,8 @@ class ASROutputFusion(AbsSERModel):
         # ASR branch: residual feed-forward top (output layer at zero) and CTC layer.
         self.asr_norm = torch.nn.LayerNorm(dim)
         self.asr_ffn = torch.nn.Sequential(
-            torch.nn.Linear(dim, asr_hidden), torch.nn.ReLU(), torch.nn.Dropout(dropout), torch.nn.Linear(asr_hidden, dim)
+            torch.nn.Linear(dim, asr_hidden), torch.nn.ReLU(), torch.nn.Dropout(dropout),
+            torch.nn.Linear(asr_hidden, dim),
         )
         torch.nn.init.zeros_(self.asr_ffn[-1].weight)
         torch.nn.init.zeros_(self.asr_ffn[-1].bias)
