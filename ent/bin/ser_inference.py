@@ -28,7 +28,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -118,7 +118,7 @@ def neural_posteriors(args: argparse.Namespace) -> Tuple[Tuple[str, ...], List[s
     model.eval()
     data = DataDir.load(args.data_dir, require=("wav.scp",), allow_empty_text=True)
     utts = data.utt_ids if data.text else sorted(data.wav_scp)
-    stats: Optional[Dict[str, np.ndarray]] = None
+    stats: Optional[Dict[str, Any]] = None  # SpeakerStats of each utterance
     if conf.get("speaker_cmvn", False):
         from ent.features.cmvn import speaker_cmvn
 
@@ -136,7 +136,7 @@ def neural_posteriors(args: argparse.Namespace) -> Tuple[Tuple[str, ...], List[s
                 speech[i, : len(waves[u])] = torch.from_numpy(np.asarray(waves[u], dtype=np.float32))
             extra = {}
             if stats is not None:
-                extra["speech_cmvn"] = torch.from_numpy(np.stack([stats[u] for u in chunk]).astype(np.float32))
+                extra["speech_cmvn"] = torch.from_numpy(np.stack([stats[u].cmvn for u in chunk]).astype(np.float32))
             probs = model.posteriors(speech, lengths, **extra).double().numpy()
             post.update(zip(chunk, probs))
     logging.info(f"decoded {len(utts)} utterances of {args.data_dir} with {checkpoint}")

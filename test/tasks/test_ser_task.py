@@ -79,7 +79,7 @@ def test_train_decode_score(tiny: dict, tmp_path: Path, fbank: bool) -> None:
     stats = speaker_cmvn(data, Fbank(n_mels=40)) if fbank else None
     for utt in ("utt001", "utt006"):
         wave = torch.from_numpy(data.load_audio(utt))[None]
-        extra = {"speech_cmvn": torch.from_numpy(stats[utt])[None]} if fbank else {}
+        extra = {"speech_cmvn": torch.from_numpy(stats[utt].cmvn)[None]} if fbank else {}
         alone = model.posteriors(wave, torch.tensor([wave.shape[1]]), **extra)[0]
         assert np.allclose(alone.detach().numpy(), list(post[utt].values()), atol=1e-5)
     # scored like ENT's decodes: emotion only (no hypothesis text)

@@ -45,13 +45,13 @@ def make_ent_experiment(root: Path, seed: int = 0, speaker_cmvn: bool = False) -
              sum_square=(allf ** 2).sum(0))
     encoder = ConformerEncoder(frontend.output_size(), **ENCODER_CONF)
     model = EmotionTransducer(VOCAB, EMOTIONS, frontend, None, None, encoder, RNNPredictor(VOCAB, 8, 16),
-                              joint_dim=16, ctc_weight=0.3)
+                              joint_conf={"dim": 16}, loss_conf={"ctc_weight": 0.3})
     state = model.state_dict()
     torch.save(state, exp / "valid.loss.ave.pth")
     config = {
         "frontend": "fbank", "frontend_conf": FRONTEND_CONF, "encoder": "conformer", "encoder_conf": ENCODER_CONF,
         "normalize_conf": {"stats_file": "exp/stats/feats_stats.npz"}, "speaker_cmvn": speaker_cmvn,
-        "model_conf": {"variant": "ent", "joint_dim": 16, "ctc_weight": 0.3},
+        "model_conf": {"variant": "ent"}, "joint_conf": {"dim": 16}, "loss_conf": {"ctc_weight": 0.3},
     }
     with open(exp / "config.yaml", "w", encoding="utf-8") as fh:
         yaml.safe_dump(config, fh)
