@@ -129,7 +129,7 @@ class FunctionalClassifier:
         record = {"model": "functional_classifier", "features": "egemaps_v02_speaker_znorm",
                   "emotions": list(self.emotions), "C": self.c, "dev_ua": self.dev_ua, **extra}
         with atomic_write(model_dir / RECORD_FILE) as fh:
-            json.dump(record, fh, indent=2)
+            json.dump(record, fh, indent=2, allow_nan=False)
             fh.write("\n")
 
     @classmethod
