@@ -17,16 +17,23 @@ from __future__ import annotations
 import logging
 import sys
 import warnings
-from typing import List, Optional
+from typing import Any, List, Optional
 
 
-def main(argv: Optional[List[str]] = None) -> None:
-    """Parse the arguments and train."""
+def train_task(task: Any, argv: Optional[List[str]] = None) -> None:
+    """Run an ESPnet task's training (``task.main``) as ENT's training commands do.
+
+    Bad configuration or data (:class:`~ent.utils.errors.DataError`) exits
+    with one line and status 1, no traceback.
+
+    Args:
+        task: An ``AbsTask`` subclass (``ENTTask``, ``SERTask``).
+        argv: Command-line arguments (default: ``sys.argv``).
+    """
     # ESPnet's Trainer uses torch.cuda.amp APIs that warn on every epoch.
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"espnet2\.")
     import torch
 
-    from ent.tasks.ent_task import ENTTask
     from ent.utils.errors import DataError
 
     # Denormal floats (below 1e-38) are 10-100x slower on x86 CPUs; flushing
@@ -37,12 +44,19 @@ def main(argv: Optional[List[str]] = None) -> None:
     # process (tests) keep exact float behaviour.
     torch.set_flush_denormal(True)
     try:
-        ENTTask.main(cmd=argv)
+        task.main(cmd=argv)
     except DataError as exc:  # bad configuration or data: one line, no traceback
         logging.error(str(exc))
         sys.exit(1)
     finally:
         torch.set_flush_denormal(False)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Parse the arguments and train ENT or FENT."""
+    from ent.tasks.ent_task import ENTTask
+
+    train_task(ENTTask, argv)
 
 
 if __name__ == "__main__":

@@ -14,30 +14,16 @@ model selection on the validation set, checkpoint averaging);
 
 from __future__ import annotations
 
-import logging
-import sys
-import warnings
 from typing import List, Optional
+
+from ent.bin.train import train_task
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    """Parse the arguments and train."""
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"espnet2\.")
-    import torch
-
+    """Parse the arguments and train (as ``ent.bin.train``: one-line errors, denormals flushed)."""
     from ent.tasks.ser_task import SERTask
-    from ent.utils.errors import DataError
 
-    # As ent.bin.train: denormal floats are flushed to zero while training (much
-    # faster on x86 CPUs), and the process-wide flag is restored afterwards.
-    torch.set_flush_denormal(True)
-    try:
-        SERTask.main(cmd=argv)
-    except DataError as exc:  # bad configuration or data: one line, no traceback
-        logging.error(str(exc))
-        sys.exit(1)
-    finally:
-        torch.set_flush_denormal(False)
+    train_task(SERTask, argv)
 
 
 if __name__ == "__main__":
