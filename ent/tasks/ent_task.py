@@ -72,6 +72,26 @@ def long_filter(utt_ids: Sequence[str], lengths: Dict[str, int], max_frames: int
     return keep, len(utt_ids) - len(keep)
 
 
+def add_data_arguments(group: Any, token_help: str = "token list dir written by ent.bin.train_tokenizer") -> None:
+    """The data options every training task of the toolkit shares (data dirs, token list, emotions, batching).
+
+    Args:
+        group: An argparse argument group.
+        token_help: Help text of ``--token_dir``.
+    """
+    group.add_argument("--train_data_dir", type=str_or_none, default=None,
+                       help="Kaldi-style training data dir (wav.scp, text, utt2emo, ...)")
+    group.add_argument("--valid_data_dir", type=str_or_none, default=None,
+                       help="validation data dir, used for model selection (never a test set)")
+    group.add_argument("--token_dir", type=str_or_none, default=None, help=token_help)
+    group.add_argument("--emotions", type=str, default=",".join(DEFAULT_EMOTIONS),
+                       help="emotion classes, comma separated; their order defines the ids")
+    group.add_argument("--max_frames_per_batch", type=int, default=20000,
+                       help="batch budget in 10 ms feature frames, padding included")
+    group.add_argument("--min_frames", type=int, default=20,
+                       help="utterances shorter than this many feature frames are skipped")
+
+
 # fbank: on-the-fly Kaldi fbank (ent.features.fbank); ssl: a local wav2vec 2.0 /
 # HuBERT / WavLM model with learned layer weights (ent.features.ssl).
 frontend_choices = ClassChoices("frontend", classes=dict(fbank=Fbank, ssl=SSLFrontend), default="fbank")
@@ -101,18 +121,7 @@ class ENTTask(AbsTask):
         required = parser.get_default("required")
         required += ["token_dir", "train_data_dir", "valid_data_dir"]
         group = parser.add_argument_group("ENT data")
-        group.add_argument("--train_data_dir", type=str_or_none, default=None,
-                           help="Kaldi-style training data dir (wav.scp, text, utt2emo, ...)")
-        group.add_argument("--valid_data_dir", type=str_or_none, default=None,
-                           help="validation data dir, used for model selection (never a test set)")
-        group.add_argument("--token_dir", type=str_or_none, default=None,
-                           help="token list dir written by ent.bin.train_tokenizer")
-        group.add_argument("--emotions", type=str, default=",".join(DEFAULT_EMOTIONS),
-                           help="emotion classes, comma separated; their order defines the ids")
-        group.add_argument("--max_frames_per_batch", type=int, default=20000,
-                           help="batch budget in 10 ms feature frames, padding included")
-        group.add_argument("--min_frames", type=int, default=20,
-                           help="utterances shorter than this many feature frames are skipped")
+        add_data_arguments(group)
         group.add_argument("--max_frames", type=int, default=MAX_FRAMES,
                            help="utterances longer than this many feature frames are skipped (one of them "
                                 "would make a batch of its own whose transducer lattice may not fit in "

@@ -33,11 +33,11 @@ quiet_espnet_imports()
 from espnet2.utils.nested_dict_action import NestedDictAction  # noqa: E402
 from espnet2.utils.types import str2bool, str_or_none  # noqa: E402
 
-from ent.data.emotions import DEFAULT_EMOTIONS, parse_emotion_list  # noqa: E402
+from ent.data.emotions import parse_emotion_list  # noqa: E402
 from ent.features.fbank import Fbank  # noqa: E402
 from ent.models.ser import SER_MODELS, ser_model_class  # noqa: E402
 from ent.models.ser.abs_ser_model import AbsSERModel  # noqa: E402
-from ent.tasks.ent_task import ENTTask  # noqa: E402
+from ent.tasks.ent_task import ENTTask, add_data_arguments  # noqa: E402
 from ent.text.tokenizer import Tokenizer  # noqa: E402
 from ent.utils.errors import DataError  # noqa: E402
 
@@ -53,18 +53,7 @@ class SERTask(ENTTask):
         required = parser.get_default("required")
         required += ["token_dir", "train_data_dir", "valid_data_dir", "model"]
         group = parser.add_argument_group("SER data")
-        group.add_argument("--train_data_dir", type=str_or_none, default=None,
-                           help="Kaldi-style training data dir (wav.scp, text, utt2emo, ...)")
-        group.add_argument("--valid_data_dir", type=str_or_none, default=None,
-                           help="validation data dir, used for model selection (never a test set)")
-        group.add_argument("--token_dir", type=str_or_none, default=None,
-                           help="token list dir (ent.bin.train_tokenizer): the batch's text tokens")
-        group.add_argument("--emotions", type=str, default=",".join(DEFAULT_EMOTIONS),
-                           help="emotion classes, comma separated; their order defines the ids")
-        group.add_argument("--max_frames_per_batch", type=int, default=20000,
-                           help="batch budget in 10 ms feature frames, padding included")
-        group.add_argument("--min_frames", type=int, default=20,
-                           help="utterances shorter than this many feature frames are skipped")
+        add_data_arguments(group, token_help="token list dir (ent.bin.train_tokenizer): the batch's text tokens")
         group.add_argument("--speaker_cmvn", type=str2bool, default=False,
                            help="give every utterance the fbank mean and std of its speaker (utt2spk) "
                                 "in its set as speech_cmvn (B, 2, F); decoding computes them the same way")
