@@ -28,6 +28,15 @@ This implementation:
   ``[64, 192, 384, 256, 256]`` is AlexNet's width and can load ImageNet
   weights; the mini_emo config uses a narrower stack for the CPU.
   AlexNet's last max pooling is left out (the attention pools instead).
+* **Batch normalization** (``batch_norm: true``, a deviation): a
+  :class:`MaskedChannelNorm` between each convolution and its ReLU, with
+  statistics of the valid regions only. AlexNet trained from random weights
+  without it did not learn here (mini_emo, 4 emotions: training accuracy
+  0.26-0.42 and dev UA 42 % after 3 epochs; with it, dev UA 75 % after 4
+  epochs, see ``egs/mini_emo/ser1/RESULTS.md``); AlexNet itself had local
+  response normalization after its first two layers, which torchvision's
+  ImageNet weights do without. Leave it off to load those weights as they
+  were trained.
 * **ImageNet weights** (``pretrained_path``): a local torchvision AlexNet
   checkpoint (``alexnet-owt-7be5be79.pth``, a plain state dict; torchvision
   itself is not needed). The first layer's RGB filters are summed over the
@@ -40,7 +49,7 @@ This implementation:
 
 Deviations from the paper: the paper's spectrogram settings and its
 classifier on ``c`` are not reproduced exactly (here one dropout and one
-linear layer); the input normalization is ours.
+linear layer); the input normalization and the batch normalization are ours.
 """
 
 from __future__ import annotations
@@ -114,6 +123,50 @@ class MaskedBatchNorm(nn.Module):
         return (x - mean[None, :, None]) / torch.sqrt(var[None, :, None] + self.eps) * m
 
 
+class MaskedChannelNorm(nn.Module):
+    """Batch normalization of a convolutional feature map over its valid regions only.
+
+    Like ``nn.BatchNorm2d`` (per channel, learnt scale and shift), but the
+    training statistics leave out the regions beyond each utterance's length,
+    so that padding never enters them; evaluation uses the running statistics.
+
+    Args:
+        channels: C, the feature map's channels.
+        momentum: Weight of a batch in the running statistics.
+        eps: Variance floor.
+    """
+
+    def __init__(self, channels: int, momentum: float = 0.1, eps: float = 1.0e-5) -> None:
+        super().__init__()
+        self.momentum, self.eps = momentum, eps
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.register_buffer("running_mean", torch.zeros(channels))
+        self.register_buffer("running_var", torch.ones(channels))
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        """Normalize.
+
+        Args:
+            x: (B, C, F, T) feature map; mask: (B, T) true on valid regions.
+
+        Returns:
+            (B, C, F, T) normalized, scaled and shifted map (padded regions: not zeroed).
+        """
+        if self.training:
+            m = mask[:, None, None, :].to(x.dtype)
+            count = (m.sum() * x.shape[2]).clamp(min=1.0)
+            mean = (x * m).sum(dim=(0, 2, 3)) / count
+            var = (((x - mean[None, :, None, None]) ** 2) * m).sum(dim=(0, 2, 3)) / count
+            with torch.no_grad():
+                self.running_mean.lerp_(mean.detach(), self.momentum)
+                self.running_var.lerp_(var.detach() * count / (count - 1).clamp(min=1.0), self.momentum)
+        else:
+            mean, var = self.running_mean, self.running_var
+        scale = self.weight / torch.sqrt(var + self.eps)
+        return (x - mean[None, :, None, None]) * scale[None, :, None, None] + self.bias[None, :, None, None]
+
+
 class AttentionFCN(AbsSERModel):
     """AlexNet-style fully convolutional network with attention over time-frequency regions.
 
@@ -136,6 +189,8 @@ class AttentionFCN(AbsSERModel):
         pretrained_path: A local torchvision AlexNet state dict for the
             convolutional layers (needs AlexNet's ``channels``); ``None``:
             random initialization.
+        batch_norm: A :class:`MaskedChannelNorm` after each convolution
+            (before its ReLU).
         label_smoothing: Label smoothing of the cross entropy.
     """
 
@@ -152,6 +207,7 @@ class AttentionFCN(AbsSERModel):
         attention_dim: int = 128,
         dropout: float = 0.3,
         pretrained_path: Optional[str] = None,
+        batch_norm: bool = False,
         label_smoothing: float = 0.0,
     ) -> None:
         super().__init__(emotions, label_smoothing)
@@ -180,6 +236,7 @@ class AttentionFCN(AbsSERModel):
             convs.append(nn.Conv2d(in_ch, int(out_ch), kernel, stride, padding))
             in_ch = int(out_ch)
         self.convs = nn.ModuleList(convs)
+        self.norms = nn.ModuleList([MaskedChannelNorm(conv.out_channels) for conv in convs]) if batch_norm else None
         self.pool = nn.MaxPool2d(*_POOL)
         self.att_proj = nn.Linear(in_ch, attention_dim)
         self.att_vector = nn.Linear(attention_dim, 1, bias=False)
@@ -271,12 +328,15 @@ class AttentionFCN(AbsSERModel):
         """
         x, lengths = self.image(speech, speech_lengths, speech_cmvn)
         x = x.unsqueeze(1)  # (B, 1, F, T)
-        for conv, (kernel, stride, padding, pool) in zip(self.convs, _ALEXNET_LAYERS):
-            x = torch.relu(conv(x))
+        for i, (conv, (kernel, stride, padding, pool)) in enumerate(zip(self.convs, _ALEXNET_LAYERS)):
+            x = conv(x)
             lengths = _conv_length(lengths, kernel, stride, padding)
             if bool((lengths < (_POOL[0] if pool else 1)).any()) or x.shape[2] < (_POOL[0] if pool else 1):
                 raise ValueError("an utterance is too short for the convolutions "
                                  f"(at least {self.min_samples()} samples)")
+            if self.norms is not None:
+                x = self.norms[i](x, torch.arange(x.shape[3], device=x.device)[None, :] < lengths[:, None])
+            x = torch.relu(x)
             if pool:
                 x = self.pool(x)
                 lengths = _conv_length(lengths, _POOL[0], _POOL[1], 0)

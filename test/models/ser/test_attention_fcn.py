@@ -7,7 +7,7 @@ import torch
 from torch.nn import functional as F
 
 from ent.models.ser import ser_model_class
-from ent.models.ser.attention_fcn import ALEXNET_CHANNELS, AttentionFCN
+from ent.models.ser.attention_fcn import ALEXNET_CHANNELS, AttentionFCN, MaskedChannelNorm
 
 EMOTIONS = ["neutral", "happy", "angry", "sad"]
 TINY = dict(channels=[4, 8, 8, 8, 8], attention_dim=8, dropout=0.0)
@@ -38,9 +38,10 @@ def test_forward_backward_and_loss() -> None:
     assert model.emotion_logits(speech, lengths).shape == (2, 4)
 
 
-def test_padding_invariance_after_training_statistics() -> None:
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_padding_invariance_after_training_statistics(batch_norm: bool) -> None:
     torch.manual_seed(0)
-    model = AttentionFCN(EMOTIONS, **TINY)
+    model = AttentionFCN(EMOTIONS, **TINY, batch_norm=batch_norm)
     speech, lengths = waves([20000, 9000, 14000], seed=1)
     model.train()
     model(speech, lengths, torch.tensor([0, 1, 2]))[0].backward()  # running statistics away from 0/1
@@ -111,3 +112,54 @@ def test_overfits_four_utterances() -> None:
     model.eval()
     assert torch.equal(model.posteriors(speech, lengths).argmax(-1), labels)
     assert float(loss.detach()) < 0.1
+
+
+def test_masked_channel_norm_is_batch_norm_on_the_valid_regions() -> None:
+    torch.manual_seed(0)
+    norm, reference = MaskedChannelNorm(3), torch.nn.BatchNorm2d(3)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 2.0)
+        norm.bias.uniform_(-1.0, 1.0)
+        reference.weight.copy_(norm.weight)
+        reference.bias.copy_(norm.bias)
+    x = torch.randn(2, 3, 4, 7)
+    # a full mask: exactly torch's batch normalization, output and running statistics
+    full = torch.ones(2, 7, dtype=torch.bool)
+    assert torch.allclose(norm(x, full), reference(x), atol=1e-5)
+    assert torch.allclose(norm.running_mean, reference.running_mean, atol=1e-6)
+    assert torch.allclose(norm.running_var, reference.running_var, atol=1e-6)
+    # the second utterance 4 regions long: its padding (garbage here) never enters the statistics,
+    # which are those of the valid regions alone, and the gradient reaches no padded region
+    norm, reference = MaskedChannelNorm(3), torch.nn.BatchNorm2d(3)
+    mask = torch.tensor([[True] * 7, [True] * 4 + [False] * 3])
+    x = torch.randn(2, 3, 4, 7, requires_grad=True)
+    garbage = x.detach().clone()
+    garbage[1, :, :, 4:] = 100.0
+    valid = torch.cat([x.detach()[0].flatten(1), x.detach()[1, :, :, :4].flatten(1)], dim=1)  # (C, N)
+    out = norm(garbage, mask)
+    expected = (garbage - valid.mean(1)[None, :, None, None]) / torch.sqrt(
+        valid.var(1, unbiased=False)[None, :, None, None] + 1e-5)
+    assert torch.allclose(out[0], expected[0], atol=1e-5)
+    assert torch.allclose(out[1, :, :, :4], expected[1, :, :, :4], atol=1e-5)
+    assert torch.allclose(norm.running_var, 0.9 + 0.1 * valid.var(1, unbiased=True), atol=1e-5)
+    (norm(x, mask) * mask[:, None, None, :]).sum().backward()
+    assert torch.all(x.grad[1, :, :, 4:] == 0)
+    # evaluation: the running statistics, whatever the batch
+    norm.eval()
+    assert torch.allclose(norm(x, mask), (x - norm.running_mean[None, :, None, None])
+                          / torch.sqrt(norm.running_var[None, :, None, None] + 1e-5), atol=1e-5)
+
+
+def test_overfits_four_utterances_with_batch_norm() -> None:
+    speech, lengths = waves([12000, 10000, 14000, 11000], seed=3)
+    labels = torch.tensor([0, 1, 2, 3])
+    torch.manual_seed(0)
+    model = AttentionFCN(EMOTIONS, **TINY, batch_norm=True)
+    optim = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(30):
+        optim.zero_grad()
+        loss = model(speech, lengths, labels)[0]
+        loss.backward()
+        optim.step()
+    model.eval()
+    assert torch.equal(model.posteriors(speech, lengths).argmax(-1), labels)
