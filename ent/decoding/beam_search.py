@@ -51,6 +51,7 @@ from torch import Tensor
 from ent.decoding.greedy import PredictorRows, StepScorer, check_inputs
 from ent.decoding.hypothesis import Hypothesis, evaluating
 from ent.lm.ngram import NgramScorer
+from ent.models.encoder_output import EncoderOutput
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,29 +110,28 @@ class _Closed:
 
 def modified_beam_search(
     model: torch.nn.Module,
-    enc_out: Tensor,
-    enc_lens: Tensor,
+    enc: EncoderOutput,
+    *,
     beam: int = 4,
     lm: Optional[NgramScorer] = None,
     lm_weight: float = 0.0,
     token_bonus: float = 0.0,
     max_symbols_per_frame: int = 1,
-    enc_blank: Optional[Tensor] = None,
 ) -> List[Hypothesis]:
     """Best hypothesis of each utterance by modified beam search.
 
     Args:
         model: An :class:`~ent.models.transducer.EmotionTransducer`.
-        enc_out: Encoder outputs. (B, T, D_e)
-        enc_lens: Encoder lengths T_b. (B,)
+        enc: Its encoder output (:meth:`EmotionTransducer.encode`):
+            ``enc.enc`` (B, T, D_e), ``enc.lengths`` T_b (B,) and, for FENT
+            with a blank-branch layer weighting, ``enc.enc_blank`` (B, T, D_e);
+            see :class:`~ent.decoding.greedy.StepScorer`.
         beam: Hypotheses kept per frame (>= 1).
         lm: Token n-gram language model for shallow fusion (None: none).
         lm_weight: Weight of its log probabilities.
         token_bonus: Added to the score of every emitted token.
         max_symbols_per_frame: Most tokens a hypothesis emits at one frame
             (1: icefall's modified beam search).
-        enc_blank: FENT's blank-branch stream (see
-            :class:`~ent.decoding.greedy.StepScorer`). (B, T, D_e)
 
     Returns:
         One hypothesis per utterance, in batch order (the highest score).
@@ -139,52 +139,52 @@ def modified_beam_search(
     return [
         nbest[0]
         for nbest in modified_beam_search_nbest(
-            model, enc_out, enc_lens, beam, lm, lm_weight, token_bonus, max_symbols_per_frame, enc_blank
+            model, enc, beam=beam, lm=lm, lm_weight=lm_weight, token_bonus=token_bonus,
+            max_symbols_per_frame=max_symbols_per_frame,
         )
     ]
 
 
 def modified_beam_search_nbest(
     model: torch.nn.Module,
-    enc_out: Tensor,
-    enc_lens: Tensor,
+    enc: EncoderOutput,
+    *,
     beam: int = 4,
     lm: Optional[NgramScorer] = None,
     lm_weight: float = 0.0,
     token_bonus: float = 0.0,
     max_symbols_per_frame: int = 1,
-    enc_blank: Optional[Tensor] = None,
 ) -> List[List[Hypothesis]]:
     """All final hypotheses of each utterance by modified beam search.
 
     Args:
         model: An :class:`~ent.models.transducer.EmotionTransducer`.
-        enc_out: Encoder outputs. (B, T, D_e)
-        enc_lens: Encoder lengths T_b. (B,)
+        enc: Its encoder output (:meth:`EmotionTransducer.encode`):
+            ``enc.enc`` (B, T, D_e), ``enc.lengths`` T_b (B,) and, for FENT
+            with a blank-branch layer weighting, ``enc.enc_blank`` (B, T, D_e);
+            see :class:`~ent.decoding.greedy.StepScorer`.
         beam: Hypotheses kept per frame (>= 1).
         lm: Token n-gram language model for shallow fusion (None: none).
         lm_weight: Weight of its log probabilities (>= 0).
         token_bonus: Added to the score of every emitted token.
         max_symbols_per_frame: Most tokens a hypothesis emits at one frame
             (>= 1; 1: icefall's modified beam search).
-        enc_blank: FENT's blank-branch stream (see
-            :class:`~ent.decoding.greedy.StepScorer`). (B, T, D_e)
 
     Returns:
         For each utterance (batch order), its hypotheses (at most ``beam``,
         distinct token sequences) sorted by decreasing score (LM and bonus
         included); tensors on the CPU.
     """
+    lens = check_inputs(enc)
     if beam < 1 or max_symbols_per_frame < 1:
         raise ValueError(f"beam and max_symbols_per_frame must be >= 1, got {beam} and {max_symbols_per_frame}")
     if lm_weight < 0:
         raise ValueError(f"lm_weight must be >= 0, got {lm_weight}")
     if lm is not None and lm.vocab_size != model.vocab_size:
         raise ValueError(f"the LM's token list has {lm.vocab_size} tokens, the model {model.vocab_size}")
-    lens = check_inputs(enc_out, enc_lens)
     fusion = _Fusion(lm if lm_weight > 0 else None, lm_weight, token_bonus)
     with evaluating(model):
-        return _search(model, enc_out, lens, beam, fusion, max_symbols_per_frame, enc_blank)
+        return _search(model, enc, lens, beam, fusion, max_symbols_per_frame)
 
 
 @dataclass
@@ -220,15 +220,18 @@ class _Fusion:
 
 
 def _search(
-    model: torch.nn.Module, enc_out: Tensor, lens: Tensor, beam: int, fusion: _Fusion, max_symbols: int,
-    enc_blank: Optional[Tensor] = None,
+    model: torch.nn.Module, enc: EncoderOutput, lens: Tensor, beam: int, fusion: _Fusion, max_symbols: int,
 ) -> List[List[Hypothesis]]:
-    """:func:`modified_beam_search_nbest` without the checks."""
-    batch, max_t = enc_out.shape[:2]
-    device = enc_out.device
+    """:func:`modified_beam_search_nbest` without the checks.
+
+    Args:
+        lens: ``enc.lengths`` as checked by :func:`~ent.decoding.greedy.check_inputs`. (B,)
+    """
+    batch, max_t = enc.enc.shape[:2]
+    device = enc.enc.device
     blank_id = model.blank_id
     num_classes = len(model.emotions)
-    scorer = StepScorer(model, enc_out, enc_blank)
+    scorer = StepScorer(model, enc)
     rows: PredictorRows = scorer.start(batch)
     start_state = fusion.initial_state()
     hyps: List[List[_Beam]] = [[_Beam((), 0.0, None, (0, b), start_state)] for b in range(batch)]

@@ -25,6 +25,12 @@ blank term).
 :class:`StepScorer` holds the per-utterance encoder projections (computed once)
 and the predictor states of a set of decoding rows; it is shared with
 :mod:`ent.decoding.beam_search`.
+
+The searches take the :class:`~ent.models.encoder_output.EncoderOutput` of
+:meth:`EmotionTransducer.encode` as it is: the token joint reads its ``enc``,
+the blank and emotion joints its :attr:`~ent.models.encoder_output.EncoderOutput.blank`
+stream (FENT's ``enc_blank`` when the model has a blank-branch layer
+weighting, else ``enc``).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ import torch
 from torch import Tensor
 
 from ent.decoding.hypothesis import Hypothesis, evaluating
+from ent.models.encoder_output import EncoderOutput
 
 
 @dataclass
@@ -66,17 +73,21 @@ class StepScorer:
     Args:
         model: An :class:`~ent.models.transducer.EmotionTransducer` (``variant``
             ``"ent"`` or ``"fent"``).
-        enc_out: Encoder outputs (:attr:`~ent.models.encoder_output.EncoderOutput.enc`). (B, T, D_e)
-        enc_blank: What the blank and emotion joints read
-            (:attr:`~ent.models.encoder_output.EncoderOutput.enc_blank`); None:
-            ``enc_out``. Required for FENT with a blank-branch layer weighting. (B, T, D_e)
+        enc: The encoder output (its lengths are not read): ``enc.enc``
+            (B, T, D_e) feeds the token joint (ENT) or the vocabulary joint
+            (FENT); ``enc.blank`` (B, T, D_e), i.e. ``enc.enc_blank`` if set,
+            else ``enc.enc``, feeds the blank and emotion joints.
+            ``enc.enc_blank`` is required for FENT with a blank-branch layer
+            weighting.
     """
 
-    def __init__(self, model: torch.nn.Module, enc_out: Tensor, enc_blank: Optional[Tensor] = None) -> None:
+    def __init__(self, model: torch.nn.Module, enc: EncoderOutput) -> None:
+        check_encoder_output(enc)
+        enc_out = enc.enc
         if enc_out.dim() != 3:
-            raise ValueError(f"enc_out must have shape (B, T, D_e), got {tuple(enc_out.shape)}")
-        check_blank_stream(model, enc_out, enc_blank)
-        blank_in = enc_out if enc_blank is None else enc_blank
+            raise ValueError(f"EncoderOutput.enc must have shape (B, T, D_e), got {tuple(enc_out.shape)}")
+        check_blank_stream(model, enc)
+        blank_in = enc.blank
         self.model = model
         self.fent = model.variant == "fent"
         self.device = enc_out.device
@@ -180,42 +191,68 @@ class StepScorer:
         return self.model.emotion_joint.joint_from_projected(self.enc_emo[utt, frame], rows.proj[-1])
 
 
-def check_blank_stream(model: torch.nn.Module, enc_out: Tensor, enc_blank: Optional[Tensor]) -> None:
-    """Refuse a missing or misshapen ``enc_blank`` (B, T, D_e) for a model with a blank-branch layer weighting.
+def check_encoder_output(enc: object) -> None:
+    """Refuse anything but an :class:`~ent.models.encoder_output.EncoderOutput` (e.g. a loose tensor).
 
     Raises:
-        ValueError: If the model reads a blank stream and ``enc_blank`` is None or not shaped as ``enc_out``.
+        TypeError: If ``enc`` is not an ``EncoderOutput``.
     """
-    if getattr(model, "blank_branch", None) is not None and enc_blank is None:
-        raise ValueError("this FENT reads a second encoder stream in its blank branch: pass enc_blank "
-                         "(EncoderOutput.enc_blank of model.encode)")
-    if enc_blank is not None and enc_blank.shape != enc_out.shape:
-        raise ValueError(f"enc_blank must have the shape of enc_out {tuple(enc_out.shape)}, "
-                         f"got {tuple(enc_blank.shape)}")
+    if not isinstance(enc, EncoderOutput):
+        raise TypeError(f"the searches take the EncoderOutput of model.encode, got {type(enc).__name__} "
+                        f"(wrap loose tensors as EncoderOutput(enc, lengths, enc_blank))")
 
 
-def check_inputs(enc_out: Tensor, enc_lens: Tensor) -> Tensor:
-    """Validate ``enc_out`` (B, T, D) and ``enc_lens`` (B,).
+def check_blank_stream(model: torch.nn.Module, enc: EncoderOutput) -> None:
+    """Refuse a missing or misshapen ``enc.enc_blank`` for a model with a blank-branch layer weighting.
+
+    Args:
+        model: An :class:`~ent.models.transducer.EmotionTransducer`.
+        enc: Its encoder output: ``enc.enc`` (B, T, D_e) and ``enc.enc_blank``
+            (B, T, D_e) or None.
+
+    Raises:
+        ValueError: If the model reads a blank stream and ``enc.enc_blank`` is
+            None, or ``enc.enc_blank`` is not shaped as ``enc.enc``.
+    """
+    if getattr(model, "blank_branch", None) is not None and enc.enc_blank is None:
+        raise ValueError("this FENT reads a second encoder stream in its blank branch, but the EncoderOutput "
+                         "has no enc_blank: pass model.encode()'s EncoderOutput as it is")
+    if enc.enc_blank is not None and enc.enc_blank.shape != enc.enc.shape:
+        raise ValueError(f"EncoderOutput.enc_blank must have the shape of EncoderOutput.enc "
+                         f"{tuple(enc.enc.shape)}, got {tuple(enc.enc_blank.shape)}")
+
+
+def check_inputs(enc: EncoderOutput) -> Tensor:
+    """Validate an encoder output handed to a search.
+
+    Args:
+        enc: ``enc.enc`` (B, T, D_e), ``enc.lengths`` (B,) in [0, T].
 
     Returns:
-        The lengths as a long tensor on ``enc_out``'s device. (B,)
+        The lengths as a long tensor on ``enc.enc``'s device. (B,)
+
+    Raises:
+        TypeError: If ``enc`` is not an ``EncoderOutput``.
+        ValueError: If a shape or a length is wrong.
     """
+    check_encoder_output(enc)
+    enc_out, enc_lens = enc.enc, enc.lengths
     if enc_out.dim() != 3:
-        raise ValueError(f"enc_out must have shape (B, T, D_e), got {tuple(enc_out.shape)}")
+        raise ValueError(f"EncoderOutput.enc must have shape (B, T, D_e), got {tuple(enc_out.shape)}")
     if enc_lens.dim() != 1 or enc_lens.size(0) != enc_out.size(0):
-        raise ValueError(f"enc_lens must have shape ({enc_out.size(0)},), got {tuple(enc_lens.shape)}")
+        raise ValueError(f"EncoderOutput.lengths must have shape ({enc_out.size(0)},), "
+                         f"got {tuple(enc_lens.shape)}")
     lens = enc_lens.to(device=enc_out.device, dtype=torch.long)
     if lens.numel() and (int(lens.min()) < 0 or int(lens.max()) > enc_out.size(1)):
-        raise ValueError(f"enc_lens must lie in [0, {enc_out.size(1)}], got {lens.tolist()}")
+        raise ValueError(f"EncoderOutput.lengths must lie in [0, {enc_out.size(1)}], got {lens.tolist()}")
     return lens
 
 
 def greedy_search(
     model: torch.nn.Module,
-    enc_out: Tensor,
-    enc_lens: Tensor,
+    enc: EncoderOutput,
+    *,
     max_symbols_per_frame: int = 3,
-    enc_blank: Optional[Tensor] = None,
 ) -> List[Hypothesis]:
     """Greedy search over a padded batch, batched over utterances.
 
@@ -227,29 +264,33 @@ def greedy_search(
 
     Args:
         model: An :class:`~ent.models.transducer.EmotionTransducer`.
-        enc_out: Encoder outputs. (B, T, D_e)
-        enc_lens: Encoder lengths T_b. (B,)
+        enc: Its encoder output (:meth:`EmotionTransducer.encode`):
+            ``enc.enc`` (B, T, D_e), ``enc.lengths`` T_b (B,) and, for FENT
+            with a blank-branch layer weighting, ``enc.enc_blank`` (B, T, D_e);
+            see :class:`StepScorer`.
         max_symbols_per_frame: Most tokens emitted at one frame (>= 1).
-        enc_blank: FENT's blank-branch stream, see :class:`StepScorer`. (B, T, D_e)
 
     Returns:
         One hypothesis per utterance, in batch order (tensors on the CPU).
     """
+    lens = check_inputs(enc)
     if max_symbols_per_frame < 1:
         raise ValueError(f"max_symbols_per_frame must be >= 1, got {max_symbols_per_frame}")
-    lens = check_inputs(enc_out, enc_lens)
     with evaluating(model):
-        return _greedy(model, enc_out, lens, max_symbols_per_frame, enc_blank)
+        return _greedy(model, enc, lens, max_symbols_per_frame)
 
 
-def _greedy(model: torch.nn.Module, enc_out: Tensor, lens: Tensor, max_symbols: int,
-            enc_blank: Optional[Tensor] = None) -> List[Hypothesis]:
-    """:func:`greedy_search` without the checks (model in eval mode, no grad)."""
-    batch, max_t = enc_out.shape[:2]
-    device = enc_out.device
+def _greedy(model: torch.nn.Module, enc: EncoderOutput, lens: Tensor, max_symbols: int) -> List[Hypothesis]:
+    """:func:`greedy_search` without the checks (model in eval mode, no grad).
+
+    Args:
+        lens: ``enc.lengths`` as checked by :func:`check_inputs` (long, on ``enc.enc``'s device). (B,)
+    """
+    batch, max_t = enc.enc.shape[:2]
+    device = enc.enc.device
     num_classes = len(model.emotions)
     blank_id = model.blank_id
-    scorer = StepScorer(model, enc_out, enc_blank)
+    scorer = StepScorer(model, enc)
     rows = scorer.start(batch)
 
     cap = max_t * max_symbols

@@ -385,11 +385,10 @@ class EmotionRecognizer:
         """The configured search over encoder outputs."""
         opts = self.options
         if opts.search == "greedy":
-            return greedy_search(self.model, enc.enc, enc.lengths, opts.max_symbols_per_frame,
-                                 enc_blank=enc.enc_blank)
-        return modified_beam_search(self.model, enc.enc, enc.lengths, beam=opts.beam, lm=self.lm,
+            return greedy_search(self.model, enc, max_symbols_per_frame=opts.max_symbols_per_frame)
+        return modified_beam_search(self.model, enc, beam=opts.beam, lm=self.lm,
                                     lm_weight=opts.lm_weight, token_bonus=opts.token_bonus,
-                                    max_symbols_per_frame=opts.max_symbols_per_frame, enc_blank=enc.enc_blank)
+                                    max_symbols_per_frame=opts.max_symbols_per_frame)
 
     def _frame_emotions_by_pieces(
         self, hyps: List[Hypothesis], waves: Sequence[np.ndarray], stats: Optional[BatchStats],
@@ -420,8 +419,7 @@ class EmotionRecognizer:
             owner_index = torch.tensor(owners, device=stats[0].device)
             piece_stats = tuple(None if x is None else x[owner_index] for x in stats)
         enc, _ = self._encode(speech, lengths, piece_stats, chunk_size, num_left_chunks, with_prosody=False)
-        pieces = greedy_search(self.model, enc.enc, enc.lengths, opts.max_symbols_per_frame,
-                               enc_blank=enc.enc_blank)
+        pieces = greedy_search(self.model, enc, max_symbols_per_frame=opts.max_symbols_per_frame)
         out, k = list(hyps), 0
         for b in cut:
             n = len(spans[b])

@@ -224,7 +224,7 @@ class StreamingGreedy:
         if enc_out.size(1) == 0:
             return
         model = self.model
-        scorer = StepScorer(model, enc_out)
+        scorer = StepScorer(model, EncoderOutput(enc_out, torch.tensor([enc_out.size(1)], device=enc_out.device)))
         rows = scorer.start(1) if self._rows is None else self._rows
         utt = torch.zeros(1, dtype=torch.long, device=enc_out.device)
         frame_posts: List[Tensor] = []

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from ent.decoding import greedy_search, modified_beam_search, modified_beam_search_nbest
+from ent.models.encoder_output import EncoderOutput
 
 # Model builders and the lattice checker are shared with test_greedy.py.
 _spec = importlib.util.spec_from_file_location(
@@ -28,8 +29,8 @@ def test_beam_one_equals_greedy_with_one_symbol_per_frame(variant: str) -> None:
     for seed in (0, 1):
         model = helpers.make_model(variant, seed=seed)
         enc, lens = helpers.make_batch(seed=10 + seed)
-        greedy = greedy_search(model, enc, lens, max_symbols_per_frame=1)
-        beam = modified_beam_search(model, enc, lens, beam=1)
+        greedy = greedy_search(model, EncoderOutput(enc, lens), max_symbols_per_frame=1)
+        beam = modified_beam_search(model, EncoderOutput(enc, lens), beam=1)
         assert sum(len(h.tokens) for h in greedy) > 0
         for g, h in zip(greedy, beam):
             assert h.tokens == g.tokens
@@ -45,7 +46,7 @@ def test_beam_one_equals_greedy_with_one_symbol_per_frame(variant: str) -> None:
 def test_nbest_is_sorted_distinct_and_consistent_with_the_lattice(variant: str) -> None:
     model = helpers.make_model(variant, seed=2)
     enc, lens = helpers.make_batch(seed=4)
-    nbests = modified_beam_search_nbest(model, enc, lens, beam=4)
+    nbests = modified_beam_search_nbest(model, EncoderOutput(enc, lens), beam=4)
     assert len(nbests) == len(LENS)
     for b, nbest in enumerate(nbests):
         assert 1 <= len(nbest) <= 4
@@ -67,8 +68,8 @@ def test_best_beam_score_is_at_least_greedy(variant: str) -> None:
     for seed in range(3):
         model = helpers.make_model(variant, seed=seed)
         enc, lens = helpers.make_batch(seed=20 + seed)
-        greedy = greedy_search(model, enc, lens, max_symbols_per_frame=1)
-        best = modified_beam_search(model, enc, lens, beam=4)
+        greedy = greedy_search(model, EncoderOutput(enc, lens), max_symbols_per_frame=1)
+        best = modified_beam_search(model, EncoderOutput(enc, lens), beam=4)
         for g, h in zip(greedy, best):
             assert h.score >= g.score - 1e-5  # float32 noise of differently batched joints
             better += h.score > g.score + 1e-3
@@ -79,9 +80,10 @@ def test_best_beam_score_is_at_least_greedy(variant: str) -> None:
 def test_batched_beam_equals_one_at_a_time(variant: str) -> None:
     model = helpers.make_model(variant, seed=3)
     enc, lens = helpers.make_batch(seed=5)
-    batched = modified_beam_search_nbest(model, enc, lens, beam=3)
+    batched = modified_beam_search_nbest(model, EncoderOutput(enc, lens), beam=3)
     for b, n in enumerate(LENS):
-        alone = modified_beam_search_nbest(model, enc[b : b + 1, :n].clone(), lens[b : b + 1], beam=3)[0]
+        one = EncoderOutput(enc[b : b + 1, :n].clone(), lens[b : b + 1])
+        alone = modified_beam_search_nbest(model, one, beam=3)[0]
         assert [h.tokens for h in batched[b]] == [h.tokens for h in alone]
         assert [h.token_frames for h in batched[b]] == [h.token_frames for h in alone]
         assert [h.token_emotions for h in batched[b]] == [h.token_emotions for h in alone]
@@ -158,7 +160,7 @@ def reference_beam(
 def test_batched_beam_equals_unbatched_reference(variant: str, beam: int) -> None:
     model = helpers.make_model(variant, seed=7, vocab=4)
     enc, lens = helpers.make_batch(seed=9)
-    nbests = modified_beam_search_nbest(model, enc, lens, beam=beam)
+    nbests = modified_beam_search_nbest(model, EncoderOutput(enc, lens), beam=beam)
     merges = 0
     with torch.no_grad():
         for b, n in enumerate(LENS):
@@ -184,7 +186,7 @@ def test_unpruned_beam_equals_brute_force_enumeration(variant: str) -> None:
     vocab, frames = 3, 5  # 3**5 paths, 63 token sequences
     model = helpers.make_model(variant, seed=6, vocab=vocab, blank_bias=0.0)
     enc, lens = helpers.make_batch(seed=8, lens=[frames])
-    nbest = modified_beam_search_nbest(model, enc, lens, beam=100)[0]
+    nbest = modified_beam_search_nbest(model, EncoderOutput(enc, lens), beam=100)[0]
     expected = brute_force(model, enc[0], vocab)
     assert len(nbest) == len(expected) == 63
     for h in nbest:
@@ -197,7 +199,11 @@ def test_beam_search_rejects_bad_beam() -> None:
     model = helpers.make_model("ent")
     enc, lens = helpers.make_batch()
     with pytest.raises(ValueError, match="beam"):
-        modified_beam_search(model, enc, lens, beam=0)
+        modified_beam_search(model, EncoderOutput(enc, lens), beam=0)
+    with pytest.raises(TypeError, match="take the EncoderOutput of model.encode, got Tensor"):
+        modified_beam_search_nbest(model, enc)  # loose tensors (the former API)
+    with pytest.raises(ValueError, match=r"EncoderOutput\.lengths must lie in"):
+        modified_beam_search(model, EncoderOutput(enc, lens + 1))
 
 
 # ------------------------------------------------ several symbols per frame
@@ -206,8 +212,8 @@ def test_beam_search_rejects_bad_beam() -> None:
 def test_beam_one_equals_greedy_with_several_symbols_per_frame(variant: str, symbols: int) -> None:
     model = helpers.make_model(variant, seed=1, blank_bias=0.0)
     enc, lens = helpers.make_batch(seed=12)
-    greedy = greedy_search(model, enc, lens, max_symbols_per_frame=symbols)
-    beam = modified_beam_search(model, enc, lens, beam=1, max_symbols_per_frame=symbols)
+    greedy = greedy_search(model, EncoderOutput(enc, lens), max_symbols_per_frame=symbols)
+    beam = modified_beam_search(model, EncoderOutput(enc, lens), beam=1, max_symbols_per_frame=symbols)
     assert any(max(collections.Counter(g.token_frames).values(), default=0) > 1 for g in greedy)
     for g, h in zip(greedy, beam):
         assert h.tokens == g.tokens and h.token_frames == g.token_frames
@@ -219,7 +225,7 @@ def test_beam_one_equals_greedy_with_several_symbols_per_frame(variant: str, sym
 def test_several_symbols_nbest_follows_the_lattice_and_batches(variant: str) -> None:
     model = helpers.make_model(variant, seed=2, blank_bias=0.0)
     enc, lens = helpers.make_batch(seed=4)
-    nbests = modified_beam_search_nbest(model, enc, lens, beam=4, max_symbols_per_frame=2)
+    nbests = modified_beam_search_nbest(model, EncoderOutput(enc, lens), beam=4, max_symbols_per_frame=2)
     dense = 0
     for b, nbest in enumerate(nbests):
         assert [h.score for h in nbest] == sorted((h.score for h in nbest), reverse=True)
@@ -227,7 +233,7 @@ def test_several_symbols_nbest_follows_the_lattice_and_batches(variant: str) -> 
             path_score = helpers.check_against_lattice(model, enc[b, : LENS[b]], h, max_symbols=2)
             assert h.score >= path_score - 1e-5
             dense += max(collections.Counter(h.token_frames).values(), default=0) == 2
-        alone = modified_beam_search_nbest(model, enc[b : b + 1, : LENS[b]].clone(), lens[b : b + 1],
+        alone = modified_beam_search_nbest(model, EncoderOutput(enc[b : b + 1, : LENS[b]].clone(), lens[b : b + 1]),
                                            beam=4, max_symbols_per_frame=2)[0]
         assert [h.tokens for h in nbest] == [h.tokens for h in alone]
         assert [h.frame_emotions for h in nbest] == [h.frame_emotions for h in alone]
@@ -268,7 +274,7 @@ def test_unpruned_several_symbols_beam_equals_brute_force(variant: str) -> None:
     vocab, frames = 3, 3  # 7 choices per frame, 343 paths
     model = helpers.make_model(variant, seed=6, vocab=vocab, blank_bias=0.0)
     enc, lens = helpers.make_batch(seed=8, lens=[frames])
-    nbest = modified_beam_search_nbest(model, enc, lens, beam=1000, max_symbols_per_frame=2)[0]
+    nbest = modified_beam_search_nbest(model, EncoderOutput(enc, lens), beam=1000, max_symbols_per_frame=2)[0]
     expected = brute_force_symbols(model, enc[0], vocab, 2)
     assert len(nbest) == len(expected)
     for h in nbest:
@@ -289,12 +295,12 @@ def _token_lm(vocab: int, favourite: int):
 def test_lm_fusion_adds_weighted_lm_score_and_bonus(variant: str) -> None:
     model = helpers.make_model(variant, seed=3, blank_bias=0.0)
     enc, lens = helpers.make_batch(seed=5)
-    plain = modified_beam_search(model, enc, lens, beam=1, max_symbols_per_frame=2)
+    plain = modified_beam_search(model, EncoderOutput(enc, lens), beam=1, max_symbols_per_frame=2)
     favourite = 1 + max(range(model.vocab_size - 2),
                         key=lambda k: -sum(h.tokens.count(k + 1) for h in plain))  # the rarest token
     lm, scorer = _token_lm(model.vocab_size, favourite)
     weight, bonus = 0.7, 0.3
-    fused = modified_beam_search(model, enc, lens, beam=1, lm=scorer, lm_weight=weight,
+    fused = modified_beam_search(model, EncoderOutput(enc, lens), beam=1, lm=scorer, lm_weight=weight,
                                  token_bonus=bonus, max_symbols_per_frame=2)
     assert sum(h.tokens.count(favourite) for h in fused) > sum(h.tokens.count(favourite) for h in plain)
     for b, h in enumerate(fused):
@@ -302,7 +308,8 @@ def test_lm_fusion_adds_weighted_lm_score_and_bonus(variant: str) -> None:
         lm_score = lm.sentence_logprob([str(k) for k in h.tokens])
         assert h.score == pytest.approx(path + weight * lm_score + bonus * len(h.tokens), abs=1e-4)
     # Weight 0 is no LM at all.
-    zero = modified_beam_search(model, enc, lens, beam=1, lm=scorer, lm_weight=0.0, max_symbols_per_frame=2)
+    zero = modified_beam_search(model, EncoderOutput(enc, lens), beam=1, lm=scorer, lm_weight=0.0,
+                                max_symbols_per_frame=2)
     assert [h.tokens for h in zero] == [h.tokens for h in plain]
     with pytest.raises(ValueError, match="lm_weight"):
-        modified_beam_search(model, enc, lens, lm=scorer, lm_weight=-1.0)
+        modified_beam_search(model, EncoderOutput(enc, lens), lm=scorer, lm_weight=-1.0)

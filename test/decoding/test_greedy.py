@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from ent.decoding import Hypothesis, greedy_search
+from ent.models.encoder_output import EncoderOutput
 from ent.models.transducer import EmotionTransducer
 from ent.nets.encoder import ConformerEncoder
 from ent.nets.predictor import RNNPredictor, StatelessPredictor
@@ -159,7 +160,7 @@ def check_against_lattice(model: EmotionTransducer, enc: Tensor, hyp: Hypothesis
 def test_batched_greedy_equals_reference(variant: str, max_symbols: int) -> None:
     model = make_model(variant)
     enc, lens = make_batch()
-    hyps = greedy_search(model, enc, lens, max_symbols_per_frame=max_symbols)
+    hyps = greedy_search(model, EncoderOutput(enc, lens), max_symbols_per_frame=max_symbols)
     assert len(hyps) == len(LENS)
     with torch.no_grad():
         for b, n in enumerate(LENS):
@@ -179,9 +180,9 @@ def test_batched_greedy_equals_reference(variant: str, max_symbols: int) -> None
 def test_batched_greedy_equals_one_at_a_time(variant: str) -> None:
     model = make_model(variant, seed=1)
     enc, lens = make_batch(seed=7)
-    batched = greedy_search(model, enc, lens)
+    batched = greedy_search(model, EncoderOutput(enc, lens))
     for b, n in enumerate(LENS):
-        alone = greedy_search(model, enc[b : b + 1, :n].clone(), lens[b : b + 1])[0]
+        alone = greedy_search(model, EncoderOutput(enc[b : b + 1, :n].clone(), lens[b : b + 1]))[0]
         assert batched[b].tokens == alone.tokens
         assert batched[b].token_frames == alone.token_frames
         assert batched[b].token_emotions == alone.token_emotions
@@ -195,7 +196,7 @@ def test_test_setting_exercises_every_branch(variant: str) -> None:
     for seed in (0, 1):
         model = make_model(variant, seed=seed)
         enc, lens = make_batch(seed=100 if seed == 0 else 7)
-        hyps = greedy_search(model, enc, lens, max_symbols_per_frame=3)
+        hyps = greedy_search(model, EncoderOutput(enc, lens), max_symbols_per_frame=3)
         counts = [collections.Counter(h.token_frames) for h in hyps]
         n_tokens = sum(len(h.tokens) for h in hyps)
         assert 0 < n_tokens
@@ -209,7 +210,7 @@ def test_test_setting_exercises_every_branch(variant: str) -> None:
 def test_greedy_path_matches_the_full_lattices(variant: str, max_symbols: int) -> None:
     model = make_model(variant, seed=2)
     enc, lens = make_batch(seed=3)
-    for b, h in enumerate(greedy_search(model, enc, lens, max_symbols_per_frame=max_symbols)):
+    for b, h in enumerate(greedy_search(model, EncoderOutput(enc, lens), max_symbols_per_frame=max_symbols)):
         path_score = check_against_lattice(model, enc[b, : LENS[b]], h, max_symbols)
         assert h.score == pytest.approx(path_score, abs=1e-4)
 
@@ -227,17 +228,15 @@ def test_greedy_from_waveforms_batch_equals_single() -> None:
     model.eval()
     with torch.no_grad():
         out = model.encode(speech, speech_lens)
-        enc, enc_lens = out.enc, out.lengths
     model.train()
-    batched = greedy_search(model, enc, enc_lens)
+    batched = greedy_search(model, out)
     assert model.training
     model.eval()
     for b, n in enumerate(n_samples):
         with torch.no_grad():
             alone_out = model.encode(speech[b : b + 1, :n], speech_lens[b : b + 1])
-            e1, l1 = alone_out.enc, alone_out.lengths
-        alone = greedy_search(model, e1, l1)[0]
-        assert len(batched[b].frame_emotions) == int(enc_lens[b]) == int(l1[0])
+        alone = greedy_search(model, alone_out)[0]
+        assert len(batched[b].frame_emotions) == int(out.lengths[b]) == int(alone_out.lengths[0])
         assert batched[b].tokens == alone.tokens
         assert batched[b].frame_emotions == alone.frame_emotions
 
@@ -251,7 +250,7 @@ def test_stateless_predictors_batched_equals_reference() -> None:
         blank_predictor=StatelessPredictor(6, 10, context_size=1), variant="fent", joint_conf={"dim": 16},
     ).eval()
     enc, lens = make_batch(seed=6)
-    hyps = greedy_search(model, enc, lens, max_symbols_per_frame=2)
+    hyps = greedy_search(model, EncoderOutput(enc, lens), max_symbols_per_frame=2)
     assert sum(len(h.tokens) for h in hyps) > 0
     with torch.no_grad():
         for b, n in enumerate(LENS):
@@ -264,11 +263,17 @@ def test_greedy_rejects_bad_arguments() -> None:
     model = make_model("ent")
     enc, lens = make_batch()
     with pytest.raises(ValueError, match="max_symbols_per_frame"):
-        greedy_search(model, enc, lens, max_symbols_per_frame=0)
-    with pytest.raises(ValueError, match="enc_lens"):
-        greedy_search(model, enc, lens + 1)
-    with pytest.raises(ValueError, match="enc_out"):
-        greedy_search(model, enc[0], lens)
+        greedy_search(model, EncoderOutput(enc, lens), max_symbols_per_frame=0)
+    with pytest.raises(ValueError, match=r"EncoderOutput\.lengths must lie in \[0, 12\]"):
+        greedy_search(model, EncoderOutput(enc, lens + 1))
+    with pytest.raises(ValueError, match=r"EncoderOutput\.lengths must have shape \(5,\)"):
+        greedy_search(model, EncoderOutput(enc, lens[:-1]))
+    with pytest.raises(ValueError, match=r"EncoderOutput\.enc must have shape \(B, T, D_e\)"):
+        greedy_search(model, EncoderOutput(enc[0], lens))
+    with pytest.raises(TypeError, match="take the EncoderOutput of model.encode, got Tensor"):
+        greedy_search(model, enc)  # loose tensors (the former API)
+    with pytest.raises(ValueError, match=r"enc_blank must have the shape of EncoderOutput\.enc \(5, 12, 16\)"):
+        greedy_search(make_model("fent"), EncoderOutput(enc, lens, enc[:, :-1]))
 
 
 def test_reference_scores_are_log_probabilities() -> None:

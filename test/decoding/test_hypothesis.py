@@ -19,6 +19,7 @@ from ent.decoding import (
     words_with_times,
 )
 from ent.decoding.hypothesis import head_utterance_posteriors, vote_emotion
+from ent.models.encoder_output import EncoderOutput
 
 EMOTIONS = ["neutral", "happy", "angry", "sad"]
 WB = "\u2581"
@@ -186,7 +187,7 @@ def test_utterance_emotion_from_head_and_lattice(variant: str) -> None:
     helpers = _helpers()
     model = helpers.make_model(variant, seed=3)
     enc, lens = helpers.make_batch(seed=11)
-    hyps = greedy_search(model, enc, lens)
+    hyps = greedy_search(model, EncoderOutput(enc, lens))
     out = utterance_emotion(model, hyps, enc, lens, utt_emotion_from="head")
     # reference: the head on each utterance alone
     with torch.no_grad():

@@ -130,8 +130,8 @@ def test_streaming_greedy_equals_greedy_search(models: Dict[str, EmotionRecogniz
     model = models["ent"].model
     with torch.no_grad():
         out = model.encode(torch.from_numpy(WAVE)[None], torch.tensor([len(WAVE)]))
-        enc, lens = out.enc, out.lengths
-    (ref,) = greedy_search(model, enc, lens, max_symbols)
+    (ref,) = greedy_search(model, out, max_symbols_per_frame=max_symbols)
+    enc = out.enc
     search = StreamingGreedy(model, max_symbols)
     pos = 0
     for size in [0, 1, 4, 0, 7, 2, 13, 5]:

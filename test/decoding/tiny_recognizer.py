@@ -83,9 +83,9 @@ def build_model(variant: str, stats: Path, seed: int, num_left_chunks: int = 2,
     assert abs(model.frame_shift - 0.06) < 1e-12  # 10 ms fbank frames, subsampling 6
     with torch.no_grad():
         model.emotion_joint.lin_out.weight.mul_(5.0)
-        enc = model.encode(torch.from_numpy(WAVE)[None], torch.tensor([len(WAVE)])).enc
-        scorer = StepScorer(model, enc)
-        frames = enc.size(1)
+        out = model.encode(torch.from_numpy(WAVE)[None], torch.tensor([len(WAVE)]))
+        scorer = StepScorer(model, out)
+        frames = out.enc.size(1)
         zeros = torch.zeros(frames, dtype=torch.long)
         logits = scorer.token_logits(zeros, torch.arange(frames), scorer.select(scorer.start(1), zeros))
         margin = (logits[:, 1:].max(dim=-1).values - logits[:, 0]).median()

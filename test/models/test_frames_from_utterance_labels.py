@@ -102,7 +102,7 @@ def train_and_decode_held_out(tmp_path: Path, lattice_mode: str) -> Dict[str, fl
     with torch.no_grad():
         speech = torch.from_numpy(joined)[None]
         enc = model.encode(speech, torch.tensor([speech.shape[1]]))
-        frames = greedy_search(model, enc.enc, enc.lengths)[0].frame_emotions
+        frames = greedy_search(model, enc)[0].frame_emotions
     shift = model.frame_shift
     right: Dict[str, List[bool]] = {"neutral": [], "happy": []}
     for (a, b), kind in zip(bounds, ("neutral", "happy", "neutral")):

@@ -75,6 +75,6 @@ def decode(model: EmotionTransducer, speech: torch.Tensor, lens: torch.Tensor):
     model.eval()
     with torch.no_grad():
         enc = model.encode(speech, lens)
-        hyps = greedy_search(model, enc.enc, enc.lengths)
+        hyps = greedy_search(model, enc)
         emotions = utterance_emotion(model, hyps, enc.blank, enc.lengths)
     return [h.tokens for h in hyps], [e.emotion_id for e in emotions]

@@ -14,6 +14,7 @@ from ent.decoding.greedy import StepScorer, greedy_search  # noqa: E402
 from ent.decoding.hypothesis import utterance_emotion  # noqa: E402
 from ent.features.ssl import SSLFrontend  # noqa: E402
 from ent.kernels.backends import ComputeBackends  # noqa: E402
+from ent.models.encoder_output import EncoderOutput  # noqa: E402
 from ent.models.transducer import EmotionTransducer  # noqa: E402
 from ent.nets.encoder import ConformerEncoder  # noqa: E402
 from ent.nets.predictor import RNNPredictor  # noqa: E402
@@ -85,10 +86,9 @@ def test_second_weighting_feeds_only_the_blank_branch(model_dir: Path) -> None:
     assert not torch.allclose(enc.enc_blank, enc2.enc_blank)  # blank branch moved
     # Decoding hands each branch its stream: the blank and emotion joints read enc_blank.
     with torch.no_grad():
-        for hyps in (greedy_search(model, enc.enc, enc.lengths, enc_blank=enc.enc_blank),
-                     modified_beam_search(model, enc.enc, enc.lengths, beam=2, enc_blank=enc.enc_blank)):
+        for hyps in (greedy_search(model, enc), modified_beam_search(model, enc, beam=2)):
             assert len(utterance_emotion(model, hyps, enc.blank, enc.lengths)) == 4
-        scorer = StepScorer(model, enc.enc, enc.enc_blank)
+        scorer = StepScorer(model, enc)
         rows = scorer.start(4)
         utt, frame = torch.arange(4), torch.zeros(4, dtype=torch.long)
         pred = model.predict(torch.zeros(4, 0, dtype=torch.long))
@@ -96,8 +96,8 @@ def test_second_weighting_feeds_only_the_blank_branch(model_dir: Path) -> None:
         torch.testing.assert_close(scorer.token_logits(utt, frame, rows), expected)
         torch.testing.assert_close(scorer.emotion_logits(utt, frame, rows),
                                    model.emotion_logits(enc.enc_blank[:, 0], pred[1][:, 0]))
-        with pytest.raises(ValueError, match="pass enc_blank"):
-            greedy_search(model, enc.enc, enc.lengths)
+        with pytest.raises(ValueError, match="this FENT reads a second encoder stream .* has no enc_blank"):
+            greedy_search(model, EncoderOutput(enc.enc, enc.lengths))
         loss, _, _ = model(speech, lens, text, tlens, emo)
     assert torch.isfinite(loss)
 
