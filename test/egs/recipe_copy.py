@@ -1,4 +1,4 @@
-"""Copies a recipe folder for tests: files copied, ``ent.sh``/``utils`` linked to the template.
+"""Copies a recipe folder for tests: files copied, ``ent.sh``/``ser.sh``/``utils`` linked to the template.
 
 Import with ``sys.path.insert(0, str(Path(__file__).parent))`` from a test in
 ``test/egs``.
@@ -32,6 +32,19 @@ def copy_recipe(name: str, dest: Path) -> Path:
     (dest / "utils").symlink_to(TEMPLATE / "utils")
     if (src / "ent.sh").exists():
         (dest / "ent.sh").symlink_to(TEMPLATE / "ent.sh")
+    return dest
+
+
+def copy_ser_recipe(corpus: str, dest: Path) -> Path:
+    """Copy ``egs/<corpus>/ser1`` to ``dest`` (links to the template re-made, outputs left out)."""
+    src = REPO / "egs" / corpus / "ser1"
+    dest.mkdir(parents=True)
+    for item in src.iterdir():
+        if item.name in ("data", "exp", "wav", "ser.sh", "utils", "RESULTS.md"):
+            continue
+        (shutil.copytree if item.is_dir() else shutil.copy2)(item, dest / item.name)
+    (dest / "utils").symlink_to(TEMPLATE / "utils")
+    (dest / "ser.sh").symlink_to(REPO / "egs" / "TEMPLATE" / "ser1" / "ser.sh")
     return dest
 
 
