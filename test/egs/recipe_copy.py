@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "egs" / "TEMPLATE" / "ent1"
@@ -46,6 +46,17 @@ def copy_ser_recipe(corpus: str, dest: Path) -> Path:
     (dest / "utils").symlink_to(TEMPLATE / "utils")
     (dest / "ser.sh").symlink_to(REPO / "egs" / "TEMPLATE" / "ser1" / "ser.sh")
     return dest
+
+
+def stub_driver(recipe: Path, driver: str, script: str, folds: Sequence[int] = (1, 3)) -> Path:
+    """Replace the link ``recipe/driver`` (ent.sh, ser.sh) by ``script``; give ``recipe`` data/fold<k>/train."""
+    (recipe / driver).unlink()
+    (recipe / driver).write_text(script)
+    (recipe / driver).chmod(0o755)
+    for k in folds:
+        (recipe / "data" / f"fold{k}" / "train").mkdir(parents=True)
+        (recipe / "data" / f"fold{k}" / "train" / "text").write_text("u1 hi\n")
+    return recipe
 
 
 def run_script(recipe: Path, *args: str, timeout: int = 600,

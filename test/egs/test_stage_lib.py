@@ -1,16 +1,17 @@
-"""egs/TEMPLATE/ent1/utils/stage_lib.sh: the shell code that the stage drivers ent.sh and ser.sh share."""
+"""egs/TEMPLATE/ent1/utils/{stage_lib,fold_lib}.sh: the shell code that ent.sh, ser.sh and both IEMOCAP run.sh share."""
 
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from recipe_copy import PYTHON, REPO, TEMPLATE, copy_ser_recipe, run_script  # noqa: E402
+from recipe_copy import (PYTHON, REPO, TEMPLATE, copy_recipe, copy_ser_recipe, run_script,  # noqa: E402
+                         stub_driver)
 
 TINY_FCN = "model: attention_fcn\nmax_epoch: 1\n"
 
@@ -133,3 +134,52 @@ def test_print_summary_only_with_a_results_table(tmp_path: Path) -> None:
     script = 'python=' + PYTHON + '\nresults=RESULTS.md\nprint_summary\necho "went on"\n'
     out = bash(tmp_path, script)
     assert out.returncode == 0 and out.stdout.strip() == "went on", out.stderr
+
+
+# Both IEMOCAP run.sh through utils/fold_lib.sh.
+
+STUB_SER_SH = """#!/usr/bin/env bash
+# Stands in for ser.sh: answers --show_tags, records its options.
+case " $* " in *" --show_tags true "*) echo "conf/train_functional.yaml functional decode_valid.acc_emo.ave"; exit 0 ;; esac
+echo "ser.sh $*"
+echo "Successfully finished."
+"""
+
+
+def iemocap_recipe(tmp_path: Path, name: str) -> Path:
+    if name == "ent1":
+        return copy_recipe("iemocap", tmp_path / "iemocap" / "ent1")
+    return copy_ser_recipe("iemocap", tmp_path / "iemocap" / "ser1")
+
+
+@pytest.mark.parametrize("name", ["ent1", "ser1"])
+def test_both_iemocap_recipes_check_folds_alike(tmp_path: Path, name: str) -> None:
+    recipe = iemocap_recipe(tmp_path, name)
+    out = run_script(recipe, "run.sh", "--folds", "1 7", "--ngpu", "0", "--python", PYTHON)
+    assert out.returncode == 2 and "--folds takes numbers among 1 2 3 4 5, got '7'" in out.stdout
+    out = run_script(recipe, "run.sh", "--folds", " ", "--ngpu", "0", "--python", PYTHON)
+    assert out.returncode == 2 and "--folds is empty" in out.stdout
+    out = run_script(recipe, "run.sh", "--stage", "2", "--folds", "2", "--ngpu", "0", "--python", PYTHON)
+    assert out.returncode == 1 and "data/fold2/train not found: run stage 1 first" in out.stdout
+
+
+def fold_logs(recipe: Path, folds: List[int]) -> List[str]:
+    return [(recipe / "exp" / f"fold{k}" / "ser.log").read_text() for k in folds]
+
+
+def test_ser_folds_are_train_cmd_jobs_of_ser_sh(tmp_path: Path) -> None:
+    recipe = stub_driver(iemocap_recipe(tmp_path, "ser1"), "ser.sh", STUB_SER_SH)
+    out = run_script(recipe, "run.sh", "--stage", "3", "--stop_stage", "4", "--folds", "1 3", "--fold_nj", "2",
+                     "--ngpu", "0", "--python", PYTHON)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Folds 1 3: ser.sh stages 3-4, 2 at a time" in out.stdout
+    for k, log in zip((1, 3), fold_logs(recipe, [1, 3])):
+        assert "ser.sh --stage 3 --stop_stage 4 " in log
+        assert f"--datadir data/fold{k} --expdir exp/fold{k} --token_dir data/fold{k}/token_list/bpe300" in log
+        assert f"--ent_model_dir ../ent1/exp/fold{k}/ent_fbank_bpe300_mix" in log
+        assert "# Ended (code 0)" in log
+        assert f"Fold {k}: Successfully finished." in out.stdout
+    out = run_script(recipe, "run.sh", "--stage", "5", "--folds", "1", "--ngpu", "0", "--python", PYTHON)
+    assert out.returncode != 0  # no scores to aggregate
+    assert "Stage 5: aggregating folds 1 of functional" in out.stdout
+    assert "decode_valid.acc_emo.ave" in out.stdout + out.stderr
