@@ -9,7 +9,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "corpora"))
 from iemocap_fixture import EXPECTED, make_iemocap_tree  # noqa: E402
-from recipe_copy import PYTHON, REPO, copy_recipe, run_script  # noqa: E402
+from recipe_copy import PYTHON, REPO, copy_recipe, run_script, stub_driver  # noqa: E402
 
 from ent.bin.validate_data_dir import main as validate_main  # noqa: E402
 from zed_fixture import make_zed_tree  # noqa: E402
@@ -153,14 +153,7 @@ echo "Successfully finished."
 
 
 def stub_recipe(tmp_path: Path) -> Path:
-    recipe = copy_recipe("iemocap", tmp_path / "egs" / "iemocap" / "ent1")
-    (recipe / "ent.sh").unlink()
-    (recipe / "ent.sh").write_text(STUB_ENT_SH)
-    (recipe / "ent.sh").chmod(0o755)
-    for k in (1, 3):
-        (recipe / "data" / f"fold{k}" / "train").mkdir(parents=True)
-        (recipe / "data" / f"fold{k}" / "train" / "text").write_text("u1 hi\n")
-    return recipe
+    return stub_driver(copy_recipe("iemocap", tmp_path / "egs" / "iemocap" / "ent1"), "ent.sh", STUB_ENT_SH)
 
 
 def test_folds_are_train_cmd_jobs_that_reach_packing_and_the_ssl_cache(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "corpora"))
-from recipe_copy import PYTHON, REPO, copy_recipe, run_script  # noqa: E402
+from recipe_copy import PYTHON, REPO, copy_recipe, copy_ser_recipe, run_script  # noqa: E402
 
 TEMPLATE = REPO / "egs" / "TEMPLATE" / "ser1"
 TINY_FCN = """\
@@ -25,19 +25,6 @@ keep_nbest_models: 1
 best_model_criterion: [[valid, acc_emo, max]]
 use_tensorboard: false
 """
-
-
-def copy_ser_recipe(corpus: str, dest: Path) -> Path:
-    """Copy ``egs/<corpus>/ser1`` (links to the template re-made, outputs left out)."""
-    src = REPO / "egs" / corpus / "ser1"
-    dest.mkdir(parents=True)
-    for item in src.iterdir():
-        if item.name in ("data", "exp", "wav", "ser.sh", "utils", "RESULTS.md"):
-            continue
-        (shutil.copytree if item.is_dir() else shutil.copy2)(item, dest / item.name)
-    (dest / "utils").symlink_to(REPO / "egs" / "TEMPLATE" / "ent1" / "utils")
-    (dest / "ser.sh").symlink_to(TEMPLATE / "ser.sh")
-    return dest
 
 
 @pytest.mark.parametrize("corpus", ["mini_emo", "iemocap"])
@@ -102,6 +89,55 @@ def fake_ent_recipe(root: Path) -> Path:
         shutil.copy(data / dset / "text", hyp / "text")
     (model / "config.yaml").write_text("token_dir: data/token_list/char\n")
     return ent
+
+
+STAND_IN_PYTHON = """#!/usr/bin/env bash
+# Stands in for python: a training writes the model file ser.sh looks for, a decoding copies the
+# reference emotions (a perfect model); everything else (config reads, scoring) runs for real.
+opt() {{ local want=$1; shift; while [ $# -gt 1 ]; do [ "$1" = "$want" ] && {{ echo "$2"; return; }}; shift; done; }}
+case "$1 $2" in
+  "-m ent.bin.train_ser") echo "train_ser $*" >> calls; out=$(opt --output_dir "$@"); mkdir -p "$out"
+    touch "$out/valid.acc_emo.ave.pth"; cp "$(opt --config "$@")" "$out/config.yaml"; exit 0 ;;
+  "-m ent.bin.train_ser_functional") echo "train_ser_functional $*" >> calls
+    touch "$(opt --out-dir "$@")/functional_classifier.json"; exit 0 ;;
+  "-m ent.bin.ser_inference") cp "$(opt --data-dir "$@")/utt2emo" "$(opt --out-dir "$@")/utt2emo"; exit 0 ;;
+esac
+exec {python} "$@"
+"""
+
+
+def test_stages_2_to_4_with_a_stand_in_python(tmp_path: Path) -> None:
+    """Jobs written and run through the runner, rows beside ENT's, reruns skip work (no model is trained)."""
+    fake_ent_recipe(tmp_path)
+    recipe = copy_ser_recipe("mini_emo", tmp_path / "ser1")
+    (recipe / "conf" / "tiny_fcn.yaml").write_text(TINY_FCN)
+    (recipe / "fakepy").write_text(STAND_IN_PYTHON.format(python=PYTHON))
+    (recipe / "fakepy").chmod(0o755)
+    args = ("run.sh", "--python", "./fakepy", "--train_configs", "conf/train_functional.yaml conf/tiny_fcn.yaml",
+            "--train_args", "--max_epoch 2")
+    out = run_script(recipe, *args)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    calls = (recipe / "calls").read_text()
+    assert "--output_dir exp/tiny_fcn_max_epoch2" in calls and "--max_epoch 2" in calls
+    assert "--out-dir exp/functional" in calls and "--emotions neutral,happy,angry,sad" in calls
+    for tag in ("functional", "tiny_fcn_max_epoch2"):
+        assert "# Ended (code 0)" in (recipe / "exp" / tag / "train.log").read_text()
+        assert (recipe / "exp" / tag / "train.sh").read_text().startswith(
+            f"#!/usr/bin/env bash\n# Written by ser.sh (stage 2): the training of exp/{tag}, run from ")
+        for dset in ("dev", "test"):
+            ddir = recipe / "exp" / tag / "decode_valid.acc_emo.ave" / dset
+            assert (ddir / ".done").is_file() and "# Ended (code 0)" in (ddir / "decode.log").read_text()
+            assert json.loads((ddir / "scores.json").read_text())["emotion"]["n_utts"] == 4
+    results = (recipe / "RESULTS.md").read_text()
+    for section in ("## functional/decode_valid.acc_emo.ave", "## tiny_fcn_max_epoch2/decode_valid.acc_emo.ave",
+                    "## ent_fbank_pitch_char_mix/decode_decode_lm8gram_valid.loss.ave"):
+        assert section in results
+    assert (recipe / "exp" / "ent_scores" / "ent_fbank_pitch_char_mix" / "test" / "scores.json").is_file()
+    assert (recipe / "exp" / "run.sh.log").read_text().startswith("./ser.sh --local_data_opts ")
+    again = run_script(recipe, *args, "--stage", "2", "--stop_stage", "3")
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert again.stdout.count("already trained") == 2 and again.stdout.count("already decoded") == 4
+    assert len((recipe / "calls").read_text().splitlines()) == 2  # no training ran again
 
 
 @pytest.mark.slow

@@ -37,12 +37,9 @@
 
 set -euo pipefail
 
-log() {
-  local fname=${BASH_SOURCE[1]##*/}
-  echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
-}
-min() { local a b; a=$1; for b in "$@"; do [ "${b}" -lt "${a}" ] && a="${b}"; done; echo "${a}"; }
-SECONDS=0
+# log, option parsing, job dispatch, tags and scoring, shared with the SER driver ser.sh.
+# shellcheck disable=SC1091
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/utils/stage_lib.sh"
 
 # General options
 stage=1              # First stage to run.
@@ -190,13 +187,7 @@ Jobs: decoding runs as \${decode_cmd} jobs, set in ./cmd.sh (default: utils/run_
 EOF2
 )
 
-run_args=$(printf '%q ' "$0" "$@")
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-. "${here}/utils/parse_options.sh"
-if [ $# -ne 0 ]; then
-  log "Error: unexpected arguments: $*"; echo "${help_message}" >&2; exit 2
-fi
-[ -f ./path.sh ] && . ./path.sh
+parse_stage_options "$@"
 
 # Stage 7's launcher: torchrun_opts (torchrun's options) and dist_opts (ESPnet's
 # distributed options). --ngpu N > 1 alone: ESPnet starts N DDP processes
@@ -263,34 +254,15 @@ lm_opts=()
 [ "${lm_order}" -gt 0 ] && lm_opts=(--lm "${lm_file}")
 
 # Tags (see the header): what changes a model or a decoding names its directory.
-# fold_args "--max_epoch 3 --loss_conf a=0.5" -> "_max_epoch3_loss_confa0.5"
-fold_args() { printf '%s' "$1" | sed -e 's/--/_/g' -e 's/[^A-Za-z0-9._+-]//g'; }
 if [ "${token_type}" = char ]; then token_tag=char; else token_tag="${token_type}${nbpe}"; fi
-read -r -a configs <<< "${train_configs}"
-read -r -a model_tags <<< "${model_tag}"
-if [ "${#model_tags[@]}" -ne 0 ] && [ "${#model_tags[@]}" -ne "${#configs[@]}" ]; then
-  log "Error: --model_tag has ${#model_tags[@]} tags for ${#configs[@]} --train_configs"; exit 2
-fi
-declare -A tag_of
-for i in "${!configs[@]}"; do
-  config=${configs[$i]}
-  if [ "${#model_tags[@]}" -ne 0 ]; then
-    tag=${model_tags[$i]}
-  else
-    tag=$(basename "${config}" .yaml)
-    tag="${tag#train_}_${feats_type}_${token_tag}"
-    [ -n "${speed_perturb_factors}" ] && tag+=_sp
-    [ "${mix}" = true ] && tag+=_mix
-    tag+=$(fold_args "${train_args}")
-  fi
-  if [[ ! "${tag}" =~ ^[A-Za-z0-9._+-]+$ ]]; then
-    log "Error: model tag '${tag}' of ${config}: only letters, digits and . _ + - (see --model_tag)"; exit 2
-  fi
-  for other in "${tag_of[@]}"; do
-    [ "${other}" != "${tag}" ] || { log "Error: two --train_configs get the model tag ${tag}"; exit 2; }
-  done
-  tag_of[${config}]=${tag}
-done
+ent_model_tag() {  # ent_model_tag CONFIG: the model tag derived from the config and the options
+  local tag
+  tag="$(config_name "$1")_${feats_type}_${token_tag}"
+  [ -n "${speed_perturb_factors}" ] && tag+=_sp
+  [ "${mix}" = true ] && tag+=_mix
+  echo "${tag}$(fold_args "${train_args}")"
+}
+assign_model_tags ent_model_tag
 model_tag_of() { echo "${tag_of[$1]}"; }
 for config in ${streaming_configs}; do
   if [ -z "${tag_of[${config}]+set}" ]; then
@@ -306,32 +278,16 @@ decode_tag="${decode_base}_${lm_tag}_${inference_tag}"
 read -r -a inference_opts <<< "${inference_args}"
 read -r -a train_opts <<< "${train_args}"
 
-if [ "${show_tags}" = true ]; then
-  for config in "${configs[@]}"; do echo "${config} $(model_tag_of "${config}") ${decode_tag}"; done
-  exit 0
-fi
-log "$0 $*"
-
+show_tags_and_exit
 # Job dispatch (cmd.sh: train_cmd, decode_cmd); the local runner by default.
-train_cmd="utils/run_local.sh"
-decode_cmd="utils/run_local.sh"
-# shellcheck disable=SC1091
-[ -f ./cmd.sh ] && . ./cmd.sh
+load_cmd
 if [ "${inference_nj}" -lt 1 ]; then
   log "Error: --inference_nj must be >= 1, got ${inference_nj}"; exit 2
 fi
-
-mkdir -p "${expdir}"
-echo "${run_args}" >> "${expdir}/run.sh.log"
+record_run
 
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
-  log "Stage 1: data preparation: local/data.sh --nj ${nj} ${local_data_opts}"
-  if [ ! -x local/data.sh ]; then
-    log "Error: local/data.sh not found or not executable in $(pwd)"; exit 1
-  fi
-  # Every local/data.sh accepts --nj; recipe-specific options follow.
-  # shellcheck disable=SC2086
-  local/data.sh --nj "${nj}" ${local_data_opts}
+  prepare_data
 fi
 
 if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
@@ -478,7 +434,7 @@ fi
 # --num-threads): a retrained model, an edited config or LM, changed data or other
 # options decode again; a file only touched or copied does not.
 decode_queue=()
-decode_threads=$(( $(nproc) / inference_nj )); [ "${decode_threads}" -ge 1 ] || decode_threads=1
+decode_threads=$(threads_per_job "${inference_nj}")
 decode_stamp_args() {  # decode_stamp_args MODEL_DIR SET COMMAND...: sets stamp_args
   local mdir=$1 dset=$2 skip=false w
   local words=()
@@ -509,9 +465,7 @@ queue_decode() {
   ${python} -m ent.bin.stamp write "${out}/.done.pending" "${stamp_args[@]}"
   shift 2
   {
-    echo '#!/usr/bin/env bash'
-    echo "# Written by ent.sh: the decoding of ${out}, run from $(pwd)."
-    echo 'set -euo pipefail'
+    job_script_head "ent.sh: the decoding of ${out}"
     printf '%q ' "$@"; echo
     printf 'mv -f %q %q\n' "${out}/.done.pending" "${out}/.done"
   } > "${out}/decode.sh"
@@ -520,12 +474,10 @@ queue_decode() {
 run_decode_jobs() {
   local name=$1 nj=${2:-${inference_nj}} jobs
   [ "${#decode_queue[@]}" -gt 0 ] || return 0
-  jobs=$(IFS=,; echo "${decode_queue[*]}")
+  jobs="${decode_queue[*]}"
   decode_queue=()
-  if ! ${decode_cmd} --max_jobs_run "${nj}" JOB="${jobs}" "${expdir}/JOB/decode.log" \
-      bash "${expdir}/JOB/decode.sh"; then
-    log "Error: ${name}: decoding failed"; exit 1
-  fi
+  run_jobs "${name}: decoding failed" "${decode_cmd}" "${nj}" JOB="${jobs}" "${expdir}/JOB/decode.log" \
+    bash "${expdir}/JOB/decode.sh"
 }
 check_decodable() {  # check_decodable STAGE MODEL_DIR
   if [ ! -f "$2/${inference_model}" ]; then
@@ -562,10 +514,7 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
     mdir="${expdir}/${tag}"
     for dset in ${valid_set} ${test_sets}; do
       log "Stage 9: scoring ${tag}/${decode_tag} on ${dset}"
-      ${python} -m ent.bin.score --ref-dir "${datadir}/${dset}" \
-        --hyp-dir "${mdir}/${decode_tag}/${dset}" --emotions "${emotions_csv}" \
-        --results "${results}" --exp-name "${tag}/${decode_tag}" --dataset "${dset}" \
-        --model-dir "${mdir}" --config "${config}"
+      score_into_results "${tag}/${decode_tag}" "${mdir}" "${config}" "${dset}" "${mdir}/${decode_tag}/${dset}"
     done
   done
 fi
@@ -583,10 +532,8 @@ if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ] && [ -n "${sed_sets}" ]; 
     mdir="${expdir}/${tag}"
     for dset in ${sed_sets}; do
       log "Stage 10: diarization scoring of ${tag}/${decode_tag} on ${dset}"
-      ${python} -m ent.bin.score --ref-dir "${datadir}/${dset}" --hyp-dir "${mdir}/${decode_tag}/${dset}" \
-        --emotions "${emotions_csv}" --diarization \
-        --results "${results}" --exp-name "${tag}/${decode_tag}" --dataset "${dset}" \
-        --model-dir "${mdir}" --config "${config}"
+      score_into_results "${tag}/${decode_tag}" "${mdir}" "${config}" "${dset}" "${mdir}/${decode_tag}/${dset}" \
+        --diarization
     done
   done
 fi
@@ -599,9 +546,7 @@ if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ]; then
       --out-dir "${mdir}/packed" --ssl-model "${pack_ssl_model}" \
       --decode-config "${decode_config}" "${lm_opts[@]}"
   done
-  if [ -f "${results}" ]; then
-    ${python} -m ent.bin.score --print-summary "${results}"
-  fi
+  print_summary
 fi
 
 if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 12 ] && [ -n "${streaming_configs}" ]; then
@@ -642,13 +587,11 @@ if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 12 ] && [ -n "${streaming_conf
       for dset in ${eval_sets}; do
         dia=()
         case " ${sed_sets} " in *" ${dset} "*) dia=(--diarization) ;; esac
-        ${python} -m ent.bin.score --ref-dir "${datadir}/${dset}" --hyp-dir "${mdir}/${sdir}/${dset}" \
-          --emotions "${emotions_csv}" "${dia[@]}" --results "${results}" --exp-name "${tag}/${sdir}" \
-          --dataset "${dset}" --model-dir "${mdir}" --config "${config}"
+        score_into_results "${tag}/${sdir}" "${mdir}" "${config}" "${dset}" "${mdir}/${sdir}/${dset}" "${dia[@]}"
       done
     done
   done
-  [ -f "${results}" ] && ${python} -m ent.bin.score --print-summary "${results}"
+  print_summary
 fi
 
 log "Successfully finished. [elapsed=${SECONDS}s]"

@@ -3,8 +3,9 @@
 # recipe's data, beside ENT and FENT. Every SER task folder (egs/<corpus>/ser1) calls it.
 #
 # It shares the ENT recipe's data dirs, token list and trained ENT model (--ent_dir, default
-# ../ent1) and its stage logic: the same job runner (utils/run_local.sh, cmd.sh), the same model
-# tags, resumption and skipping of finished work, the same scorer and RESULTS.md.
+# ../ent1) and its stage logic, the code of both drivers in utils/stage_lib.sh: the same job runner
+# (utils/run_local.sh, cmd.sh), the same model tags, resumption and skipping of finished work, the
+# same scorer and RESULTS.md.
 #
 # Stages:
 #   1  Data: local/data.sh makes data/ (normally links to the ENT recipe's data dirs).
@@ -24,11 +25,10 @@
 
 set -euo pipefail
 
-log() {
-  local fname=${BASH_SOURCE[1]##*/}
-  echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
-}
-SECONDS=0
+# log, option parsing, job dispatch, tags and scoring, shared with the ENT driver ent.sh
+# (utils/stage_lib.sh of the recipe: egs/TEMPLATE/ent1/utils).
+# shellcheck disable=SC1091
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/utils/stage_lib.sh"
 
 stage=1                # First stage to run.
 stop_stage=10000       # Last stage to run.
@@ -84,66 +84,36 @@ Usage: $0 --train_configs "conf/train_a.yaml ..." [options]
 EOF
 )
 
-run_args=$(printf '%q ' "$0" "$@")
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-. "${here}/utils/parse_options.sh"
-if [ $# -ne 0 ]; then
-  log "Error: unexpected arguments: $*"; echo "${help_message}" >&2; exit 2
-fi
-[ -f ./path.sh ] && . ./path.sh
+parse_stage_options "$@"
 emotions_csv=${emotions// /,}
 token_dir=${token_dir:-${datadir}/token_list/char}
 
-fold_args() { printf '%s' "$1" | sed -e 's/--/_/g' -e 's/[^A-Za-z0-9._+-]//g'; }
 read -r -a configs <<< "${train_configs}"
-read -r -a model_tags <<< "${model_tag}"
 read -r -a train_opts <<< "${train_args}"
 if [ "${#configs[@]}" -eq 0 ]; then
   log "Error: no --train_configs"; exit 2
 fi
-if [ "${#model_tags[@]}" -ne 0 ] && [ "${#model_tags[@]}" -ne "${#configs[@]}" ]; then
-  log "Error: --model_tag has ${#model_tags[@]} tags for ${#configs[@]} --train_configs"; exit 2
-fi
-declare -A tag_of kind_of uses_ent
-for i in "${!configs[@]}"; do
-  config=${configs[$i]}
+# Each config's model (kind_of) and whether it takes an ENT model (uses_ent: model_conf.ent_dir).
+declare -A kind_of uses_ent
+for config in "${configs[@]}"; do
   [ -f "${config}" ] || { log "Error: ${config} not found"; exit 2; }
   read -r kind ent <<< "$(${python} -c "import sys, yaml; c = yaml.safe_load(open(sys.argv[1])) or {}; \
 print(c.get('model') or '-', 'ent_dir' in (c.get('model_conf') or {}))" "${config}")"
-  [ "${kind}" != - ] || kind=""
-  uses_ent[${config}]=${ent}
-  [ -n "${kind}" ] || { log "Error: ${config} names no model (model: ...)"; exit 2; }
+  [ -n "${kind}" ] && [ "${kind}" != - ] || { log "Error: ${config} names no model (model: ...)"; exit 2; }
   kind_of[${config}]=${kind}
-  if [ "${#model_tags[@]}" -ne 0 ]; then
-    tag=${model_tags[$i]}
-  else
-    tag=$(basename "${config}" .yaml)
-    tag=${tag#train_}
-    [ "${kind}" = functional_classifier ] || tag+=$(fold_args "${train_args}")
-  fi
-  if [[ ! "${tag}" =~ ^[A-Za-z0-9._+-]+$ ]]; then
-    log "Error: model tag '${tag}' of ${config}: only letters, digits and . _ + -"; exit 2
-  fi
-  for other in "${tag_of[@]}"; do
-    [ "${other}" != "${tag}" ] || { log "Error: two --train_configs get the model tag ${tag}"; exit 2; }
-  done
-  tag_of[${config}]=${tag}
+  uses_ent[${config}]=${ent}
 done
+ser_model_tag() {  # ser_model_tag CONFIG: the model tag (the functional baseline takes no --train_args)
+  if [ "${kind_of[$1]}" = functional_classifier ]; then config_name "$1"
+  else echo "$(config_name "$1")$(fold_args "${train_args}")"; fi
+}
+assign_model_tags ser_model_tag
 inference_tag=$(basename "${inference_model}" .pth)
 decode_tag="decode_${inference_tag//\//_}"
 
-if [ "${show_tags}" = true ]; then
-  for config in "${configs[@]}"; do echo "${config} ${tag_of[${config}]} ${decode_tag}"; done
-  exit 0
-fi
-log "$0 $*"
-
-train_cmd="utils/run_local.sh"
-decode_cmd="utils/run_local.sh"
-# shellcheck disable=SC1091
-[ -f ./cmd.sh ] && . ./cmd.sh
-mkdir -p "${expdir}"
-echo "${run_args}" >> "${expdir}/run.sh.log"
+show_tags_and_exit
+load_cmd
+record_run
 
 # The model dir holds a finished model: the checkpoint (neural) or the classifier (functional).
 trained() {  # trained CONFIG
@@ -156,16 +126,14 @@ trained() {  # trained CONFIG
 }
 
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
-  log "Stage 1: data: local/data.sh ${local_data_opts}"
-  # shellcheck disable=SC2086
-  local/data.sh --nj "${nj}" ${local_data_opts}
+  prepare_data
 fi
 
 if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
   for dset in ${train_set} ${valid_set}; do
     [ -f "${datadir}/${dset}/utt2emo" ] || { log "Error: ${datadir}/${dset}/utt2emo not found: run stage 1"; exit 1; }
   done
-  threads=$(( $(nproc) / train_nj )); [ "${threads}" -ge 1 ] || threads=1
+  threads=$(threads_per_job "${train_nj}")
   jobs=()
   for config in "${configs[@]}"; do
     tag=${tag_of[${config}]}
@@ -173,9 +141,7 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
     if trained "${config}"; then log "Stage 2: ${mdir} already trained"; continue; fi
     mkdir -p "${mdir}"
     {
-      echo '#!/usr/bin/env bash'
-      echo "# Written by ser.sh (stage 2): the training of ${mdir}, run from $(pwd)."
-      echo 'set -euo pipefail'
+      job_script_head "ser.sh (stage 2): the training of ${mdir}"
       echo "export OMP_NUM_THREADS=${threads}"
       if [ "${kind_of[${config}]}" = functional_classifier ]; then
         cs=$(${python} -c "import sys, yaml; print(' '.join(map(str, (yaml.safe_load(open(sys.argv[1])) or {}).get('cs') or [])))" "${config}")
@@ -202,10 +168,8 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
     log "Stage 2: training ${tag} (${kind_of[${config}]}) with ${config} -> ${mdir} (log: ${mdir}/train.log)"
   done
   if [ "${#jobs[@]}" -gt 0 ]; then
-    if ! ${train_cmd} --max_jobs_run "${train_nj}" JOB="$(IFS=,; echo "${jobs[*]}")" "${expdir}/JOB/train.log" \
-        bash "${expdir}/JOB/train.sh"; then
-      log "Error: Stage 2: a training failed"; exit 1
-    fi
+    run_jobs "Stage 2: a training failed" "${train_cmd}" "${train_nj}" JOB="${jobs[*]}" "${expdir}/JOB/train.log" \
+      bash "${expdir}/JOB/train.sh"
     for tag in "${jobs[@]}"; do
       log "Stage 2: ${tag}: $(tail -n 1 "${expdir}/${tag}/train.log")"
     done
@@ -213,7 +177,7 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
 fi
 
 if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
-  threads=$(( $(nproc) / inference_nj )); [ "${threads}" -ge 1 ] || threads=1
+  threads=$(threads_per_job "${inference_nj}")
   jobs=()
   for config in "${configs[@]}"; do
     mdir="${expdir}/${tag_of[${config}]}"
@@ -226,9 +190,7 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
       mkdir -p "${out}"
       rm -f "${out}/.done"
       {
-        echo '#!/usr/bin/env bash'
-        echo "# Written by ser.sh (stage 3): the decoding of ${out}, run from $(pwd)."
-        echo 'set -euo pipefail'
+        job_script_head "ser.sh (stage 3): the decoding of ${out}"
         printf '%q ' ${python} -m ent.bin.ser_inference --model-dir "${mdir}" --model-file "${inference_model}" \
           --data-dir "${datadir}/${dset}" --out-dir "${out}" --num-threads "${threads}" --nj "${threads}"
         echo
@@ -239,10 +201,8 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
     done
   done
   if [ "${#jobs[@]}" -gt 0 ]; then
-    if ! ${decode_cmd} --max_jobs_run "${inference_nj}" JOB="$(IFS=,; echo "${jobs[*]}")" "${expdir}/JOB/decode.log" \
-        bash "${expdir}/JOB/decode.sh"; then
-      log "Error: Stage 3: a decoding failed"; exit 1
-    fi
+    run_jobs "Stage 3: a decoding failed" "${decode_cmd}" "${inference_nj}" JOB="${jobs[*]}" "${expdir}/JOB/decode.log" \
+      bash "${expdir}/JOB/decode.sh"
   fi
 fi
 
@@ -252,9 +212,7 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
     mdir="${expdir}/${tag}"
     for dset in ${valid_set} ${test_sets}; do
       log "Stage 4: scoring ${tag}/${decode_tag} on ${dset}"
-      ${python} -m ent.bin.score --ref-dir "${datadir}/${dset}" --hyp-dir "${mdir}/${decode_tag}/${dset}" \
-        --emotions "${emotions_csv}" --results "${results}" --exp-name "${tag}/${decode_tag}" \
-        --dataset "${dset}" --model-dir "${mdir}" --config "${config}"
+      score_into_results "${tag}/${decode_tag}" "${mdir}" "${config}" "${dset}" "${mdir}/${decode_tag}/${dset}"
     done
   done
   for mdir in ${ent_models}; do
@@ -266,13 +224,11 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
       fi
       log "Stage 4: scoring $(basename "${mdir}")/${ent_decode_tag} on ${dset} (ENT recipe)"
       # Score files go to exp/ent_scores/, never into the ENT recipe's decoding dir.
-      ${python} -m ent.bin.score --ref-dir "${datadir}/${dset}" --hyp-dir "${hyp}" \
-        --out-dir "${expdir}/ent_scores/$(basename "${mdir}")/${dset}" --emotions "${emotions_csv}" --results "${results}" \
-        --exp-name "$(basename "${mdir}")/${ent_decode_tag}" --dataset "${dset}" --model-dir "${mdir}" \
-        --config "${mdir}/config.yaml"
+      score_into_results "$(basename "${mdir}")/${ent_decode_tag}" "${mdir}" "${mdir}/config.yaml" "${dset}" "${hyp}" \
+        --out-dir "${expdir}/ent_scores/$(basename "${mdir}")/${dset}"
     done
   done
-  [ -f "${results}" ] && ${python} -m ent.bin.score --print-summary "${results}"
+  print_summary
 fi
 
 log "Successfully finished. [elapsed=${SECONDS}s]"

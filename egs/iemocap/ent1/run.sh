@@ -19,11 +19,9 @@
 #   12    aggregation of exp/fold<k>/<model tag>/<decode tag>/test/scores.json into RESULTS.md
 set -euo pipefail
 
-log() {
-  local fname=${BASH_SOURCE[1]##*/}
-  echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
-}
-SECONDS=0
+# log, options and job dispatch (utils/stage_lib.sh); the folds (utils/fold_lib.sh), as ../ser1/run.sh.
+. utils/stage_lib.sh
+. utils/fold_lib.sh
 
 stage=1                   # First stage to run.
 stop_stage=12             # Last stage to run.
@@ -84,30 +82,7 @@ exp/fold<k>/ent.log); 12 aggregation.
 EOF
 )
 
-log "$0 $*"
-. utils/parse_options.sh
-if [ $# -ne 0 ]; then
-  log "Error: unexpected arguments: $*"; echo "${help_message}" >&2; exit 2
-fi
-# shellcheck disable=SC1091
-[ -f ./path.sh ] && . ./path.sh
-
-for k in ${folds}; do
-  case "${k}" in
-    1|2|3|4|5) ;;
-    *) log "Error: --folds takes numbers among 1 2 3 4 5, got '${k}'"; exit 2 ;;
-  esac
-done
-if [ -z "${folds// /}" ]; then
-  log "Error: --folds is empty"; exit 2
-fi
-if [ "${ngpu}" = auto ]; then
-  ngpu=$(${python} -c "import torch; print(1 if torch.cuda.is_available() else 0)")
-  log "ngpu=auto: using ngpu=${ngpu}"
-fi
-train_cmd="utils/run_local.sh"
-# shellcheck disable=SC1091
-[ -f ./cmd.sh ] && . ./cmd.sh
+start_fold_run 5 "$@"
 
 # The options of every fold's ent.sh run (FOLD: the fold number).
 # shellcheck disable=SC2206
@@ -126,14 +101,7 @@ ent_args=(
   ${ent_opts}
 )
 # The model and decode tags, as ent.sh derives them (exp/fold<k>/<model tag>/<decode tag>).
-tags=$(./ent.sh "${ent_args[@]}" --show_tags true)
-model_tags=""
-decode_tag=""
-while read -r _ tag dtag; do
-  [ -n "${tag}" ] || continue
-  model_tags+="${tag} "
-  decode_tag=${dtag}
-done <<< "${tags}"
+read_fold_tags ./ent.sh "${ent_args[@]}"
 
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
   if [ -z "${iemocap_root}" ]; then
@@ -145,31 +113,11 @@ if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
     --dev_speakers "${dev_speakers}" --python "${python}"
 fi
 
-if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 2 ]; then
-  first=$(( stage > 2 ? stage : 2 ))
-  last=$(( stop_stage < 11 ? stop_stage : 11 ))
-  for k in ${folds}; do
-    if [ ! -f "data/fold${k}/train/text" ]; then
-      log "Error: data/fold${k}/train not found: run stage 1 first (--iemocap_root DIR)"; exit 1
-    fi
-  done
-  log "Folds ${folds}: ent.sh stages ${first}-${last}, ${fold_nj} at a time (fold k tests on session k;" \
-      "sets: data/fold<k>/fold.json; logs: exp/fold<k>/ent.log)"
-  # shellcheck disable=SC2086
-  if ! ${train_cmd} --max_jobs_run "${fold_nj}" FOLD="$(echo ${folds} | tr ' ' ',')" exp/foldFOLD/ent.log \
-      ./ent.sh --stage "${first}" --stop_stage "${last}" "${ent_args[@]}"; then
-    log "Error: a fold failed (see above)"; exit 1
-  fi
-  for k in ${folds}; do
-    log "Fold ${k}: $(tail -n 2 "exp/fold${k}/ent.log" | head -n 1)"
-  done
-fi
+# Stages 2-11: ent.sh on every fold (exp/fold<k>/ent.log).
+run_folds 2 11 "(--iemocap_root DIR)" ./ent.sh "${ent_args[@]}"
 
 if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 12 ]; then
-  log "Stage 12: aggregating folds ${folds} of ${model_tags}-> ${results}"
-  # shellcheck disable=SC2086
-  ${python} -m ent.bin.aggregate_folds --expdir exp --folds ${folds} --models ${model_tags} \
-    --decode-dir "${decode_tag}" --dataset test --out "${results}" \
+  aggregate_folds "Stage 12" \
     --title "IEMOCAP: leave-one-session-out cross-validation" \
     --note "4 classes (neutral, happy+excited, angry, sad); fold k tests on session k, dev = one speaker of a training session (data/fold<k>/fold.json)" \
     --note "decoding: ${decode_config}, checkpoint ${inference_model}; per-fold details in exp/fold<k>/RESULTS.md"

@@ -18,11 +18,9 @@
 #   5    aggregation of exp/fold<k>/<model tag>/<decode tag>/test/scores.json into RESULTS.md
 set -euo pipefail
 
-log() {
-  local fname=${BASH_SOURCE[1]##*/}
-  echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
-}
-SECONDS=0
+# log, options and job dispatch (utils/stage_lib.sh); the folds (utils/fold_lib.sh), as ../ent1/run.sh.
+. utils/stage_lib.sh
+. utils/fold_lib.sh
 
 stage=1                # First stage to run.
 stop_stage=5           # Last stage to run.
@@ -60,27 +58,7 @@ Usage: $0 [options]
 EOF
 )
 
-log "$0 $*"
-. utils/parse_options.sh
-if [ $# -ne 0 ]; then
-  log "Error: unexpected arguments: $*"; echo "${help_message}" >&2; exit 2
-fi
-# shellcheck disable=SC1091
-[ -f ./path.sh ] && . ./path.sh
-for k in ${folds}; do
-  case "${k}" in
-    1|2|3|4|5) ;;
-    *) log "Error: --folds takes numbers among 1 2 3 4 5, got '${k}'"; exit 2 ;;
-  esac
-done
-[ -n "${folds// /}" ] || { log "Error: --folds is empty"; exit 2; }
-if [ "${ngpu}" = auto ]; then
-  ngpu=$(${python} -c "import torch; print(1 if torch.cuda.is_available() else 0)")
-  log "ngpu=auto: using ngpu=${ngpu}"
-fi
-train_cmd="utils/run_local.sh"
-# shellcheck disable=SC1091
-[ -f ./cmd.sh ] && . ./cmd.sh
+start_fold_run 5 "$@"
 
 # The options of every fold's ser.sh run (FOLD: the fold number).
 # shellcheck disable=SC2206
@@ -93,41 +71,19 @@ ser_args=(
   --ent_model_dir "${ent_dir}/exp/foldFOLD/${ent_tag}"
   ${ser_opts}
 )
-tags=$(./ser.sh "${ser_args[@]}" --show_tags true)
-model_tags=""
-decode_tag=""
-while read -r _ tag dtag; do
-  [ -n "${tag}" ] || continue
-  model_tags+="${tag} "
-  decode_tag=${dtag}
-done <<< "${tags}"
+# The model and decode tags, as ser.sh derives them (exp/fold<k>/<model tag>/<decode tag>).
+read_fold_tags ./ser.sh "${ser_args[@]}"
 
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
   log "Stage 1: data: local/data.sh --ent_dir ${ent_dir}"
   local/data.sh --ent_dir "${ent_dir}"
 fi
 
-if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 2 ]; then
-  first=$(( stage > 2 ? stage : 2 ))
-  last=$(( stop_stage < 4 ? stop_stage : 4 ))
-  for k in ${folds}; do
-    if [ ! -f "data/fold${k}/train/text" ]; then
-      log "Error: data/fold${k}/train not found: run stage 1 first"; exit 1
-    fi
-  done
-  log "Folds ${folds}: ser.sh stages ${first}-${last}, ${fold_nj} at a time (logs: exp/fold<k>/ser.log)"
-  # shellcheck disable=SC2086
-  if ! ${train_cmd} --max_jobs_run "${fold_nj}" FOLD="$(echo ${folds} | tr ' ' ',')" exp/foldFOLD/ser.log \
-      ./ser.sh --stage "${first}" --stop_stage "${last}" "${ser_args[@]}"; then
-    log "Error: a fold failed (see above)"; exit 1
-  fi
-fi
+# Stages 2-4: ser.sh on every fold (exp/fold<k>/ser.log).
+run_folds 2 4 "" ./ser.sh "${ser_args[@]}"
 
 if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
-  log "Stage 5: aggregating folds ${folds} of ${model_tags}-> ${results}"
-  # shellcheck disable=SC2086
-  ${python} -m ent.bin.aggregate_folds --expdir exp --folds ${folds} --models ${model_tags} \
-    --decode-dir "${decode_tag}" --dataset test --metrics WA UA F1 --out "${results}" \
+  aggregate_folds "Stage 5" --metrics WA UA F1 \
     --title "IEMOCAP: SER baselines, leave-one-session-out cross-validation" \
     --note "4 classes (neutral, happy+excited, angry, sad); the folds, dev speakers and test sessions of ${ent_dir} (ENT and FENT: ${ent_dir}/RESULTS.md)" \
     --note "checkpoint ${inference_model} (neural), C chosen on dev (functional); per-fold details in exp/fold<k>/RESULTS.md"
