@@ -5,7 +5,7 @@
 # train to train, dev to select, test to test) and writes their rows into RESULTS.md beside
 # the ENT and FENT rows of the same test set:
 #
-#   ./run.sh                        # all five (23 minutes on 2 CPU cores, RESULTS.md)
+#   ./run.sh                        # all five (16 minutes on 2 CPU cores, RESULTS.md)
 #   ./run.sh --train_configs conf/train_functional.yaml   # one of them
 #   ./run.sh --stage 4              # rescore only
 #
