@@ -124,6 +124,12 @@ def test_stages_2_to_4_with_a_stand_in_python(tmp_path: Path) -> None:
         assert "# Ended (code 0)" in (recipe / "exp" / tag / "train.log").read_text()
         assert (recipe / "exp" / tag / "train.sh").read_text().startswith(
             f"#!/usr/bin/env bash\n# Written by ser.sh (stage 2): the training of exp/{tag}, run from ")
+        # run.sh of the experiment: this command line, then the options that retrain this model alone
+        run_sh = (recipe / "exp" / tag / "run.sh").read_text()
+        assert run_sh.startswith("#!/usr/bin/env bash\n# Written by ser.sh (stage 2) on ")
+        assert f"cd {recipe}\n" in run_sh and "./ser.sh --local_data_opts " in run_sh
+        config = "conf/train_functional.yaml" if tag == "functional" else "conf/tiny_fcn.yaml"
+        assert run_sh.rstrip().endswith(f'--stage 2 --train_configs {config} "$@"; exit $?')
         for dset in ("dev", "test"):
             ddir = recipe / "exp" / tag / "decode_valid.acc_emo.ave" / dset
             assert (ddir / ".done").is_file() and "# Ended (code 0)" in (ddir / "decode.log").read_text()

@@ -382,23 +382,6 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ] && [ "${lm_order}" -gt 0 ];
   fi
 fi
 
-# write_run_sh CONFIG MODEL_DIR: MODEL_DIR/run.sh, this run's exact command line
-# followed by the options that rerun this model alone from training on.
-write_run_sh() {
-  local config=$1 mdir=$2 only
-  only="--stage 7 --train_configs $(printf '%q' "${config}")"
-  [ -n "${model_tag}" ] && only+=" --model_tag $(printf '%q' "$(basename "${mdir}")")"
-  {
-    echo '#!/usr/bin/env bash'
-    echo "# Written by ent.sh (stage 7) on $(date '+%Y-%m-%dT%H:%M:%S'): the command that made this"
-    echo "# experiment, then the options that rerun this model alone from training on; more options"
-    echo "# may follow (e.g. ./run.sh --stage 8 --stop_stage 9)."
-    printf 'cd %q\n' "$(pwd)"
-    echo "${run_args}${only} \"\$@\"; exit \$?"
-  } > "${mdir}/run.sh"
-  chmod +x "${mdir}/run.sh"
-}
-
 if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
   for config in "${configs[@]}"; do
     tag=$(model_tag_of "${config}")
@@ -409,7 +392,7 @@ if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
     fi
     log "Stage 7: training ${tag} with ${config}${train_args:+ and ${train_args}} -> ${mdir} (log: ${mdir}/train.log)"
     mkdir -p "${mdir}"
-    write_run_sh "${config}" "${mdir}"
+    write_run_sh 7 "${config}" "${mdir}"
     if [ "${dist_launcher}" = torchrun ]; then  # the machines' torchruns meet in this model's rendezvous
       launch=(${python} -m torch.distributed.run "${torchrun_opts[@]}" --rdzv_id "${tag}" -m ent.bin.train)
     else

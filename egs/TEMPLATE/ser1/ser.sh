@@ -140,6 +140,7 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
     mdir="${expdir}/${tag}"
     if trained "${config}"; then log "Stage 2: ${mdir} already trained"; continue; fi
     mkdir -p "${mdir}"
+    write_run_sh 2 "${config}" "${mdir}"
     {
       job_script_head "ser.sh (stage 2): the training of ${mdir}"
       echo "export OMP_NUM_THREADS=${threads}"

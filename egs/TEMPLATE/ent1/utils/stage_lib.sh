@@ -26,6 +26,9 @@
 #                              model tags: the words of ${model_tag} (one per config), else what
 #                              `DERIVE CONFIG` prints; a tag is letters, digits and . _ + -, no two
 #                              configs share one (else exit 2)
+#   write_run_sh STAGE CONFIG MODEL_DIR
+#                              MODEL_DIR/run.sh: this run's command line (run_args), then the
+#                              options that rerun CONFIG's model alone from its training STAGE on
 #   prepare_data               stage 1: local/data.sh --nj ${nj} ${local_data_opts}
 #   score_into_results NAME MODEL_DIR CONFIG SET HYP_DIR [OPTION...]
 #                              python -m ent.bin.score of HYP_DIR against ${datadir}/SET, its rows
@@ -129,6 +132,21 @@ assign_model_tags() {
     done
     tag_of[${config}]=${tag}
   done
+}
+
+write_run_sh() {
+  local train_stage=$1 config=$2 mdir=$3 only
+  only="--stage ${train_stage} --train_configs $(printf '%q' "${config}")"
+  [ -n "${model_tag}" ] && only+=" --model_tag $(printf '%q' "$(basename "${mdir}")")"
+  {
+    echo '#!/usr/bin/env bash'
+    echo "# Written by ${0##*/} (stage ${train_stage}) on $(date '+%Y-%m-%dT%H:%M:%S'): the command that made this"
+    echo "# experiment, then the options that rerun this model alone from training on; more options"
+    echo "# may follow (e.g. ./run.sh --stop_stage N)."
+    printf 'cd %q\n' "$(pwd)"
+    echo "${run_args}${only} \"\$@\"; exit \$?"
+  } > "${mdir}/run.sh"
+  chmod +x "${mdir}/run.sh"
 }
 
 prepare_data() {
