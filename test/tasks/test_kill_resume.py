@@ -33,7 +33,9 @@ PAUSE = 1.0  # s between a complete temporary file and its rename (test-only hoo
 CONFIG = """\
 encoder_conf: {num_blocks: 1, hidden_size: 16, linear_size: 32, heads: 2, conv_mod_kernel_size: 3}
 predictor_conf: {embed_dim: 8, hidden_dim: 16}
-model_conf: {variant: fent, joint_dim: 16, lattice_weight: 0.5, lm_weight: 0.1}
+model_conf: {variant: fent}
+joint_conf: {dim: 16}
+loss_conf: {lattice_weight: 0.5, predictor_lm_weight: 0.1}
 specaug_conf: {}
 max_frames_per_batch: 2000
 optim: adam
