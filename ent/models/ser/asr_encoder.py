@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 import yaml
@@ -64,6 +64,36 @@ def resolve_experiment_file(path: PathLike, exp_dir: Path, config_file: Path) ->
         if cand.exists():
             return cand
     raise DataError(config_file, None, f"'{path}' not found (looked in ., {exp_dir.parent.parent} and {exp_dir})")
+
+
+def pretrained_acoustic_encoder(
+    ent_dir: Optional[PathLike],
+    ssl_conf: Optional[Mapping[str, Any]],
+    checkpoint: str = DEFAULT_CHECKPOINT,
+    finetune: bool = False,
+    role: str = "acoustic encoder",
+) -> Tuple[Optional["ASREncoder"], Optional[SSLFrontend]]:
+    """The pretrained encoder of a SER model that reads either an ENT encoder or an SSL model.
+
+    Args:
+        ent_dir: A trained ENT/FENT experiment directory (:meth:`ASREncoder.from_experiment`).
+        ssl_conf: :class:`~ent.features.ssl.SSLFrontend` options (a local wav2vec 2.0 / HuBERT / WavLM).
+        checkpoint: Checkpoint file in ``ent_dir``.
+        finetune: Train the ENT encoder (see :class:`ASREncoder`).
+        role: What the encoder is to the model, for the error message.
+
+    Returns:
+        ``(ASREncoder, None)`` or ``(None, SSLFrontend)``; either has ``output_size()``.
+
+    Raises:
+        ValueError: If neither or both of ``ent_dir`` and ``ssl_conf`` are given.
+    """
+    if (ent_dir is None) == (ssl_conf is None):
+        raise ValueError(f"give exactly one {role}: ent_dir (an ENT experiment) or ssl_conf "
+                         "(a local wav2vec 2.0 / HuBERT / WavLM)")
+    if ent_dir is not None:
+        return ASREncoder.from_experiment(ent_dir, checkpoint, finetune=finetune), None
+    return None, SSLFrontend(**dict(ssl_conf))
 
 
 class ASREncoder(torch.nn.Module):

@@ -72,7 +72,7 @@ from torch.nn import functional as F
 
 from ent.features.ssl import SSLFrontend
 from ent.models.ser.abs_ser_model import AbsSERModel
-from ent.models.ser.asr_encoder import DEFAULT_CHECKPOINT, ASREncoder
+from ent.models.ser.asr_encoder import DEFAULT_CHECKPOINT, ASREncoder, pretrained_acoustic_encoder
 from ent.models.ser.masked import AttentivePooling, PackedLSTM, length_mask
 
 TRAIN_TEXTS = ("hypothesis", "reference")
@@ -174,24 +174,19 @@ class ASROutputFusion(AbsSERModel):
         label_smoothing: float = 0.0,
     ) -> None:
         super().__init__(emotions, label_smoothing)
-        if (ent_dir is None) == (ssl_conf is None):
-            raise ValueError("give exactly one acoustic encoder: ent_dir (an ENT experiment) or ssl_conf")
         if train_text not in TRAIN_TEXTS:
             raise ValueError(f"train_text must be one of {list(TRAIN_TEXTS)}, got {train_text!r}")
         self.asr_weight = float(asr_weight)
         self.train_text = train_text
-        self.asr_encoder: Optional[ASREncoder] = None
-        self.ssl: Optional[SSLFrontend] = None
+        self.asr_encoder: Optional[ASREncoder]
+        self.ssl: Optional[SSLFrontend]
+        self.asr_encoder, self.ssl = pretrained_acoustic_encoder(ent_dir, ssl_conf, checkpoint, finetune_encoder)
         init_ctc: Optional[torch.nn.Linear] = None
-        if ent_dir is not None:
-            self.asr_encoder = ASREncoder.from_experiment(ent_dir, checkpoint, finetune=finetune_encoder)
+        if self.asr_encoder is not None:
             self.acoustic_layer = self.asr_encoder.check_layers([acoustic_layer])[0]
-            dim = self.asr_encoder.output_size()
             vocab_size = vocab_size or self.asr_encoder.vocab_size
             init_ctc = self.asr_encoder.ctc_lin
-        else:
-            self.ssl = SSLFrontend(**dict(ssl_conf))
-            dim = self.ssl.output_size()
+        dim = (self.asr_encoder if self.asr_encoder is not None else self.ssl).output_size()
         if not vocab_size:
             raise ValueError("vocab_size is needed (the ENT checkpoint does not tell it, or ssl_conf is used)")
         self.vocab_size = int(vocab_size)

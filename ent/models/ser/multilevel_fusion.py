@@ -55,7 +55,7 @@ import torchaudio
 
 from ent.features.ssl import SSLFrontend
 from ent.models.ser.abs_ser_model import AbsSERModel
-from ent.models.ser.asr_encoder import DEFAULT_CHECKPOINT, ASREncoder
+from ent.models.ser.asr_encoder import DEFAULT_CHECKPOINT, ASREncoder, pretrained_acoustic_encoder
 from ent.models.ser.masked import PackedLSTM, length_mask, masked_mean, masked_softmax, utterance_cmvn
 
 SAMPLE_RATE = 16000
@@ -179,8 +179,6 @@ class MultiLevelAcousticFusion(AbsSERModel):
         label_smoothing: float = 0.0,
     ) -> None:
         super().__init__(emotions, label_smoothing)
-        if (ent_dir is None) == (ssl_conf is None):
-            raise ValueError("give exactly one third branch: ent_dir (an ENT experiment) or ssl_conf (wav2vec 2.0)")
         self.n_fft, self.hop_length = int(n_fft), int(hop_length)
         self.mfcc = torchaudio.transforms.MFCC(
             sample_rate=SAMPLE_RATE, n_mfcc=n_mfcc, log_mels=True,
@@ -189,16 +187,14 @@ class MultiLevelAcousticFusion(AbsSERModel):
         self.spectrogram = torchaudio.transforms.Spectrogram(n_fft=n_fft, hop_length=hop_length, center=False)
         self.mfcc_rnn = PackedLSTM(n_mfcc, mfcc_hidden, bidirectional=True)
         self.cnn = SpectrogramCNN(cnn_channels)
-        self.asr_encoder: Optional[ASREncoder] = None
-        self.ssl: Optional[SSLFrontend] = None
-        if ent_dir is not None:
-            self.asr_encoder = ASREncoder.from_experiment(ent_dir, checkpoint)
+        # the third branch
+        self.asr_encoder: Optional[ASREncoder]
+        self.ssl: Optional[SSLFrontend]
+        self.asr_encoder, self.ssl = pretrained_acoustic_encoder(ent_dir, ssl_conf, checkpoint, role="third branch")
+        if self.asr_encoder is not None:
             self.ent_layer = self.asr_encoder.check_layers([ent_layer])[0]
-            third_dim = self.asr_encoder.output_size()
-        else:
-            self.ssl = SSLFrontend(**dict(ssl_conf))
-            third_dim = self.ssl.output_size()
-        self.ssl_proj = torch.nn.Linear(third_dim, ssl_dim)
+        third = self.asr_encoder if self.asr_encoder is not None else self.ssl
+        self.ssl_proj = torch.nn.Linear(third.output_size(), ssl_dim)
         self.att_mfcc = GuidedAttention(self.mfcc_rnn.output_size(), ssl_dim, attention_size)
         self.att_spec = GuidedAttention(self.cnn.out_channels, ssl_dim, attention_size)
         fused = self.mfcc_rnn.output_size() + self.cnn.out_channels + ssl_dim
