@@ -121,10 +121,9 @@ def test_ddp_torchrun_two_cpu_ranks_train_a_model_that_decodes(tmp_path: Path) -
     compute_cmvn_stats.main(["--data-dir", str(data / "train"), "--pitch",
                              "--out", str(rdir / "exp" / "stats_fbank80_pitch" / "feats_stats.npz")])
     (rdir / "conf" / "tiny.yaml").write_text(
-        TINY_TRAIN_CONFIG.replace("model_conf: {variant: fent,", "model_conf: {variant: fent, head_prosody: true,")
-        .replace("max_frames_per_batch: 2000", "max_frames_per_batch: 400")
+        TINY_TRAIN_CONFIG.replace("max_frames_per_batch: 2000", "max_frames_per_batch: 400")
         .replace("lr: 0.002", "lr: 0.005")
-        + "frontend_conf: {pitch: true}\nspeaker_cmvn: true\nnum_workers: 0\n"
+        + "head_conf: {prosody: true}\nfrontend_conf: {pitch: true}\nspeaker_cmvn: true\nnum_workers: 0\n"
     )
     batch_log = tmp_path / "batches"
     out = _ent_sh(rdir, sys.executable, "--feats_type", "fbank_pitch", "--dist_launcher", "torchrun",
@@ -165,6 +164,7 @@ def test_ddp_torchrun_two_cpu_ranks_train_a_model_that_decodes(tmp_path: Path) -
     assert (mdir / "valid.loss.ave.pth").is_file() and (mdir / "config.yaml").is_file()
     config = (mdir / "config.yaml").read_text()
     assert "dist_backend: gloo" in config and "distributed: true" in config
+    assert "prosody: true" in config and "prosody expert fitted" in train_log  # the expert took part
 
     dec = tmp_path / "decode"
     proc = subprocess.run(
